@@ -1,0 +1,1 @@
+"""The `ledger` command: ingestion, support queries and finance tools."""

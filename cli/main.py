@@ -1,0 +1,415 @@
+"""`ledger`: one entry point for ingestion (ingest, consume, publish), support and finance."""
+
+import json
+import signal
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, BinaryIO, NoReturn
+
+import click
+
+from ledger.application import BatchCounts, LedgerApp
+from ledger.canonical import canonical_json
+from ledger.errors import LedgerError
+from ledger.store import DEFAULT_STORE_URL, StoreConfig, parse_store_url
+from projections.runner import catch_up, rebuild
+from projections.store import ViewStore, open_view_store
+
+
+class Context:
+    def __init__(self, store_url: str, as_json: bool) -> None:
+        self.store_url = store_url
+        self.as_json = as_json
+
+    @property
+    def store(self) -> StoreConfig:
+        return parse_store_url(self.store_url)
+
+    def app(self) -> LedgerApp:
+        return LedgerApp(self.store)
+
+    def views(self) -> ViewStore:
+        return open_view_store(self.store)
+
+    def emit(self, doc: dict[str, Any], human: str) -> None:
+        click.echo(canonical_json(doc) if self.as_json else human)
+
+
+def fail(message: str) -> NoReturn:
+    """One clear line on stderr and a non-zero exit: never a traceback for a user's mistake."""
+    click.echo(f"ledger: error: {message}", err=True)
+    sys.exit(1)
+
+
+@contextmanager
+def user_errors() -> Iterator[None]:
+    try:
+        yield
+    except LedgerError as error:
+        fail(error.reason)
+    except OSError as error:
+        fail(f"{error.strerror or error}: {error.filename}" if error.filename else str(error))
+    except Exception as error:  # connection failures from drivers and clients
+        name = type(error).__name__
+        if name in {"OperationalError", "NoBrokersAvailable", "KafkaTimeoutError"}:
+            fail(f"{name}: {error}")
+        raise
+
+
+pass_context = click.make_pass_decorator(Context)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--store",
+    envvar="LEDGER_STORE",
+    default=DEFAULT_STORE_URL,
+    show_default=True,
+    help="Event store: sqlite:///FILE (embedded) or postgresql://USER:PASS@HOST:PORT/DB. "
+    "Also read from LEDGER_STORE.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object for machines.")
+@click.pass_context
+def main(ctx: click.Context, store: str, as_json: bool) -> None:
+    """Event-sourced billing ledger for a telecom operator.
+
+    Facts (calls, data usage, purchases, renewals, ports, surcharges) come in as JSON events
+    from files or Kafka; the ledger rates them by the catalog in force and keeps views that
+    support and finance query here.
+    """
+    ctx.obj = Context(store, as_json)
+
+
+def _progress_printer(label: str) -> Callable[[BatchCounts], None]:
+    started = time.monotonic()
+
+    def show(totals: BatchCounts) -> None:
+        elapsed = max(time.monotonic() - started, 1e-9)
+        click.echo(
+            f"{label}: {totals.consumed} read, {totals.applied} applied, "
+            f"{totals.duplicates} duplicates, {len(totals.dead_letters)} dead-lettered "
+            f"({totals.consumed / elapsed:,.0f} events/s)",
+            err=True,
+        )
+
+    return show
+
+
+def _counts_doc(counts: BatchCounts) -> dict[str, int]:
+    return {
+        "consumed": counts.consumed,
+        "applied": counts.applied,
+        "duplicates": counts.duplicates,
+        "dead_lettered": len(counts.dead_letters),
+    }
+
+
+@main.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path(allow_dash=True))
+@click.option(
+    "--dead-letter",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Where bad lines go, as JSON lines with reason and original bytes "
+    "[default: FILE.deadletter.jsonl beside each input; deadletter.jsonl for stdin].",
+)
+@click.option("--batch-size", default=1000, show_default=True, type=click.IntRange(1, 100_000))
+@click.option("--quiet", is_flag=True, help="No progress lines on stderr.")
+@pass_context
+def ingest(
+    context: Context, files: tuple[str, ...], dead_letter: str | None, batch_size: int, quiet: bool
+) -> None:
+    """Ingest JSON Lines event files (FILE may be - for stdin), then bring views up to date.
+
+    Each line is one event. Invalid lines, unknown accounts and numbers are written to the
+    dead-letter file with the reason, and the run goes on. A repeated event_id is ignored and
+    counted as a duplicate, so ingesting the same file twice changes nothing.
+    """
+    from consumers.files import DeadLetterFile, ingest_stream
+
+    with user_errors():
+        app = context.app()
+        totals = BatchCounts()
+        report: dict[str, Any] = {"files": []}
+        for name in files:
+            source = "stdin" if name == "-" else f"file:{name}"
+            letters_path = Path(
+                dead_letter or ("deadletter.jsonl" if name == "-" else f"{name}.deadletter.jsonl")
+            )
+            sink = DeadLetterFile(letters_path, source)
+            show = None if quiet else _progress_printer(name)
+            stream: BinaryIO
+            with _open_input(name) as stream:
+                counts = ingest_stream(app, stream, source, sink, batch_size, on_batch=show)
+            totals.add(counts)
+            report["files"].append(
+                {"file": name, **_counts_doc(counts), "dead_letter_file": str(letters_path)
+                 if counts.dead_letters else None}
+            )
+        with context.views() as views:
+            catch_up(app, views)
+        report["totals"] = _counts_doc(totals)
+        lines = [
+            f"{f['file']}: {f['consumed']} read, {f['applied']} applied, "
+            f"{f['duplicates']} duplicates, {f['dead_lettered']} dead-lettered"
+            + (f" (see {f['dead_letter_file']})" if f["dead_letter_file"] else "")
+            for f in report["files"]
+        ]
+        context.emit(report, "\n".join(lines))
+
+
+@contextmanager
+def _open_input(name: str) -> Iterator[BinaryIO]:
+    if name == "-":
+        yield sys.stdin.buffer
+    else:
+        with open(name, "rb") as stream:
+            yield stream
+
+
+def _kafka_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    from consumers.kafka import DEFAULT_BOOTSTRAP
+
+    options = [
+        click.option(
+            "--bootstrap",
+            envvar="LEDGER_KAFKA",
+            default=DEFAULT_BOOTSTRAP,
+            show_default=True,
+            help="Kafka bootstrap servers (also LEDGER_KAFKA).",
+        ),
+        click.option("--topic", default="ledger.events", show_default=True, help="Events topic."),
+        click.option(
+            "--catalog-topic", default="ledger.catalog", show_default=True,
+            help="Topic of catalog.published events (read to its end before rating).",
+        ),
+        click.option(
+            "--dead-letter-topic", default="ledger.events.deadletter", show_default=True,
+            help="Where records the ledger cannot apply go, with the reason in headers.",
+        ),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def _settings(bootstrap: str, topic: str, catalog_topic: str, dead_letter_topic: str,
+              group: str = "ledger") -> Any:
+    from consumers.kafka import KafkaSettings
+
+    return KafkaSettings(
+        bootstrap=bootstrap, topic=topic, catalog_topic=catalog_topic,
+        dead_letter_topic=dead_letter_topic, group=group,
+    )
+
+
+@main.command()
+@_kafka_options
+@click.option("--group", default="ledger", show_default=True, help="Kafka consumer group.")
+@click.option(
+    "--until-idle", type=click.FloatRange(min=0.1), default=None,
+    help="Stop after this many seconds without a record (batch runs and tests).",
+)
+@click.option("--quiet", is_flag=True, help="No progress lines on stderr.")
+@pass_context
+def consume(
+    context: Context, bootstrap: str, topic: str, catalog_topic: str, dead_letter_topic: str,
+    group: str, until_idle: float | None, quiet: bool,
+) -> None:
+    """Consume events from Kafka, exactly once, and keep the views current.
+
+    Reads the catalog topic to its end first, then the events topic as a member of GROUP.
+    The consumed position is stored with the ledger events it produced, so a restart resumes
+    exactly where the last committed batch ended. Stops cleanly on SIGTERM or Ctrl-C.
+    """
+    from consumers.kafka import ConsumeReport
+    from consumers.kafka import consume as run_consumer
+
+    stopping = {"now": False}
+
+    def stop(*_: object) -> None:
+        stopping["now"] = True
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    show = None if quiet else _progress_printer("consume")
+
+    def on_batch(report: ConsumeReport) -> None:
+        if show is not None:
+            show(report.totals)
+
+    with user_errors():
+        settings = _settings(bootstrap, topic, catalog_topic, dead_letter_topic, group)
+        app = context.app()
+        with context.views() as views:
+            report = run_consumer(
+                app, views, settings, until_idle=until_idle,
+                should_stop=lambda: stopping["now"], on_batch=on_batch,
+            )
+        doc = {"events": _counts_doc(report.totals), "catalog": _counts_doc(report.catalog)}
+        context.emit(
+            doc,
+            f"consumed {report.totals.consumed} events: {report.totals.applied} applied, "
+            f"{report.totals.duplicates} duplicates, "
+            f"{len(report.totals.dead_letters)} dead-lettered; "
+            f"{report.catalog.applied} catalog versions",
+        )
+
+
+@main.command()
+@click.argument("file", type=click.Path(allow_dash=True))
+@_kafka_options
+@click.option(
+    "--no-validate", is_flag=True,
+    help="Send every line as it is (bad ones included) so consumers dead-letter them.",
+)
+@click.option("--partitions", default=3, show_default=True, type=click.IntRange(1, 1000),
+              help="Partitions of the events topic when it has to be created.")
+@pass_context
+def publish(
+    context: Context, file: str, bootstrap: str, topic: str, catalog_topic: str,
+    dead_letter_topic: str, no_validate: bool, partitions: int,
+) -> None:
+    """Validate a JSON Lines file, then produce it to Kafka keyed by account_id.
+
+    catalog.published events go to the catalog topic. If any line is invalid, nothing is sent
+    and every invalid line is listed (unless --no-validate).
+    """
+    from consumers.files import read_lines
+    from consumers.kafka import publish as run_publish
+
+    with user_errors():
+        settings = _settings(bootstrap, topic, catalog_topic, dead_letter_topic)
+        with _open_input(file) as stream:
+            records = list(read_lines(stream))
+        report = run_publish(records, settings, validate=not no_validate, partitions=partitions)
+        if report.invalid:
+            for line, reason in report.invalid[:20]:
+                click.echo(f"{file}:{line}: {reason}", err=True)
+            more = len(report.invalid) - 20
+            fail(
+                f"{len(report.invalid)} invalid line(s) in {file}; nothing was published"
+                + (f" ({more} more not shown)" if more > 0 else "")
+            )
+        context.emit(
+            {"events": report.events, "catalog_versions": report.catalog_versions},
+            f"published {report.events} events to {topic} and "
+            f"{report.catalog_versions} catalog versions to {catalog_topic}",
+        )
+
+
+@main.group()
+def catalog() -> None:
+    """Catalog versions: validate a TOML file, turn it into an event, publish it."""
+
+
+def _catalog_event(path: str, event_id: str | None) -> dict[str, Any]:
+    from ledger.catalog import load_catalog_file
+    from ledger.instants import instant_text
+
+    version = load_catalog_file(path)
+    return {
+        "event_id": event_id or f"catalog-{version.version}",
+        "type": "catalog.published",
+        "account_id": "*",
+        "occurred_at": instant_text(version.effective_from),
+        "schema_version": 1,
+        "source": "catalog",
+        "catalog": version.to_document(),
+    }
+
+
+@catalog.command("validate")
+@click.argument("file", type=click.Path())
+@pass_context
+def catalog_validate(context: Context, file: str) -> None:
+    """Check a catalog TOML file and summarise it."""
+    from ledger.catalog import load_catalog_file
+    from ledger.instants import instant_text
+
+    with user_errors():
+        version = load_catalog_file(file)
+        doc = {
+            "version": version.version,
+            "effective_from": instant_text(version.effective_from),
+            "currency": version.currency,
+            "rates": len(version.rates),
+            "plans": len(version.plans),
+            "packages": len(version.packages),
+        }
+        context.emit(
+            doc,
+            f"{file}: catalog {doc['version']} ({doc['currency']}) effective "
+            f"{doc['effective_from']}: {doc['rates']} rates, {doc['plans']} plans, "
+            f"{doc['packages']} packages",
+        )
+
+
+@catalog.command("event")
+@click.argument("file", type=click.Path())
+@click.option("--event-id", default=None, help="Event id [default: catalog-VERSION].")
+def catalog_event(file: str, event_id: str | None) -> None:
+    """Print the catalog.published event of a catalog file as one JSON line (for ingest)."""
+    with user_errors():
+        click.echo(canonical_json(_catalog_event(file, event_id)))
+
+
+@catalog.command("publish")
+@click.argument("file", type=click.Path())
+@click.option("--event-id", default=None, help="Event id [default: catalog-VERSION].")
+@_kafka_options
+@pass_context
+def catalog_publish(
+    context: Context, file: str, event_id: str | None, bootstrap: str, topic: str,
+    catalog_topic: str, dead_letter_topic: str,
+) -> None:
+    """Publish a catalog version to the catalog topic as a catalog.published event."""
+    from consumers.kafka import publish as run_publish
+    from consumers.pipeline import RawRecord
+
+    with user_errors():
+        event = _catalog_event(file, event_id)
+        settings = _settings(bootstrap, topic, catalog_topic, dead_letter_topic)
+        record = RawRecord(1, canonical_json(event).encode("utf-8"))
+        run_publish([record], settings)
+        context.emit(
+            {"version": event["catalog"]["version"], "topic": catalog_topic},
+            f"published catalog {event['catalog']['version']} to {catalog_topic}",
+        )
+
+
+@main.command()
+@click.argument("account")
+@pass_context
+def balance(context: Context, account: str) -> None:
+    """Show an account's PAYG balance (negative: the debt the next recharge pays first)."""
+    with user_errors(), context.views() as views:
+        doc = views.get("balance", account)
+        if doc is None:
+            fail(f"unknown account {account}")
+        context.emit(
+            {key: doc[key] for key in ("account_id", "balance", "currency")},
+            f"{doc['account_id']}  balance {doc['balance']} {doc['currency']}"
+            f"  ({doc['billing_mode']})",
+        )
+
+
+@main.command("rebuild")
+@pass_context
+def rebuild_views(context: Context) -> None:
+    """Rebuild every view from the event store (views are disposable; events are the truth)."""
+    def show(applied: int, position: int) -> None:
+        click.echo(f"rebuild: {applied} events replayed (position {position})", err=True)
+
+    with user_errors():
+        app = context.app()
+        with context.views() as views:
+            replayed = rebuild(app, views, progress=show)
+        context.emit({"replayed": replayed}, f"rebuilt views from {replayed} stored events")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Ingestion adapters: JSON Lines files and Kafka, sharing one pipeline."""

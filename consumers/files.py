@@ -1,0 +1,85 @@
+"""File ingestion: JSON Lines files (or stdin), one event per line, dead letters to a file."""
+
+import base64
+import json
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import BinaryIO
+
+from consumers.pipeline import RawRecord, process_batch
+from ledger.application import BatchCounts, DeadLetter, LedgerApp
+
+DEFAULT_BATCH_SIZE = 1000
+MAX_LINE_BYTES = 4 * 1024 * 1024  # longer lines are cut here and dead-lettered, never held whole
+
+
+class DeadLetterFile:
+    """Appends dead letters as JSON lines: source, line, reason and the original bytes."""
+
+    def __init__(self, path: Path, source: str) -> None:
+        self.path = path
+        self.source = source
+        self.written = 0
+
+    def __call__(self, letters: Sequence[DeadLetter]) -> None:
+        with self.path.open("a", encoding="utf-8") as out:
+            for letter in letters:
+                out.write(json.dumps(_dead_letter_line(self.source, letter), sort_keys=True))
+                out.write("\n")
+                self.written += 1
+
+
+def _dead_letter_line(source: str, letter: DeadLetter) -> dict[str, object]:
+    line: dict[str, object] = {"source": source, "line": letter.position, "reason": letter.reason}
+    try:
+        line["original"] = letter.value.decode("utf-8")
+    except UnicodeDecodeError:
+        line["original_base64"] = base64.b64encode(letter.value).decode("ascii")
+    return line
+
+
+def read_lines(stream: BinaryIO) -> Iterator[RawRecord]:
+    """Numbered non-blank lines; a line over the limit is cut (and will fail validation)."""
+    number = 0
+    while True:
+        line = stream.readline(MAX_LINE_BYTES)
+        if not line:
+            return
+        number += 1
+        if not line.endswith(b"\n") and len(line) == MAX_LINE_BYTES:
+            # Skip the rest of an oversized line so it counts as one record.
+            while True:
+                rest = stream.readline(MAX_LINE_BYTES)
+                if not rest or rest.endswith(b"\n"):
+                    break
+        value = line.rstrip(b"\r\n")
+        if value.strip():
+            yield RawRecord(position=number, value=value)
+
+
+def ingest_stream(
+    app: LedgerApp,
+    stream: BinaryIO,
+    source: str,
+    dead_letters: DeadLetterFile,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    on_batch: Callable[[BatchCounts], None] | None = None,
+) -> BatchCounts:
+    """Ingest one stream of JSON lines in batches; returns the totals."""
+    totals = BatchCounts()
+    batch: list[RawRecord] = []
+
+    def flush() -> None:
+        counts = process_batch(app, source, batch, dead_letters)
+        totals.add(counts)
+        batch.clear()
+        if on_batch is not None:
+            on_batch(totals)
+
+    for record in read_lines(stream):
+        batch.append(record)
+        if len(batch) >= batch_size:
+            flush()
+    if batch:
+        flush()
+    return totals

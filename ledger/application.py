@@ -1,0 +1,256 @@
+"""The ledger application: applies validated incoming events to aggregates, batch by batch.
+
+One batch is one transaction: the ledger events it produced, the Intake record of what the
+source delivered, and (for Kafka) the consumed position are stored together, so a crash at any
+instant loses nothing and applies nothing twice (G1).
+"""
+
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any, Literal
+from uuid import UUID
+
+from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.domain import Aggregate
+from eventsourcing.persistence import ProcessRecorder, Tracking
+
+from ledger.account import Account
+from ledger.catalog import CatalogHistory
+from ledger.catalog_book import CatalogBook
+from ledger.contract import IncomingEvent
+from ledger.errors import LedgerError, RejectedEvent
+from ledger.ids import CATALOG_STREAM_ID, account_stream_id, intake_stream_id
+from ledger.intake import Intake
+from ledger.rules import decide
+from ledger.store import StoreConfig
+
+# Explicit limits on what grows in memory.
+MAX_CACHED_ACCOUNTS = 50_000
+MAX_BATCH_RECORDS = 100_000
+MAX_CACHED_INTAKES = 10_000
+
+Applied = Literal["applied", "duplicate"]
+
+
+@dataclass
+class DeadLetter:
+    """A record the ledger could not apply, with its original bytes and the precise reason."""
+
+    position: int
+    value: bytes
+    reason: str
+
+    def document(self) -> dict[str, Any]:
+        return {"position": self.position, "reason": self.reason}
+
+
+@dataclass
+class BatchCounts:
+    consumed: int = 0
+    applied: int = 0
+    duplicates: int = 0
+    dead_letters: list[DeadLetter] = field(default_factory=list)
+
+    def add(self, other: "BatchCounts") -> None:
+        self.consumed += other.consumed
+        self.applied += other.applied
+        self.duplicates += other.duplicates
+        self.dead_letters.extend(other.dead_letters)
+
+
+class LedgerApp(Application[UUID]):
+    """The event-sourced ledger. Built on a process recorder so batches carry tracking (G1)."""
+
+    name = "Ledger"
+
+    def __init__(self, store: StoreConfig) -> None:
+        super().__init__(env=store.eventsourcing_env())
+        self.store = store
+        self._accounts: OrderedDict[UUID, Account] = OrderedDict()
+        self._catalog_book: CatalogBook | None = None
+        self._intakes: dict[str, Intake] = {}
+
+    def construct_recorder(self) -> ProcessRecorder:
+        return self.factory.process_recorder()
+
+    @property
+    def process_recorder(self) -> ProcessRecorder:
+        assert isinstance(self.recorder, ProcessRecorder)
+        return self.recorder
+
+    # Reading state.
+
+    def account(self, account_id: str) -> Account | None:
+        stream_id = account_stream_id(account_id)
+        cached = self._accounts.get(stream_id)
+        if cached is not None:
+            self._accounts.move_to_end(stream_id)
+            return cached
+        try:
+            account = self.repository.get(stream_id)
+        except AggregateNotFoundError:
+            return None
+        assert isinstance(account, Account)
+        self._remember(account)
+        return account
+
+    def catalog_book(self) -> CatalogBook | None:
+        if self._catalog_book is None:
+            try:
+                book = self.repository.get(CATALOG_STREAM_ID)
+            except AggregateNotFoundError:
+                return None
+            assert isinstance(book, CatalogBook)
+            self._catalog_book = book
+        return self._catalog_book
+
+    def catalogs(self) -> CatalogHistory:
+        book = self.catalog_book()
+        return book.history if book is not None else CatalogHistory()
+
+    def intake(self, source: str) -> Intake | None:
+        cached = self._intakes.get(source)
+        if cached is not None:
+            return cached
+        try:
+            intake = self.repository.get(intake_stream_id(source))
+        except AggregateNotFoundError:
+            return None
+        assert isinstance(intake, Intake)
+        if len(self._intakes) >= MAX_CACHED_INTAKES:
+            self._intakes.clear()
+        self._intakes[source] = intake
+        return intake
+
+    def next_position(self, tracking_name: str) -> int:
+        """Where a source resumes: the position after the last one stored (G1)."""
+        stored = self.process_recorder.max_tracking_id(tracking_name)
+        return 0 if stored is None else stored
+
+    def forget_cached(self) -> None:
+        """Drop cached aggregates: after a failed batch, or when partitions move (G3)."""
+        self._accounts.clear()
+        self._catalog_book = None
+        self._intakes.clear()
+
+    def _remember(self, account: Account) -> None:
+        self._accounts[account.id] = account
+        self._accounts.move_to_end(account.id)
+        while len(self._accounts) > MAX_CACHED_ACCOUNTS:
+            self._accounts.popitem(last=False)
+
+    def begin(self, source: str) -> "Batch":
+        return Batch(self, source)
+
+
+class Batch:
+    """One source batch applied as one transaction. Use once: apply/dead_letter, then commit."""
+
+    def __init__(self, app: LedgerApp, source: str) -> None:
+        self.app = app
+        self.source = source
+        self.counts = BatchCounts()
+        self._events: list[Any] = []
+        self._first_position: int | None = None
+        self._last_position = -1
+
+    def _consume(self, position: int) -> None:
+        if self.counts.consumed >= MAX_BATCH_RECORDS:
+            raise OverflowError(f"a batch holds at most {MAX_BATCH_RECORDS} records")
+        if self._first_position is None:
+            self._first_position = position
+        self._last_position = position
+        self.counts.consumed += 1
+
+    def dead_letter(self, position: int, value: bytes, reason: str) -> None:
+        self._consume(position)
+        self.counts.dead_letters.append(DeadLetter(position, value, reason))
+
+    def apply(self, position: int, event: IncomingEvent) -> Applied:
+        """Apply one valid event. RejectedEvent / InvalidCatalog: nothing moved, dead-letter it."""
+        try:
+            result = self._apply(event)
+        except LedgerError:
+            raise  # refused before anything moved: the caller dead-letters it
+        except Exception:
+            # A defect, not bad input: the batch is abandoned and memory may be half-moved.
+            self.app.forget_cached()
+            raise
+        self._consume(position)
+        if result == "duplicate":
+            self.counts.duplicates += 1
+        else:
+            self.counts.applied += 1
+        return result
+
+    def _apply(self, event: IncomingEvent) -> Applied:
+        fact = event.document()
+        if event.type == "catalog.published":
+            book = self.app.catalog_book()
+            if book is not None and book.has_seen(event.event_id):
+                return "duplicate"
+            if book is None:
+                book = CatalogBook.start(CATALOG_STREAM_ID)
+                book.publish(fact)
+                self.app._catalog_book = book
+            else:
+                book.publish(fact)
+            self._collect(book)
+            return "applied"
+
+        account = self.app.account(event.account_id)
+        if event.type == "account.opened":
+            if account is not None:
+                if account.has_seen(event.event_id):
+                    return "duplicate"
+                raise RejectedEvent(f"account {event.account_id} is already open")
+            currency = event.fields["currency"]
+            if currency not in self.app.catalogs().currencies():
+                raise RejectedEvent(
+                    f"no catalog is published in {currency}, the currency of account "
+                    f"{event.account_id} (M1)"
+                )
+            account = Account.open(account_stream_id(event.account_id), fact)
+            self.app._remember(account)
+            self._collect(account)
+            return "applied"
+
+        if account is None:
+            raise RejectedEvent(f"unknown account {event.account_id}")
+        if account.has_seen(event.event_id):
+            return "duplicate"
+        outcome = decide(account, event, self.app.catalogs())
+        account.record(fact, outcome)
+        self._collect(account)
+        return "applied"
+
+    def _collect(self, aggregate: Aggregate) -> None:
+        # Collected straight away so the stored order is the source's order (T2).
+        self._events.extend(aggregate.collect_events())
+
+    def commit(self, tracking: Tracking | None = None) -> BatchCounts:
+        """Store the batch's events, its Intake record and the tracking in one transaction."""
+        if self.counts.consumed == 0 and tracking is None:
+            return self.counts
+        try:
+            if self.counts.consumed:
+                intake = self.app.intake(self.source)
+                if intake is None:
+                    intake = Intake.start(intake_stream_id(self.source), self.source)
+                    self.app._intakes[self.source] = intake
+                assert self._first_position is not None
+                intake.take(
+                    first_position=self._first_position,
+                    last_position=self._last_position,
+                    consumed=self.counts.consumed,
+                    applied=self.counts.applied,
+                    duplicates=self.counts.duplicates,
+                    dead_letters=[d.document() for d in self.counts.dead_letters],
+                )
+                self._events.extend(intake.collect_events())
+            self.app.events.put(self._events, tracking=tracking)
+        except Exception:
+            self.app.forget_cached()
+            raise
+        self._events = []
+        return self.counts

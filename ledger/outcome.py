@@ -1,0 +1,104 @@
+"""What the ledger decided about one incoming event: the record finance explains later (R4).
+
+An outcome travels inside the stored domain event as plain JSON (money as decimal strings),
+so the event store alone replays every view without re-running a single rule.
+"""
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any, Literal
+
+from ledger.money import ZERO, money_text
+
+Status = Literal["applied", "not_yet_rated", "rejected"]
+
+
+@dataclass(frozen=True)
+class Charge:
+    """One rated amount, with everything needed to explain it (C2, R4)."""
+
+    charge_id: str
+    kind: str
+    amount: Decimal
+    rule: str
+    catalog_version: str
+    rate: str
+    arithmetic: str
+    period: str
+    msisdn: str | None = None
+
+    def document(self) -> dict[str, Any]:
+        return {
+            "charge_id": self.charge_id,
+            "kind": self.kind,
+            "amount": money_text(self.amount),
+            "rule": self.rule,
+            "catalog_version": self.catalog_version,
+            "rate": self.rate,
+            "arithmetic": self.arithmetic,
+            "period": self.period,
+            "msisdn": self.msisdn,
+        }
+
+    @classmethod
+    def from_document(cls, doc: Mapping[str, Any]) -> "Charge":
+        return cls(
+            charge_id=doc["charge_id"],
+            kind=doc["kind"],
+            amount=Decimal(doc["amount"]),
+            rule=doc["rule"],
+            catalog_version=doc["catalog_version"],
+            rate=doc["rate"],
+            arithmetic=doc["arithmetic"],
+            period=doc["period"],
+            msisdn=doc.get("msisdn"),
+        )
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """The decision for one event: its status, its money movements and its charges."""
+
+    status: Status
+    rule: str
+    reason: str | None = None
+    balance_delta: Decimal = ZERO
+    charges: tuple[Charge, ...] = field(default_factory=tuple)
+
+    def document(self) -> dict[str, Any]:
+        return {
+            "status": self.status,
+            "rule": self.rule,
+            "reason": self.reason,
+            "balance_delta": money_text(self.balance_delta),
+            "charges": [charge.document() for charge in self.charges],
+        }
+
+    @classmethod
+    def from_document(cls, doc: Mapping[str, Any]) -> "Outcome":
+        return cls(
+            status=doc["status"],
+            rule=doc["rule"],
+            reason=doc.get("reason"),
+            balance_delta=Decimal(doc["balance_delta"]),
+            charges=tuple(Charge.from_document(c) for c in doc["charges"]),
+        )
+
+
+def applied(rule: str, *, balance_delta: Decimal = ZERO, charges: tuple[Charge, ...] = ()) -> Outcome:
+    return Outcome(status="applied", rule=rule, balance_delta=balance_delta, charges=charges)
+
+
+def not_yet_rated(event_type: str) -> Outcome:
+    """Recorded, never dropped: a type whose rating rules have not landed yet."""
+    return Outcome(
+        status="not_yet_rated",
+        rule="pending",
+        reason=f"{event_type} is recorded; its rating rules are not implemented yet",
+    )
+
+
+def rejected(rule: str, reason: str) -> Outcome:
+    """A valid command the rules refuse: recorded with its reason, nothing else moves."""
+    return Outcome(status="rejected", rule=rule, reason=reason)

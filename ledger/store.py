@@ -1,0 +1,104 @@
+"""Where the ledger keeps its events: a store URL turned into eventsourcing settings.
+
+`sqlite:///ledger.db` (the embedded default, a file path after the three slashes) or
+`postgresql://user:password@host:port/dbname` (production).
+"""
+
+from dataclasses import dataclass
+from typing import Literal
+from urllib.parse import unquote, urlsplit
+
+from ledger.errors import InvalidStoreURL
+
+DEFAULT_STORE_URL = "sqlite:///ledger.db"
+
+
+@dataclass(frozen=True)
+class PostgresParams:
+    host: str
+    port: int
+    user: str
+    password: str
+    dbname: str
+
+    def conninfo(self) -> str:
+        return (
+            f"host={self.host} port={self.port} user={self.user} "
+            f"password={self.password} dbname={self.dbname}"
+        )
+
+
+@dataclass(frozen=True)
+class StoreConfig:
+    """A parsed store URL: which backend, and how to reach it."""
+
+    url: str
+    kind: Literal["sqlite", "postgresql"]
+    sqlite_path: str | None = None
+    postgres: PostgresParams | None = None
+
+    def eventsourcing_env(self) -> dict[str, str]:
+        """The environment the eventsourcing library reads to build its recorders."""
+        env = {"ORIGINATOR_ID_TYPE": "uuid"}
+        if self.kind == "sqlite":
+            assert self.sqlite_path is not None
+            env.update(
+                PERSISTENCE_MODULE="eventsourcing.sqlite",
+                SQLITE_DBNAME=self.sqlite_path,
+                SQLITE_LOCK_TIMEOUT="30",
+            )
+        else:
+            pg = self.postgres
+            assert pg is not None
+            env.update(
+                PERSISTENCE_MODULE="eventsourcing.postgres",
+                POSTGRES_DBNAME=pg.dbname,
+                POSTGRES_HOST=pg.host,
+                POSTGRES_PORT=str(pg.port),
+                POSTGRES_USER=pg.user,
+                POSTGRES_PASSWORD=pg.password,
+                POSTGRES_CONNECT_TIMEOUT="10",
+                POSTGRES_LOCK_TIMEOUT="30",
+                POSTGRES_POOL_SIZE="2",
+                POSTGRES_MAX_OVERFLOW="2",
+            )
+        return env
+
+
+def parse_store_url(url: str) -> StoreConfig:
+    """Parse a --store URL; InvalidStoreURL says what is wrong with it."""
+    if url.startswith("sqlite:///"):
+        path = url[len("sqlite:///") :]
+        if not path:
+            raise InvalidStoreURL(f"store URL {url!r} names no file (e.g. sqlite:///ledger.db)")
+        if path == ":memory:" or "mode=memory" in path:
+            raise InvalidStoreURL(
+                "an in-memory SQLite store would lose everything at exit; name a file"
+            )
+        return StoreConfig(url=url, kind="sqlite", sqlite_path=path)
+    if url.startswith(("postgresql://", "postgres://")):
+        parts = urlsplit(url)
+        dbname = parts.path.lstrip("/")
+        if not parts.hostname or not dbname:
+            raise InvalidStoreURL(
+                f"store URL {url!r} needs a host and a database, "
+                "e.g. postgresql://ledger:ledger@127.0.0.1:55432/ledger"
+            )
+        try:
+            port = parts.port or 5432
+        except ValueError:
+            raise InvalidStoreURL(f"store URL {url!r} has an invalid port") from None
+        return StoreConfig(
+            url=url,
+            kind="postgresql",
+            postgres=PostgresParams(
+                host=parts.hostname,
+                port=port,
+                user=unquote(parts.username or "postgres"),
+                password=unquote(parts.password or ""),
+                dbname=dbname,
+            ),
+        )
+    raise InvalidStoreURL(
+        f"unsupported store URL {url!r}: use sqlite:///FILE or postgresql://USER:PASS@HOST:PORT/DB"
+    )

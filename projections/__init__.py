@@ -1,0 +1,1 @@
+"""Read models kept from the ledger's notification log: balance, minutes, data, invoices."""

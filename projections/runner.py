@@ -1,0 +1,56 @@
+"""Keeps views current: reads the ledger's notification log from the views' position onward.
+
+Polling the log works on both backends (SQLite has no subscription), and each page of
+events is written with the new position in one transaction (exactly once).
+"""
+
+from collections.abc import Callable, Sequence
+
+from ledger.application import LedgerApp
+from projections.balance import BalanceProjection
+from projections.projection import Projection, ViewChanges
+from projections.store import StaleViewPosition, ViewStore
+
+PAGE_SIZE = 1000  # explicit limit on the events held in one catch-up step
+
+
+def default_projections() -> list[Projection]:
+    return [BalanceProjection()]
+
+
+def catch_up(
+    app: LedgerApp,
+    views: ViewStore,
+    projections: Sequence[Projection] | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> int:
+    """Apply every stored event the views have not seen yet; return how many were applied."""
+    projections = default_projections() if projections is None else projections
+    applied = 0
+    while True:
+        position = views.position()
+        notifications = app.recorder.select_notifications(
+            start=position, limit=PAGE_SIZE, inclusive_of_start=False
+        )
+        if not notifications:
+            return applied
+        changes = ViewChanges(views)
+        for notification in notifications:
+            event = app.mapper.to_domain_event(notification)
+            for projection in projections:
+                projection.apply(event, changes)
+        try:
+            views.write(changes.changed, expected=position, position=notifications[-1].id)
+        except StaleViewPosition:
+            continue  # another process moved the views on; read from where it left them
+        applied += len(notifications)
+        if progress is not None:
+            progress(applied, notifications[-1].id)
+
+
+def rebuild(
+    app: LedgerApp, views: ViewStore, progress: Callable[[int, int], None] | None = None
+) -> int:
+    """Forget the views and replay the whole log into them."""
+    views.reset()
+    return catch_up(app, views, progress=progress)

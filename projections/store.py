@@ -1,0 +1,191 @@
+"""Where views live: JSON documents keyed by (view, key), plus the log position they reflect.
+
+Documents and position are written in one transaction with a compare-and-set on the
+position, so each stored event changes the views exactly once even with several writers.
+Two backends, one interface: SQLite (the embedded default) and PostgreSQL.
+"""
+
+import json
+import sqlite3
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import psycopg
+
+from ledger.store import StoreConfig
+
+Doc = dict[str, Any]
+DocKey = tuple[str, str]
+
+VIEW_TABLE = "ledger_views"
+POSITION_TABLE = "ledger_view_position"
+
+
+class StaleViewPosition(Exception):
+    """Another writer moved the views on since we read the position: read again."""
+
+
+class ViewStore(ABC):
+    @abstractmethod
+    def position(self) -> int:
+        """The id of the last notification the views reflect (0: none)."""
+
+    @abstractmethod
+    def get(self, view: str, key: str) -> Doc | None: ...
+
+    @abstractmethod
+    def scan(self, view: str, key_prefix: str = "") -> Iterator[tuple[str, Doc]]:
+        """Every document of a view whose key starts with the prefix, in key order."""
+
+    @abstractmethod
+    def write(self, changes: Mapping[DocKey, Doc], expected: int, position: int) -> None:
+        """Store changed documents and move the position from `expected` to `position`."""
+
+    @abstractmethod
+    def reset(self) -> None:
+        """Forget every document; position back to 0 (before a rebuild)."""
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+    def __enter__(self) -> "ViewStore":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _encode(doc: Doc) -> str:
+    return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+class SqliteViewStore(ViewStore):
+    def __init__(self, path: str) -> None:
+        self._db = sqlite3.connect(path, timeout=30, isolation_level=None)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute(
+            f"CREATE TABLE IF NOT EXISTS {VIEW_TABLE} "
+            "(view TEXT NOT NULL, key TEXT NOT NULL, doc TEXT NOT NULL, PRIMARY KEY (view, key))"
+        )
+        self._db.execute(
+            f"CREATE TABLE IF NOT EXISTS {POSITION_TABLE} "
+            "(id INTEGER PRIMARY KEY CHECK (id = 1), position INTEGER NOT NULL)"
+        )
+        self._db.execute(f"INSERT OR IGNORE INTO {POSITION_TABLE} VALUES (1, 0)")
+
+    def position(self) -> int:
+        row = self._db.execute(f"SELECT position FROM {POSITION_TABLE}").fetchone()
+        return int(row[0])
+
+    def get(self, view: str, key: str) -> Doc | None:
+        row = self._db.execute(
+            f"SELECT doc FROM {VIEW_TABLE} WHERE view = ? AND key = ?", (view, key)
+        ).fetchone()
+        return None if row is None else dict(json.loads(row[0]))
+
+    def scan(self, view: str, key_prefix: str = "") -> Iterator[tuple[str, Doc]]:
+        rows = self._db.execute(
+            f"SELECT key, doc FROM {VIEW_TABLE} WHERE view = ? AND substr(key, 1, ?) = ? "
+            "ORDER BY key",
+            (view, len(key_prefix), key_prefix),
+        ).fetchall()
+        for key, doc in rows:
+            yield key, dict(json.loads(doc))
+
+    def write(self, changes: Mapping[DocKey, Doc], expected: int, position: int) -> None:
+        db = self._db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            moved = db.execute(
+                f"UPDATE {POSITION_TABLE} SET position = ? WHERE position = ?",
+                (position, expected),
+            ).rowcount
+            if moved != 1:
+                raise StaleViewPosition(f"views are no longer at position {expected}")
+            db.executemany(
+                f"INSERT OR REPLACE INTO {VIEW_TABLE} (view, key, doc) VALUES (?, ?, ?)",
+                [(view, key, _encode(doc)) for (view, key), doc in changes.items()],
+            )
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        db.execute("COMMIT")
+
+    def reset(self) -> None:
+        self._db.execute("BEGIN IMMEDIATE")
+        self._db.execute(f"DELETE FROM {VIEW_TABLE}")
+        self._db.execute(f"UPDATE {POSITION_TABLE} SET position = 0")
+        self._db.execute("COMMIT")
+
+    def close(self) -> None:
+        self._db.close()
+
+
+class PostgresViewStore(ViewStore):
+    def __init__(self, conninfo: str) -> None:
+        self._db = psycopg.connect(conninfo, autocommit=True, connect_timeout=10)
+        with self._db.transaction():
+            # Several processes may start at once: serialise the creation of the tables.
+            self._db.execute("SELECT pg_advisory_xact_lock(727001)")
+            self._db.execute(
+                f"CREATE TABLE IF NOT EXISTS {VIEW_TABLE} (view TEXT NOT NULL, key TEXT NOT NULL, "
+                "doc TEXT NOT NULL, PRIMARY KEY (view, key))"
+            )
+            self._db.execute(
+                f"CREATE TABLE IF NOT EXISTS {POSITION_TABLE} "
+                "(id INTEGER PRIMARY KEY CHECK (id = 1), position BIGINT NOT NULL)"
+            )
+            self._db.execute(
+                f"INSERT INTO {POSITION_TABLE} VALUES (1, 0) ON CONFLICT (id) DO NOTHING"
+            )
+
+    def position(self) -> int:
+        row = self._db.execute(f"SELECT position FROM {POSITION_TABLE}").fetchone()
+        assert row is not None
+        return int(row[0])
+
+    def get(self, view: str, key: str) -> Doc | None:
+        row = self._db.execute(
+            f"SELECT doc FROM {VIEW_TABLE} WHERE view = %s AND key = %s", (view, key)
+        ).fetchone()
+        return None if row is None else dict(json.loads(row[0]))
+
+    def scan(self, view: str, key_prefix: str = "") -> Iterator[tuple[str, Doc]]:
+        rows = self._db.execute(
+            f"SELECT key, doc FROM {VIEW_TABLE} WHERE view = %s AND left(key, %s) = %s "
+            "ORDER BY key COLLATE \"C\"",
+            (view, len(key_prefix), key_prefix),
+        ).fetchall()
+        for key, doc in rows:
+            yield key, dict(json.loads(doc))
+
+    def write(self, changes: Mapping[DocKey, Doc], expected: int, position: int) -> None:
+        with self._db.transaction(), self._db.cursor() as cur:
+            cur.execute(
+                f"UPDATE {POSITION_TABLE} SET position = %s WHERE position = %s",
+                (position, expected),
+            )
+            if cur.rowcount != 1:
+                raise StaleViewPosition(f"views are no longer at position {expected}")
+            cur.executemany(
+                f"INSERT INTO {VIEW_TABLE} (view, key, doc) VALUES (%s, %s, %s) "
+                "ON CONFLICT (view, key) DO UPDATE SET doc = EXCLUDED.doc",
+                [(view, key, _encode(doc)) for (view, key), doc in changes.items()],
+            )
+
+    def reset(self) -> None:
+        with self._db.transaction():
+            self._db.execute(f"DELETE FROM {VIEW_TABLE}")
+            self._db.execute(f"UPDATE {POSITION_TABLE} SET position = 0")
+
+    def close(self) -> None:
+        self._db.close()
+
+
+def open_view_store(store: StoreConfig) -> ViewStore:
+    if store.kind == "sqlite":
+        assert store.sqlite_path is not None
+        return SqliteViewStore(store.sqlite_path)
+    assert store.postgres is not None
+    return PostgresViewStore(store.postgres.conninfo())
