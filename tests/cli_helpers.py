@@ -1,0 +1,24 @@
+"""Running the `ledger` command in-process, as a user would type it."""
+
+import json
+from typing import Any
+
+from click.testing import CliRunner, Result
+
+from cli.main import main
+
+
+def run(*args: str, input: str | bytes | None = None, expect: int = 0) -> Result:
+    result = CliRunner().invoke(main, list(args), input=input, catch_exceptions=False)
+    assert result.exit_code == expect, (result.exit_code, result.stdout, result.stderr)
+    return result
+
+
+def run_json(*args: str, **kwargs: Any) -> dict[str, Any]:
+    result = run("--json", *args, **kwargs)
+    doc: dict[str, Any] = json.loads(result.stdout)
+    return doc
+
+
+def balances(store: str, *accounts: str) -> dict[str, str]:
+    return {a: run_json("--store", store, "balance", a)["balance"] for a in accounts}

@@ -1,0 +1,86 @@
+"""Fixtures for stores and the real services.
+
+Tests that need PostgreSQL or Kafka talk to the real servers started by scripts/postgres.sh
+and scripts/kafka.sh. They are skipped only when switched off explicitly
+(LEDGER_TEST_POSTGRES=off, LEDGER_TEST_KAFKA=off); an unreachable server is a failure.
+"""
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+PG_ADMIN_URL = os.environ.get(
+    "LEDGER_TEST_PG_URL", "postgresql://ledger:ledger@127.0.0.1:55432/ledger"
+)
+KAFKA_BOOTSTRAP = os.environ.get("LEDGER_KAFKA", "127.0.0.1:19092")
+
+
+def _switched_off(name: str) -> bool:
+    return os.environ.get(name, "").lower() in {"off", "0", "no", "false"}
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'ledger.db'}"
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> str:
+    if _switched_off("LEDGER_TEST_POSTGRES"):
+        pytest.skip("PostgreSQL tests switched off (LEDGER_TEST_POSTGRES=off)")
+    try:
+        psycopg.connect(PG_ADMIN_URL, connect_timeout=5).close()
+    except psycopg.OperationalError as error:
+        pytest.fail(
+            f"PostgreSQL is not reachable at {PG_ADMIN_URL}: {error}. Start it with "
+            "`bash scripts/postgres.sh start`, or switch these tests off with "
+            "LEDGER_TEST_POSTGRES=off.",
+            pytrace=False,
+        )
+    return PG_ADMIN_URL
+
+
+@pytest.fixture
+def postgres_url(postgres_server: str) -> Iterator[str]:
+    """A fresh, empty database on the real server, dropped after the test."""
+    name = f"ledger_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(postgres_server, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    base = postgres_server.rsplit("/", 1)[0]
+    yield f"{base}/{name}"
+    with psycopg.connect(postgres_server, autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def kafka_server() -> str:
+    if _switched_off("LEDGER_TEST_KAFKA"):
+        pytest.skip("Kafka tests switched off (LEDGER_TEST_KAFKA=off)")
+    from kafka import KafkaAdminClient
+    from kafka.errors import KafkaError
+
+    try:
+        KafkaAdminClient(bootstrap_servers=KAFKA_BOOTSTRAP, request_timeout_ms=10000).close()
+    except KafkaError as error:
+        pytest.fail(
+            f"Kafka is not reachable at {KAFKA_BOOTSTRAP}: {error!r}. Start it with "
+            "`bash scripts/kafka.sh start`, or switch these tests off with LEDGER_TEST_KAFKA=off.",
+            pytrace=False,
+        )
+    return KAFKA_BOOTSTRAP
+
+
+@pytest.fixture
+def kafka_names() -> dict[str, str]:
+    """Topic and group names of one test, so tests never see each other's records."""
+    run = uuid.uuid4().hex[:10]
+    return {
+        "topic": f"t{run}.events",
+        "catalog_topic": f"t{run}.catalog",
+        "dead_letter_topic": f"t{run}.deadletter",
+        "group": f"g{run}",
+    }

@@ -1,0 +1,141 @@
+"""File ingestion through the `ledger` command on the embedded SQLite store (G1, G2, issue 2)."""
+
+import json
+from pathlib import Path
+
+from tests.cli_helpers import balances, run, run_json
+from tests.factories import (
+    MIXED_MONTH_BALANCES,
+    MIXED_MONTH_COUNTS,
+    catalog_published,
+    event,
+    jsonl,
+    mixed_month,
+    opened,
+)
+
+
+def write(tmp_path: Path, text: str, name: str = "events.jsonl") -> Path:
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_ingest_applies_valid_lines_and_balances_add_up(tmp_path: Path, sqlite_url: str) -> None:
+    path = write(tmp_path, mixed_month())
+    report = run_json("--store", sqlite_url, "ingest", "--quiet", str(path))
+    assert report["totals"] == MIXED_MONTH_COUNTS
+    assert balances(sqlite_url, "ACC-1", "ACC-2") == MIXED_MONTH_BALANCES
+
+
+def test_G2_each_bad_line_is_dead_lettered_with_reason_and_the_run_goes_on(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    path = write(tmp_path, mixed_month())
+    run("--store", sqlite_url, "ingest", "--quiet", str(path))
+    letters = [
+        json.loads(line)
+        for line in (tmp_path / "events.jsonl.deadletter.jsonl").read_text().splitlines()
+    ]
+    by_line = {letter["line"]: letter for letter in letters}
+    assert sorted(by_line) == [8, 9, 10, 11]
+    assert by_line[8]["original"] == "this is not JSON"
+    assert by_line[8]["reason"].startswith("not JSON")
+    assert "amount" in by_line[9]["reason"] and "decimal string" in by_line[9]["reason"]
+    assert "occurred_at has no UTC offset" in by_line[10]["reason"]
+    assert by_line[11]["reason"] == "unknown account ACC-404"
+    # The original bytes are kept whole, so the record can be fixed and replayed.
+    assert json.loads(by_line[11]["original"])["account_id"] == "ACC-404"
+    # Lines after the bad ones were applied: the last recharge (line 15) is in the balance.
+    assert balances(sqlite_url, "ACC-1")["ACC-1"] == "27.3625"
+
+
+def test_G1_duplicate_event_id_counts_once_and_a_second_ingest_applies_nothing(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    path = write(tmp_path, mixed_month())
+    run("--store", sqlite_url, "ingest", "--quiet", str(path))
+    again = run_json("--store", sqlite_url, "ingest", "--quiet", str(path))
+    assert again["totals"] == {"consumed": 15, "applied": 0, "duplicates": 11, "dead_lettered": 4}
+    assert balances(sqlite_url, "ACC-1", "ACC-2") == MIXED_MONTH_BALANCES
+
+
+def test_ingest_reads_stdin(tmp_path: Path, sqlite_url: str) -> None:
+    text = jsonl(
+        catalog_published(), opened("ACC-9"), event("balance.recharged", "ACC-9", amount="3.10")
+    )
+    dead = tmp_path / "dead.jsonl"
+    run("--store", sqlite_url, "ingest", "--quiet", "--dead-letter", str(dead), "-", input=text)
+    assert balances(sqlite_url, "ACC-9") == {"ACC-9": "3.1000"}
+    assert not dead.exists()
+
+
+def test_unrated_types_are_recorded_not_dropped(tmp_path: Path, sqlite_url: str) -> None:
+    path = write(tmp_path, mixed_month())
+    report = run_json("--store", sqlite_url, "ingest", "--quiet", str(path))
+    # The call and the data record are applied (recorded), not dead-lettered.
+    assert report["totals"]["applied"] == 10
+
+
+def test_M1_account_in_a_currency_without_catalog_is_dead_lettered(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    path = write(
+        tmp_path,
+        jsonl(
+            catalog_published(),
+            event("account.opened", "ACC-EU", billing_mode="prepaid", currency="EUR"),
+        ),
+    )
+    report = run_json("--store", sqlite_url, "ingest", "--quiet", str(path))
+    assert report["totals"]["dead_lettered"] == 1
+    letter = json.loads((tmp_path / "events.jsonl.deadletter.jsonl").read_text())
+    assert "no catalog is published in EUR" in letter["reason"]
+
+
+def test_usage_for_a_number_not_on_the_account_is_dead_lettered(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    path = write(
+        tmp_path,
+        jsonl(
+            catalog_published(),
+            opened("ACC-1"),
+            event(
+                "call.completed", "ACC-1", msisdn="+14155550999", destination="+12125550100",
+                duration_seconds=10, call_id="c-1",
+            ),
+        ),
+    )
+    run("--store", sqlite_url, "ingest", "--quiet", str(path))
+    letter = json.loads((tmp_path / "events.jsonl.deadletter.jsonl").read_text())
+    assert letter["reason"] == "unknown number +14155550999 on account ACC-1"
+
+
+def test_rebuilt_balance_view_equals_the_live_one(tmp_path: Path, sqlite_url: str) -> None:
+    run("--store", sqlite_url, "ingest", "--quiet", str(write(tmp_path, mixed_month())))
+    live = balances(sqlite_url, "ACC-1", "ACC-2")
+    rebuilt = run_json("--store", sqlite_url, "rebuild")
+    assert rebuilt["replayed"] > 0
+    assert balances(sqlite_url, "ACC-1", "ACC-2") == live == MIXED_MONTH_BALANCES
+
+
+def test_balance_of_unknown_account_is_one_line_error(sqlite_url: str) -> None:
+    result = run("--store", sqlite_url, "balance", "NOPE", expect=1)
+    assert result.stderr == "ledger: error: unknown account NOPE\n"
+
+
+def test_missing_input_file_is_one_line_error(sqlite_url: str, tmp_path: Path) -> None:
+    result = run("--store", sqlite_url, "ingest", str(tmp_path / "absent.jsonl"), expect=1)
+    assert result.stderr.startswith("ledger: error:") and result.stderr.count("\n") == 1
+
+
+def test_bad_store_url_is_one_line_error() -> None:
+    result = run("--store", "mysql://x", "balance", "A", expect=1)
+    assert "unsupported store URL" in result.stderr
+
+
+def test_balance_human_output(tmp_path: Path, sqlite_url: str) -> None:
+    run("--store", sqlite_url, "ingest", "--quiet", str(write(tmp_path, mixed_month())))
+    result = run("--store", sqlite_url, "balance", "ACC-1")
+    assert result.stdout == "ACC-1  balance 27.3625 USD  (prepaid)\n"

@@ -1,0 +1,122 @@
+"""Kafka ingestion against the real broker (issue 2): publish, consume, exactly once."""
+
+from pathlib import Path
+
+import pytest
+from kafka import KafkaConsumer
+
+from tests.cli_helpers import balances, run, run_json
+from tests.factories import MIXED_MONTH_BALANCES, mixed_month
+
+pytestmark = pytest.mark.kafka
+
+
+def kafka_args(bootstrap: str, names: dict[str, str], group: bool = False) -> list[str]:
+    args = [
+        "--bootstrap", bootstrap,
+        "--topic", names["topic"],
+        "--catalog-topic", names["catalog_topic"],
+        "--dead-letter-topic", names["dead_letter_topic"],
+    ]
+    return [*args, "--group", names["group"]] if group else args
+
+
+def read_topic(bootstrap: str, topic: str, expected: int) -> list[object]:
+    consumer = KafkaConsumer(
+        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
+        enable_auto_commit=False, consumer_timeout_ms=10000, group_id=None,
+    )
+    records = []
+    try:
+        for record in consumer:
+            records.append(record)
+            if len(records) >= expected:
+                break
+    finally:
+        consumer.close()
+    return records
+
+
+def test_publish_then_consume_gives_the_same_balances_as_file_ingest(
+    tmp_path: Path, sqlite_url: str, kafka_server: str, kafka_names: dict[str, str]
+) -> None:
+    path = tmp_path / "events.jsonl"
+    path.write_text(mixed_month(), encoding="utf-8")
+    from_file = tmp_path / "file.db"
+    run("--store", f"sqlite:///{from_file}", "ingest", "--quiet", str(path))
+
+    published = run_json("publish", str(path), "--no-validate", *kafka_args(kafka_server, kafka_names))
+    assert published == {"events": 14, "catalog_versions": 1}
+    consumed = run_json(
+        "--store", sqlite_url, "consume", "--quiet", "--until-idle", "3",
+        *kafka_args(kafka_server, kafka_names, group=True),
+    )
+    assert consumed["events"] == {"consumed": 14, "applied": 9, "duplicates": 1, "dead_lettered": 4}
+    assert consumed["catalog"]["applied"] == 1
+    assert balances(sqlite_url, "ACC-1", "ACC-2") == balances(
+        f"sqlite:///{from_file}", "ACC-1", "ACC-2"
+    ) == MIXED_MONTH_BALANCES
+
+    # G1: the stored Kafka position makes a second consume apply nothing, even in a new group.
+    names = {**kafka_names, "group": kafka_names["group"] + "-again"}
+    again = run_json(
+        "--store", sqlite_url, "consume", "--quiet", "--until-idle", "3",
+        *kafka_args(kafka_server, names, group=True),
+    )
+    assert again["events"]["consumed"] == 0 and again["catalog"]["consumed"] == 0
+    assert balances(sqlite_url, "ACC-1", "ACC-2") == MIXED_MONTH_BALANCES
+
+
+def test_G2_dead_letter_topic_keeps_original_bytes_and_reason(
+    tmp_path: Path, sqlite_url: str, kafka_server: str, kafka_names: dict[str, str]
+) -> None:
+    path = tmp_path / "events.jsonl"
+    path.write_text(mixed_month(), encoding="utf-8")
+    run("publish", str(path), "--no-validate", *kafka_args(kafka_server, kafka_names))
+    run("--store", sqlite_url, "consume", "--quiet", "--until-idle", "3",
+        *kafka_args(kafka_server, kafka_names, group=True))
+    letters = read_topic(kafka_server, kafka_names["dead_letter_topic"], expected=4)
+    assert len(letters) == 4
+    by_value = {letter.value: dict(letter.headers) for letter in letters}  # type: ignore[attr-defined]
+    headers = by_value[b"this is not JSON"]
+    assert headers["reason"].startswith(b"not JSON")
+    assert headers["source-topic"] == kafka_names["topic"].encode()
+    assert int(headers["source-offset"]) >= 0
+    reasons = sorted(h["reason"].decode() for h in by_value.values())
+    assert "unknown account ACC-404" in reasons
+    assert any("occurred_at has no UTC offset" in r for r in reasons)
+
+
+def test_publish_refuses_a_file_with_invalid_lines_and_sends_nothing(
+    tmp_path: Path, sqlite_url: str, kafka_server: str, kafka_names: dict[str, str]
+) -> None:
+    path = tmp_path / "events.jsonl"
+    path.write_text(mixed_month(), encoding="utf-8")
+    result = run("publish", str(path), *kafka_args(kafka_server, kafka_names), expect=1)
+    assert "events.jsonl:8: not JSON" in result.stderr
+    # Three lines break the contract; the unknown account is valid input for the consumer.
+    assert result.stderr.strip().endswith(f"3 invalid line(s) in {path}; nothing was published")
+    consumed = run_json(
+        "--store", sqlite_url, "consume", "--quiet", "--until-idle", "2",
+        *kafka_args(kafka_server, kafka_names, group=True),
+    )
+    assert consumed["events"]["consumed"] == 0 and consumed["catalog"]["consumed"] == 0
+
+
+def test_catalog_publish_then_consume_rates_with_it(
+    tmp_path: Path, sqlite_url: str, kafka_server: str, kafka_names: dict[str, str]
+) -> None:
+    from ledger.catalog import default_catalog_path
+    from tests.factories import event, jsonl, opened
+
+    run("catalog", "publish", str(default_catalog_path()), *kafka_args(kafka_server, kafka_names))
+    path = tmp_path / "events.jsonl"
+    path.write_text(jsonl(opened("ACC-K"), event("balance.recharged", "ACC-K", amount="4.20")))
+    run("publish", str(path), *kafka_args(kafka_server, kafka_names))
+    consumed = run_json(
+        "--store", sqlite_url, "consume", "--quiet", "--until-idle", "3",
+        *kafka_args(kafka_server, kafka_names, group=True),
+    )
+    assert consumed["catalog"]["applied"] == 1
+    assert consumed["events"]["applied"] == 2
+    assert balances(sqlite_url, "ACC-K") == {"ACC-K": "4.2000"}
