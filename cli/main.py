@@ -1,6 +1,5 @@
 """`ledger`: one entry point for ingestion (ingest, consume, publish), support and finance."""
 
-import json
 import signal
 import sys
 import time
@@ -146,8 +145,11 @@ def ingest(
                 counts = ingest_stream(app, stream, source, sink, batch_size, on_batch=show)
             totals.add(counts)
             report["files"].append(
-                {"file": name, **_counts_doc(counts), "dead_letter_file": str(letters_path)
-                 if counts.dead_letters else None}
+                {
+                    "file": name,
+                    **_counts_doc(counts),
+                    "dead_letter_file": str(letters_path) if counts.dead_letters else None,
+                }
             )
         with context.views() as views:
             catch_up(app, views)
@@ -183,11 +185,15 @@ def _kafka_options(func: Callable[..., Any]) -> Callable[..., Any]:
         ),
         click.option("--topic", default="ledger.events", show_default=True, help="Events topic."),
         click.option(
-            "--catalog-topic", default="ledger.catalog", show_default=True,
+            "--catalog-topic",
+            default="ledger.catalog",
+            show_default=True,
             help="Topic of catalog.published events (read to its end before rating).",
         ),
         click.option(
-            "--dead-letter-topic", default="ledger.events.deadletter", show_default=True,
+            "--dead-letter-topic",
+            default="ledger.events.deadletter",
+            show_default=True,
             help="Where records the ledger cannot apply go, with the reason in headers.",
         ),
     ]
@@ -196,13 +202,17 @@ def _kafka_options(func: Callable[..., Any]) -> Callable[..., Any]:
     return func
 
 
-def _settings(bootstrap: str, topic: str, catalog_topic: str, dead_letter_topic: str,
-              group: str = "ledger") -> Any:
+def _settings(
+    bootstrap: str, topic: str, catalog_topic: str, dead_letter_topic: str, group: str = "ledger"
+) -> Any:
     from consumers.kafka import KafkaSettings
 
     return KafkaSettings(
-        bootstrap=bootstrap, topic=topic, catalog_topic=catalog_topic,
-        dead_letter_topic=dead_letter_topic, group=group,
+        bootstrap=bootstrap,
+        topic=topic,
+        catalog_topic=catalog_topic,
+        dead_letter_topic=dead_letter_topic,
+        group=group,
     )
 
 
@@ -210,14 +220,22 @@ def _settings(bootstrap: str, topic: str, catalog_topic: str, dead_letter_topic:
 @_kafka_options
 @click.option("--group", default="ledger", show_default=True, help="Kafka consumer group.")
 @click.option(
-    "--until-idle", type=click.FloatRange(min=0.1), default=None,
+    "--until-idle",
+    type=click.FloatRange(min=0.1),
+    default=None,
     help="Stop after this many seconds without a record (batch runs and tests).",
 )
 @click.option("--quiet", is_flag=True, help="No progress lines on stderr.")
 @pass_context
 def consume(
-    context: Context, bootstrap: str, topic: str, catalog_topic: str, dead_letter_topic: str,
-    group: str, until_idle: float | None, quiet: bool,
+    context: Context,
+    bootstrap: str,
+    topic: str,
+    catalog_topic: str,
+    dead_letter_topic: str,
+    group: str,
+    until_idle: float | None,
+    quiet: bool,
 ) -> None:
     """Consume events from Kafka, exactly once, and keep the views current.
 
@@ -246,8 +264,12 @@ def consume(
         app = context.app()
         with context.views() as views:
             report = run_consumer(
-                app, views, settings, until_idle=until_idle,
-                should_stop=lambda: stopping["now"], on_batch=on_batch,
+                app,
+                views,
+                settings,
+                until_idle=until_idle,
+                should_stop=lambda: stopping["now"],
+                on_batch=on_batch,
             )
         doc = {"events": _counts_doc(report.totals), "catalog": _counts_doc(report.catalog)}
         context.emit(
@@ -263,15 +285,27 @@ def consume(
 @click.argument("file", type=click.Path(allow_dash=True))
 @_kafka_options
 @click.option(
-    "--no-validate", is_flag=True,
+    "--no-validate",
+    is_flag=True,
     help="Send every line as it is (bad ones included) so consumers dead-letter them.",
 )
-@click.option("--partitions", default=3, show_default=True, type=click.IntRange(1, 1000),
-              help="Partitions of the events topic when it has to be created.")
+@click.option(
+    "--partitions",
+    default=3,
+    show_default=True,
+    type=click.IntRange(1, 1000),
+    help="Partitions of the events topic when it has to be created.",
+)
 @pass_context
 def publish(
-    context: Context, file: str, bootstrap: str, topic: str, catalog_topic: str,
-    dead_letter_topic: str, no_validate: bool, partitions: int,
+    context: Context,
+    file: str,
+    bootstrap: str,
+    topic: str,
+    catalog_topic: str,
+    dead_letter_topic: str,
+    no_validate: bool,
+    partitions: int,
 ) -> None:
     """Validate a JSON Lines file, then produce it to Kafka keyed by account_id.
 
@@ -363,8 +397,13 @@ def catalog_event(file: str, event_id: str | None) -> None:
 @_kafka_options
 @pass_context
 def catalog_publish(
-    context: Context, file: str, event_id: str | None, bootstrap: str, topic: str,
-    catalog_topic: str, dead_letter_topic: str,
+    context: Context,
+    file: str,
+    event_id: str | None,
+    bootstrap: str,
+    topic: str,
+    catalog_topic: str,
+    dead_letter_topic: str,
 ) -> None:
     """Publish a catalog version to the catalog topic as a catalog.published event."""
     from consumers.kafka import publish as run_publish
@@ -401,6 +440,7 @@ def balance(context: Context, account: str) -> None:
 @pass_context
 def rebuild_views(context: Context) -> None:
     """Rebuild every view from the event store (views are disposable; events are the truth)."""
+
     def show(applied: int, position: int) -> None:
         click.echo(f"rebuild: {applied} events replayed (position {position})", err=True)
 

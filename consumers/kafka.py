@@ -6,6 +6,7 @@ ledger events it produced. On every assignment the consumer seeks to that stored
 Offsets are also committed to Kafka after each batch, but only so lag can be monitored.
 """
 
+import contextlib
 import json
 import os
 import time
@@ -31,7 +32,9 @@ MAX_POLL_RECORDS = 5000  # explicit limit on one batch
 
 @dataclass(frozen=True)
 class KafkaSettings:
-    bootstrap: str = field(default_factory=lambda: os.environ.get("LEDGER_KAFKA", DEFAULT_BOOTSTRAP))
+    bootstrap: str = field(
+        default_factory=lambda: os.environ.get("LEDGER_KAFKA", DEFAULT_BOOTSTRAP)
+    )
     topic: str = "ledger.events"
     catalog_topic: str = "ledger.catalog"
     dead_letter_topic: str = "ledger.events.deadletter"
@@ -55,10 +58,9 @@ def ensure_topics(settings: KafkaSettings, partitions: int) -> None:
         ]
         missing = [topic for topic in wanted if topic.name not in existing]
         if missing:
-            try:
+            # Another process may create them in the meantime.
+            with contextlib.suppress(TopicAlreadyExistsError):
                 admin.create_topics(missing)
-            except TopicAlreadyExistsError:
-                pass  # another process created it in the meantime
     finally:
         admin.close()
 
@@ -218,7 +220,10 @@ class PublishReport:
 
 
 def publish(
-    records: Iterable[RawRecord], settings: KafkaSettings, validate: bool = True, partitions: int = 3
+    records: Iterable[RawRecord],
+    settings: KafkaSettings,
+    validate: bool = True,
+    partitions: int = 3,
 ) -> PublishReport:
     """Produce JSON lines to Kafka keyed by account (catalog versions to their own topic).
 
@@ -234,7 +239,8 @@ def publish(
             except InvalidEvent as error:
                 report.invalid.append((record.position, error.reason))
                 continue
-            event_type, account_id = event.type, event.account_id
+            event_type: str | None = event.type
+            account_id: str | None = event.account_id
         else:
             event_type, account_id = _peek(record.value)
         topic = settings.catalog_topic if event_type == "catalog.published" else settings.topic

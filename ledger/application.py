@@ -87,7 +87,7 @@ class LedgerApp(Application[UUID]):
             self._accounts.move_to_end(stream_id)
             return cached
         try:
-            account = self.repository.get(stream_id)
+            account: Any = self.repository.get(stream_id)
         except AggregateNotFoundError:
             return None
         assert isinstance(account, Account)
@@ -97,7 +97,7 @@ class LedgerApp(Application[UUID]):
     def catalog_book(self) -> CatalogBook | None:
         if self._catalog_book is None:
             try:
-                book = self.repository.get(CATALOG_STREAM_ID)
+                book: Any = self.repository.get(CATALOG_STREAM_ID)
             except AggregateNotFoundError:
                 return None
             assert isinstance(book, CatalogBook)
@@ -113,7 +113,7 @@ class LedgerApp(Application[UUID]):
         if cached is not None:
             return cached
         try:
-            intake = self.repository.get(intake_stream_id(source))
+            intake: Any = self.repository.get(intake_stream_id(source))
         except AggregateNotFoundError:
             return None
         assert isinstance(intake, Intake)

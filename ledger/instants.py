@@ -18,7 +18,9 @@ def parse_instant(value: object, field: str) -> datetime:
     or is not a real date and time.
     """
     if not isinstance(value, str):
-        raise ValueError(f"{field} must be an RFC 3339 timestamp string, got {type(value).__name__}")
+        raise ValueError(
+            f"{field} must be an RFC 3339 timestamp string, got {type(value).__name__}"
+        )
     if not _RFC3339.match(value):
         if re.match(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?$", value):
             raise ValueError(

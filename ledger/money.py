@@ -18,7 +18,7 @@ def parse_money(value: object, field: str) -> Decimal:
     """
     if isinstance(value, bool) or not isinstance(value, str):
         raise ValueError(
-            f"{field} must be a decimal string such as \"10.00\", got {type(value).__name__}"
+            f'{field} must be a decimal string such as "10.00", got {type(value).__name__}'
         )
     text = value.strip()
     try:

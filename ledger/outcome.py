@@ -86,7 +86,9 @@ class Outcome:
         )
 
 
-def applied(rule: str, *, balance_delta: Decimal = ZERO, charges: tuple[Charge, ...] = ()) -> Outcome:
+def applied(
+    rule: str, *, balance_delta: Decimal = ZERO, charges: tuple[Charge, ...] = ()
+) -> Outcome:
     return Outcome(status="applied", rule=rule, balance_delta=balance_delta, charges=charges)
 
 

@@ -44,7 +44,11 @@ RULES: dict[str, Rule] = {
 def check_references(account: Account, event: IncomingEvent, catalogs: CatalogHistory) -> None:
     """Dead-letter what names a number, plan or package the ledger does not know (G2)."""
     msisdn = event.fields.get("msisdn")
-    if msisdn is not None and event.type not in _INTRODUCES_NUMBER and msisdn not in account.numbers:
+    if (
+        msisdn is not None
+        and event.type not in _INTRODUCES_NUMBER
+        and msisdn not in account.numbers
+    ):
         raise RejectedEvent(f"unknown number {msisdn} on account {account.account_id}")
     plan_id = event.fields.get("plan_id")
     package_id = event.fields.get("package_id")
@@ -54,9 +58,7 @@ def check_references(account: Account, event: IncomingEvent, catalogs: CatalogHi
     if plan_id is not None and plan_id not in catalog.plans:
         raise RejectedEvent(f"unknown plan {plan_id!r} in catalog version {catalog.version}")
     if package_id is not None and package_id not in catalog.packages:
-        raise RejectedEvent(
-            f"unknown package {package_id!r} in catalog version {catalog.version}"
-        )
+        raise RejectedEvent(f"unknown package {package_id!r} in catalog version {catalog.version}")
 
 
 def decide(account: Account, event: IncomingEvent, catalogs: CatalogHistory) -> Outcome:

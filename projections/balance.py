@@ -30,4 +30,6 @@ class BalanceProjection(Projection):
             account_id = event.fact["account_id"]
             doc = changes.get(VIEW, account_id)
             assert doc is not None, f"balance of {account_id} changed before it opened"
-            changes.put(VIEW, account_id, {**doc, "balance": money_text(Decimal(doc["balance"]) + delta)})
+            changes.put(
+                VIEW, account_id, {**doc, "balance": money_text(Decimal(doc["balance"]) + delta)}
+            )

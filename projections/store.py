@@ -154,7 +154,7 @@ class PostgresViewStore(ViewStore):
     def scan(self, view: str, key_prefix: str = "") -> Iterator[tuple[str, Doc]]:
         rows = self._db.execute(
             f"SELECT key, doc FROM {VIEW_TABLE} WHERE view = %s AND left(key, %s) = %s "
-            "ORDER BY key COLLATE \"C\"",
+            'ORDER BY key COLLATE "C"',
             (view, len(key_prefix), key_prefix),
         ).fetchall()
         for key, doc in rows:

@@ -10,7 +10,9 @@ from ledger.instants import instant_text
 _ids = count(1)
 
 
-def event(type_: str, account_id: str, occurred_at: str = "2026-11-02T10:00:00Z", **fields: Any) -> dict[str, Any]:
+def event(
+    type_: str, account_id: str, occurred_at: str = "2026-11-02T10:00:00Z", **fields: Any
+) -> dict[str, Any]:
     return {
         "event_id": fields.pop("event_id", f"ev-{next(_ids)}"),
         "type": type_,
@@ -34,7 +36,14 @@ def catalog_published(event_id: str = "catalog-default") -> dict[str, Any]:
 
 
 def opened(account_id: str, mode: str = "prepaid", **fields: Any) -> dict[str, Any]:
-    return event("account.opened", account_id, "2026-11-01T09:00:00Z", billing_mode=mode, currency="USD", **fields)
+    return event(
+        "account.opened",
+        account_id,
+        "2026-11-01T09:00:00Z",
+        billing_mode=mode,
+        currency="USD",
+        **fields,
+    )
 
 
 def line(doc: dict[str, Any]) -> str:
@@ -63,11 +72,17 @@ def mixed_month() -> str:
         event("balance.recharged", "ACC-404", amount="5.00"),  # unknown account
         event("balance.recharged", "ACC-1", amount="7.35"),
         event(
-            "call.completed", "ACC-1", msisdn="+14155550101", destination="+12125550100",
-            duration_seconds=95, call_id="call-1",
+            "call.completed",
+            "ACC-1",
+            msisdn="+14155550101",
+            destination="+12125550100",
+            duration_seconds=95,
+            call_id="call-1",
         ),
         event("data.used", "ACC-2", msisdn="+14155550202", bytes=1_500_000, roaming=False),
-        event("balance.recharged", "ACC-1", occurred_at="2026-11-20T08:00:00-05:00", amount="0.0125"),
+        event(
+            "balance.recharged", "ACC-1", occurred_at="2026-11-20T08:00:00-05:00", amount="0.0125"
+        ),
     )
 
 

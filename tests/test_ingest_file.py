@@ -102,8 +102,12 @@ def test_usage_for_a_number_not_on_the_account_is_dead_lettered(
             catalog_published(),
             opened("ACC-1"),
             event(
-                "call.completed", "ACC-1", msisdn="+14155550999", destination="+12125550100",
-                duration_seconds=10, call_id="c-1",
+                "call.completed",
+                "ACC-1",
+                msisdn="+14155550999",
+                destination="+12125550100",
+                duration_seconds=10,
+                call_id="c-1",
             ),
         ),
     )

@@ -13,18 +13,26 @@ pytestmark = pytest.mark.kafka
 
 def kafka_args(bootstrap: str, names: dict[str, str], group: bool = False) -> list[str]:
     args = [
-        "--bootstrap", bootstrap,
-        "--topic", names["topic"],
-        "--catalog-topic", names["catalog_topic"],
-        "--dead-letter-topic", names["dead_letter_topic"],
+        "--bootstrap",
+        bootstrap,
+        "--topic",
+        names["topic"],
+        "--catalog-topic",
+        names["catalog_topic"],
+        "--dead-letter-topic",
+        names["dead_letter_topic"],
     ]
     return [*args, "--group", names["group"]] if group else args
 
 
 def read_topic(bootstrap: str, topic: str, expected: int) -> list[object]:
     consumer = KafkaConsumer(
-        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest",
-        enable_auto_commit=False, consumer_timeout_ms=10000, group_id=None,
+        topic,
+        bootstrap_servers=bootstrap,
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+        consumer_timeout_ms=10000,
+        group_id=None,
     )
     records = []
     try:
@@ -45,22 +53,36 @@ def test_publish_then_consume_gives_the_same_balances_as_file_ingest(
     from_file = tmp_path / "file.db"
     run("--store", f"sqlite:///{from_file}", "ingest", "--quiet", str(path))
 
-    published = run_json("publish", str(path), "--no-validate", *kafka_args(kafka_server, kafka_names))
+    published = run_json(
+        "publish", str(path), "--no-validate", *kafka_args(kafka_server, kafka_names)
+    )
     assert published == {"events": 14, "catalog_versions": 1}
     consumed = run_json(
-        "--store", sqlite_url, "consume", "--quiet", "--until-idle", "3",
+        "--store",
+        sqlite_url,
+        "consume",
+        "--quiet",
+        "--until-idle",
+        "3",
         *kafka_args(kafka_server, kafka_names, group=True),
     )
     assert consumed["events"] == {"consumed": 14, "applied": 9, "duplicates": 1, "dead_lettered": 4}
     assert consumed["catalog"]["applied"] == 1
-    assert balances(sqlite_url, "ACC-1", "ACC-2") == balances(
-        f"sqlite:///{from_file}", "ACC-1", "ACC-2"
-    ) == MIXED_MONTH_BALANCES
+    assert (
+        balances(sqlite_url, "ACC-1", "ACC-2")
+        == balances(f"sqlite:///{from_file}", "ACC-1", "ACC-2")
+        == MIXED_MONTH_BALANCES
+    )
 
     # G1: the stored Kafka position makes a second consume apply nothing, even in a new group.
     names = {**kafka_names, "group": kafka_names["group"] + "-again"}
     again = run_json(
-        "--store", sqlite_url, "consume", "--quiet", "--until-idle", "3",
+        "--store",
+        sqlite_url,
+        "consume",
+        "--quiet",
+        "--until-idle",
+        "3",
         *kafka_args(kafka_server, names, group=True),
     )
     assert again["events"]["consumed"] == 0 and again["catalog"]["consumed"] == 0
@@ -73,8 +95,15 @@ def test_G2_dead_letter_topic_keeps_original_bytes_and_reason(
     path = tmp_path / "events.jsonl"
     path.write_text(mixed_month(), encoding="utf-8")
     run("publish", str(path), "--no-validate", *kafka_args(kafka_server, kafka_names))
-    run("--store", sqlite_url, "consume", "--quiet", "--until-idle", "3",
-        *kafka_args(kafka_server, kafka_names, group=True))
+    run(
+        "--store",
+        sqlite_url,
+        "consume",
+        "--quiet",
+        "--until-idle",
+        "3",
+        *kafka_args(kafka_server, kafka_names, group=True),
+    )
     letters = read_topic(kafka_server, kafka_names["dead_letter_topic"], expected=4)
     assert len(letters) == 4
     by_value = {letter.value: dict(letter.headers) for letter in letters}  # type: ignore[attr-defined]
@@ -97,7 +126,12 @@ def test_publish_refuses_a_file_with_invalid_lines_and_sends_nothing(
     # Three lines break the contract; the unknown account is valid input for the consumer.
     assert result.stderr.strip().endswith(f"3 invalid line(s) in {path}; nothing was published")
     consumed = run_json(
-        "--store", sqlite_url, "consume", "--quiet", "--until-idle", "2",
+        "--store",
+        sqlite_url,
+        "consume",
+        "--quiet",
+        "--until-idle",
+        "2",
         *kafka_args(kafka_server, kafka_names, group=True),
     )
     assert consumed["events"]["consumed"] == 0 and consumed["catalog"]["consumed"] == 0
@@ -114,7 +148,12 @@ def test_catalog_publish_then_consume_rates_with_it(
     path.write_text(jsonl(opened("ACC-K"), event("balance.recharged", "ACC-K", amount="4.20")))
     run("publish", str(path), *kafka_args(kafka_server, kafka_names))
     consumed = run_json(
-        "--store", sqlite_url, "consume", "--quiet", "--until-idle", "3",
+        "--store",
+        sqlite_url,
+        "consume",
+        "--quiet",
+        "--until-idle",
+        "3",
         *kafka_args(kafka_server, kafka_names, group=True),
     )
     assert consumed["catalog"]["applied"] == 1
