@@ -5,14 +5,17 @@ decided, and the hash-chain link over both. Evolving state reads only the stored
 the catalog, so replay needs nothing but the log (C1, R1).
 """
 
+from collections.abc import Callable, Mapping
 from decimal import Decimal
 from typing import Any
 
 from eventsourcing.domain import Aggregate
 
 from ledger.chain import GENESIS, link
+from ledger.instants import parse_instant, period_of
 from ledger.money import ZERO
 from ledger.outcome import Outcome
+from ledger.state import NumberState, PlanState
 
 # An explicit limit on one account's numbers: a business account with more is a data error.
 MAX_NUMBERS_PER_ACCOUNT = 10_000
@@ -40,7 +43,12 @@ class Account(Aggregate):
         self.currency: str = fact["currency"]
         self.timezone: str = fact.get("timezone", "UTC")
         self.opened_at: str = fact["occurred_at"]
-        self.numbers: set[str] = set()
+        self.current_period: str = period_of(
+            parse_instant(fact["occurred_at"], "occurred_at"), self.timezone
+        )
+        self.last_cycle_period: str | None = None
+        self.blocked = False
+        self.numbers: dict[str, NumberState] = {}
         self.balance: Decimal = ZERO
         self.seen_event_ids: set[str] = {fact["event_id"]}
         self.chain_head: str = chain
@@ -73,6 +81,92 @@ class Account(Aggregate):
         if outcome.status != "applied":
             return
         self.balance += outcome.balance_delta
-        if fact["type"] == "number.added":
-            self.numbers.add(fact["msisdn"])
-            assert len(self.numbers) <= MAX_NUMBERS_PER_ACCOUNT
+        evolver = _EVOLVERS.get(fact["type"])
+        if evolver is not None:
+            evolver(self, fact, outcome.effects)
+
+
+Evolver = Callable[[Account, dict[str, Any], Mapping[str, Any]], None]
+
+
+def plan_from_effect(doc: Mapping[str, Any], period: str) -> PlanState:
+    plan = PlanState(
+        plan_id=doc["plan_id"],
+        name=doc["name"],
+        term=doc["term"],
+        minutes=doc["minutes"],
+        countries=tuple(doc["countries"]),
+        increment_seconds=doc["increment_seconds"],
+        autorenew=doc["autorenew"],
+        channel=doc["channel"],
+        started_period=doc.get("started_period", period),
+        current_period=period,
+    )
+    plan.grant(period)
+    return plan
+
+
+def _number_added(account: Account, fact: dict[str, Any], _: Mapping[str, Any]) -> None:
+    account.numbers[fact["msisdn"]] = NumberState(fact["msisdn"])
+    assert len(account.numbers) <= MAX_NUMBERS_PER_ACCOUNT
+
+
+def _plan_purchased(account: Account, fact: dict[str, Any], effects: Mapping[str, Any]) -> None:
+    account.numbers[fact["msisdn"]].plan = plan_from_effect(effects["plan"], effects["period"])
+
+
+def _plan_autorenew_changed(
+    account: Account, fact: dict[str, Any], effects: Mapping[str, Any]
+) -> None:
+    plan = account.numbers[fact["msisdn"]].plan
+    assert plan is not None
+    plan.autorenew = effects["autorenew"]
+
+
+def _plan_changed(account: Account, fact: dict[str, Any], effects: Mapping[str, Any]) -> None:
+    plan = account.numbers[fact["msisdn"]].plan
+    assert plan is not None
+    plan.pending_plan_id = effects["pending_plan_id"]
+
+
+def _call_completed(account: Account, fact: dict[str, Any], effects: Mapping[str, Any]) -> None:
+    used = effects.get("plan_seconds", 0)
+    if not used:
+        return
+    plan = account.numbers[fact["msisdn"]].plan
+    assert plan is not None
+    batch = plan.batches[effects["period"]]
+    batch.used_seconds += used
+    # Plan minutes never go negative (V4): the rules split the call before this point.
+    assert 0 <= batch.used_seconds <= batch.granted_seconds, (batch, fact["event_id"])
+
+
+def _cycle_started(account: Account, fact: dict[str, Any], effects: Mapping[str, Any]) -> None:
+    period = effects["period"]
+    account.current_period = period
+    account.last_cycle_period = period
+    for msisdn, change in effects.get("plans", {}).items():
+        number = account.numbers[msisdn]
+        if change["action"] == "ended":
+            number.plan = None
+        elif change["action"] == "renewed":
+            assert number.plan is not None
+            number.plan.grant(period)
+        else:  # "changed": the new plan replaces the old one from this period (V8)
+            number.plan = plan_from_effect(change["plan"], period)
+
+
+def _blocked(account: Account, _: dict[str, Any], effects: Mapping[str, Any]) -> None:
+    account.blocked = effects["blocked"]
+
+
+_EVOLVERS: dict[str, Evolver] = {
+    "account.blocked": _blocked,
+    "account.unblocked": _blocked,
+    "number.added": _number_added,
+    "plan.purchased": _plan_purchased,
+    "plan.autorenew_changed": _plan_autorenew_changed,
+    "plan.changed": _plan_changed,
+    "call.completed": _call_completed,
+    "cycle.started": _cycle_started,
+}

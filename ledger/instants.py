@@ -68,3 +68,23 @@ def parse_period(value: object, field: str) -> str:
     if not isinstance(value, str) or not _PERIOD.match(value):
         raise ValueError(f"{field} must be a period named YYYY-MM, got {value!r}")
     return value
+
+
+def next_period(period: str) -> str:
+    year, month = int(period[:4]), int(period[5:7])
+    return f"{year + month // 12:04d}-{month % 12 + 1:02d}"
+
+
+def months_between(earlier: str, later: str) -> int:
+    """Whole periods from `earlier` to `later` (2026-01 -> 2027-01 is 12)."""
+    return (int(later[:4]) - int(earlier[:4])) * 12 + int(later[5:7]) - int(earlier[5:7])
+
+
+def period_start(period: str, timezone_name: str) -> datetime:
+    """The first instant of a period in the account's time zone."""
+    return datetime(int(period[:4]), int(period[5:7]), 1, tzinfo=zone(timezone_name))
+
+
+def period_end(period: str, timezone_name: str) -> datetime:
+    """The instant the period ends (exclusive): the first instant of the next period."""
+    return period_start(next_period(period), timezone_name)

@@ -12,6 +12,8 @@ from typing import Any, Literal
 from ledger.money import ZERO, money_text
 
 Status = Literal["applied", "not_yet_rated", "rejected"]
+# Who pays a charge (I3): the prepaid balance, the customer's payment method, or the invoice.
+Payer = Literal["balance", "payment_method", "invoice"]
 
 
 @dataclass(frozen=True)
@@ -26,6 +28,7 @@ class Charge:
     rate: str
     arithmetic: str
     period: str
+    payer: Payer
     msisdn: str | None = None
 
     def document(self) -> dict[str, Any]:
@@ -38,6 +41,7 @@ class Charge:
             "rate": self.rate,
             "arithmetic": self.arithmetic,
             "period": self.period,
+            "payer": self.payer,
             "msisdn": self.msisdn,
         }
 
@@ -52,19 +56,25 @@ class Charge:
             rate=doc["rate"],
             arithmetic=doc["arithmetic"],
             period=doc["period"],
+            payer=doc["payer"],
             msisdn=doc.get("msisdn"),
         )
 
 
 @dataclass(frozen=True)
 class Outcome:
-    """The decision for one event: its status, its money movements and its charges."""
+    """The decision for one event: its status, its money movements, charges and state changes.
+
+    `effects` holds the state changes the rule decided (plain JSON), so evolving state and
+    folding views read them instead of re-running the rule.
+    """
 
     status: Status
     rule: str
     reason: str | None = None
     balance_delta: Decimal = ZERO
     charges: tuple[Charge, ...] = field(default_factory=tuple)
+    effects: Mapping[str, Any] = field(default_factory=dict)
 
     def document(self) -> dict[str, Any]:
         return {
@@ -73,6 +83,7 @@ class Outcome:
             "reason": self.reason,
             "balance_delta": money_text(self.balance_delta),
             "charges": [charge.document() for charge in self.charges],
+            "effects": dict(self.effects),
         }
 
     @classmethod
@@ -83,13 +94,24 @@ class Outcome:
             reason=doc.get("reason"),
             balance_delta=Decimal(doc["balance_delta"]),
             charges=tuple(Charge.from_document(c) for c in doc["charges"]),
+            effects=doc.get("effects", {}),
         )
 
 
 def applied(
-    rule: str, *, balance_delta: Decimal = ZERO, charges: tuple[Charge, ...] = ()
+    rule: str,
+    *,
+    balance_delta: Decimal = ZERO,
+    charges: tuple[Charge, ...] = (),
+    effects: Mapping[str, Any] | None = None,
 ) -> Outcome:
-    return Outcome(status="applied", rule=rule, balance_delta=balance_delta, charges=charges)
+    return Outcome(
+        status="applied",
+        rule=rule,
+        balance_delta=balance_delta,
+        charges=charges,
+        effects=effects or {},
+    )
 
 
 def not_yet_rated(event_type: str) -> Outcome:

@@ -86,6 +86,8 @@ def mixed_month() -> str:
     )
 
 
-# What mixed_month() must give: 20.00 + 7.35 + 0.0125 on ACC-1 (the duplicate once), 0 on ACC-2.
-MIXED_MONTH_BALANCES = {"ACC-1": "27.3625", "ACC-2": "0.0000"}
+# What mixed_month() must give on ACC-1: 20.00 + 7.35 + 0.0125 in recharges (the duplicate
+# once), less the PAYG call: 95 s to +1 (US) -> 120 s billed = 2 min x 0.0150 = 0.0300 (V5).
+# ACC-2 is postpaid: no balance moves.
+MIXED_MONTH_BALANCES = {"ACC-1": "27.3325", "ACC-2": "0.0000"}
 MIXED_MONTH_COUNTS = {"consumed": 15, "applied": 10, "duplicates": 1, "dead_lettered": 4}

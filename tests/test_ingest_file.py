@@ -47,7 +47,7 @@ def test_G2_each_bad_line_is_dead_lettered_with_reason_and_the_run_goes_on(
     # The original bytes are kept whole, so the record can be fixed and replayed.
     assert json.loads(by_line[11]["original"])["account_id"] == "ACC-404"
     # Lines after the bad ones were applied: the last recharge (line 15) is in the balance.
-    assert balances(sqlite_url, "ACC-1")["ACC-1"] == "27.3625"
+    assert balances(sqlite_url, "ACC-1")["ACC-1"] == "27.3325"
 
 
 def test_G1_duplicate_event_id_counts_once_and_a_second_ingest_applies_nothing(
@@ -142,4 +142,4 @@ def test_bad_store_url_is_one_line_error() -> None:
 def test_balance_human_output(tmp_path: Path, sqlite_url: str) -> None:
     run("--store", sqlite_url, "ingest", "--quiet", str(write(tmp_path, mixed_month())))
     result = run("--store", sqlite_url, "balance", "ACC-1")
-    assert result.stdout == "ACC-1  balance 27.3625 USD  (prepaid)\n"
+    assert result.stdout == "ACC-1  balance 27.3325 USD  (prepaid)\n"

@@ -49,5 +49,5 @@ def test_LEDGER_STORE_environment_selects_postgres(
     monkeypatch.setenv("LEDGER_STORE", postgres_url)
     monkeypatch.chdir(tmp_path)
     run("ingest", "--quiet", str(path))
-    assert run_json("balance", "ACC-1")["balance"] == "27.3625"
+    assert run_json("balance", "ACC-1")["balance"] == "27.3325"
     assert not (tmp_path / "ledger.db").exists()  # nothing went to the SQLite default

@@ -1,5 +1,6 @@
 """The shipped sample month is what its generator makes, and the demo's main job works on it."""
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -29,5 +30,9 @@ def test_sample_month_ingests_with_its_bad_records_dead_lettered(
     )
     assert report["totals"]["dead_lettered"] == 3
     assert report["totals"]["duplicates"] == 1
-    # ACC-1001 recharged 10.00 at opening and 15.00 mid-month.
-    assert run_json("--store", sqlite_url, "balance", "ACC-1001")["balance"] == "25.0000"
+    reasons = [json.loads(line)["reason"] for line in dead.read_text().splitlines()]
+    assert reasons[0].startswith("not JSON")
+    assert "occurred_at has no UTC offset" in reasons[1]
+    assert reasons[2] == "unknown account ACC-9999"
+    # Postpaid accounts keep no prepaid balance; everything goes on the invoice (I3).
+    assert run_json("--store", sqlite_url, "balance", "ACC-2001")["balance"] == "0.0000"

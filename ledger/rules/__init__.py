@@ -1,8 +1,9 @@
 """Rating rules: pure functions from (account state, incoming event, catalogs) to an Outcome.
 
-No I/O here. A rule either returns an Outcome (applied, rejected with a reason, or
-recorded as not yet rated) or raises RejectedEvent when the event does not fit the ledger's
-state at all (unknown number, unknown plan): the pipeline dead-letters those (G2).
+No I/O here. A rule either returns an Outcome (applied, rejected with a reason, or recorded
+as not yet rated) or raises RejectedEvent when the event does not fit the ledger's state at
+all (unknown number, plan or destination): the pipeline dead-letters those (G2).
+One module per family of rules; this one dispatches by event type.
 """
 
 from collections.abc import Callable
@@ -11,33 +12,24 @@ from ledger.account import Account
 from ledger.catalog import CatalogHistory
 from ledger.contract import IncomingEvent
 from ledger.errors import RejectedEvent
-from ledger.outcome import Outcome, applied, not_yet_rated, rejected
+from ledger.outcome import Outcome, not_yet_rated
+from ledger.rules import accounts, cycle, voice
 
 # Types whose msisdn introduces a number rather than naming one the account holds.
 _INTRODUCES_NUMBER = frozenset({"number.added", "port_in.requested"})
 
 Rule = Callable[[Account, IncomingEvent, CatalogHistory], Outcome]
 
-
-def _number_added(account: Account, event: IncomingEvent, _: CatalogHistory) -> Outcome:
-    msisdn = event.fields["msisdn"]
-    if msisdn in account.numbers:
-        return rejected("V1", f"{msisdn} is already on account {account.account_id}")
-    return applied("V1")
-
-
-def _balance_recharged(account: Account, event: IncomingEvent, _: CatalogHistory) -> Outcome:
-    if account.billing_mode != "prepaid":
-        return rejected(
-            "I3", "a postpaid account has no prepaid balance; payments are settled on invoices"
-        )
-    # The balance is signed: a recharge pays any debt first simply by adding to it (V9).
-    return applied("V9", balance_delta=event.fields["amount"])
-
-
 RULES: dict[str, Rule] = {
-    "number.added": _number_added,
-    "balance.recharged": _balance_recharged,
+    "number.added": accounts.number_added,
+    "balance.recharged": accounts.balance_recharged,
+    "account.blocked": accounts.account_blocked,
+    "account.unblocked": accounts.account_unblocked,
+    "plan.purchased": voice.plan_purchased,
+    "plan.autorenew_changed": voice.plan_autorenew_changed,
+    "plan.changed": voice.plan_changed,
+    "call.completed": voice.call_completed,
+    "cycle.started": cycle.cycle_started,
 }
 
 

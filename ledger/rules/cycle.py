@@ -1,0 +1,24 @@
+"""The start of a billing period (`cycle.started`): renewals and expiries of every family."""
+
+from ledger.account import Account
+from ledger.catalog import CatalogHistory
+from ledger.contract import IncomingEvent
+from ledger.money import ZERO
+from ledger.outcome import Outcome, applied, rejected
+from ledger.rules import voice
+
+
+def cycle_started(account: Account, event: IncomingEvent, catalogs: CatalogHistory) -> Outcome:
+    period = event.fields["period"]
+    if period < account.current_period or (
+        account.last_cycle_period is not None and period <= account.last_cycle_period
+    ):
+        return rejected("V6", f"period {period} has already started on this account")
+    catalog = catalogs.in_force(account.currency, event.occurred_at)
+    charges, plans = voice.renew_plans(account, event, period, catalog)
+    return applied(
+        "V6",
+        balance_delta=-sum((c.amount for c in charges if c.payer == "balance"), start=ZERO),
+        charges=tuple(charges),
+        effects={"period": period, "plans": plans},
+    )

@@ -1,0 +1,337 @@
+"""Voice plans and pay-as-you-go calls (V1-V9, C2, C3).
+
+Plan minutes are kept in seconds so every increment stays exact. A call is rounded up to the
+plan's increment and taken from the minutes of its own period; when the minutes run out during
+the call, the rest is rated PAYG at the destination's rate, rounded up to the rate's increment.
+"""
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from ledger.account import Account
+from ledger.catalog import CatalogHistory, CatalogVersion, Plan, Rate
+from ledger.contract import IncomingEvent
+from ledger.errors import RejectedEvent
+from ledger.instants import months_between, period_of
+from ledger.money import ZERO, rated
+from ledger.outcome import Charge, Outcome, Payer, applied, rejected
+from ledger.state import PlanState
+
+SECONDS_PER_MINUTE = 60
+# Explicit limit on what `authorize` grants at once: a day, whatever the balance buys.
+MAX_AUTHORIZED_SECONDS = 24 * 3600
+
+
+def round_up(seconds: int, increment: int) -> int:
+    """Seconds rounded up to a whole number of increments (60: per started minute)."""
+    return -(-seconds // increment) * increment
+
+
+def fee_payer(account: Account) -> Payer:
+    """Prepaid plan fees go through the payment method, never the balance (V2, I3)."""
+    return "payment_method" if account.billing_mode == "prepaid" else "invoice"
+
+
+def usage_payer(account: Account) -> Payer:
+    """PAYG usage: the prepaid balance, or the postpaid invoice (V5)."""
+    return "balance" if account.billing_mode == "prepaid" else "invoice"
+
+
+def plan_document(plan: Plan, autorenew: bool, channel: str, started_period: str) -> dict[str, Any]:
+    """The plan as it is granted to a number: a copy, so later catalogs change nothing here."""
+    return {
+        "plan_id": plan.id,
+        "name": plan.name,
+        "term": plan.term,
+        "minutes": plan.minutes,
+        "countries": sorted(plan.countries),
+        "increment_seconds": plan.increment_seconds,
+        "autorenew": autorenew,
+        "channel": channel,
+        "started_period": started_period,
+    }
+
+
+def plan_fee_charge(
+    charge_id: str,
+    plan: Plan,
+    catalog: CatalogVersion,
+    period: str,
+    msisdn: str,
+    payer: Payer,
+    why: str,
+) -> Charge:
+    return Charge(
+        charge_id=charge_id,
+        kind="plan_fee",
+        amount=rated(plan.fee),
+        rule="V2",
+        catalog_version=catalog.version,
+        rate=f"{plan.fee} per {'year' if plan.term == 'yearly' else 'month'}",
+        arithmetic=f"{plan.name} ({plan.id}) {plan.term} fee {plan.fee}, {why}; no proration",
+        period=period,
+        payer=payer,
+        msisdn=msisdn,
+    )
+
+
+def plan_purchased(account: Account, event: IncomingEvent, catalogs: CatalogHistory) -> Outcome:
+    """V1, V2: full fee and full minutes to the end of the current period; no proration."""
+    msisdn = event.fields["msisdn"]
+    current = account.numbers[msisdn].plan
+    if current is not None:
+        return rejected(
+            "V1",
+            f"{msisdn} already has plan {current.plan_id}; a number has at most one active plan "
+            "(use plan.changed to switch from the next period)",
+        )
+    catalog = catalogs.in_force(account.currency, event.occurred_at)
+    plan = catalog.plan(event.fields["plan_id"])
+    period = period_of(event.occurred_at, account.timezone)
+    charge = plan_fee_charge(
+        f"{event.event_id}:fee",
+        plan,
+        catalog,
+        period,
+        msisdn,
+        fee_payer(account),
+        "charged at purchase",
+    )
+    doc = plan_document(plan, event.fields["autorenew"], event.fields["channel"], period)
+    return applied("V2", charges=(charge,), effects={"plan": doc, "period": period})
+
+
+def plan_autorenew_changed(account: Account, event: IncomingEvent, _: CatalogHistory) -> Outcome:
+    """V7: cancelling is autorenew off; the plan and its minutes last to the period's end."""
+    msisdn = event.fields["msisdn"]
+    if account.numbers[msisdn].plan is None:
+        return rejected("V7", f"{msisdn} has no active plan")
+    return applied("V7", effects={"autorenew": event.fields["enabled"]})
+
+
+def plan_changed(account: Account, event: IncomingEvent, _: CatalogHistory) -> Outcome:
+    """V8: a change or downgrade takes effect at the next period start."""
+    msisdn = event.fields["msisdn"]
+    if account.numbers[msisdn].plan is None:
+        return rejected("V8", f"{msisdn} has no active plan to change; purchase one instead")
+    return applied("V8", effects={"pending_plan_id": event.fields["plan_id"]})
+
+
+def destination_rate(catalog: CatalogVersion, destination: str) -> Rate:
+    rate = catalog.rate_for(destination)
+    if rate is None:
+        raise RejectedEvent(
+            f"no rate for destination {destination} in catalog version {catalog.version}"
+        )
+    return rate
+
+
+def covering_plan(account: Account, msisdn: str, country: str) -> PlanState | None:
+    plan = account.numbers[msisdn].plan
+    return plan if plan is not None and country in plan.countries else None
+
+
+def payg_amount(seconds: int, rate: Rate) -> tuple[int, Decimal]:
+    billed = round_up(seconds, rate.increment_seconds)
+    return billed, rated(Decimal(billed) * rate.per_minute / SECONDS_PER_MINUTE)
+
+
+def call_completed(account: Account, event: IncomingEvent, catalogs: CatalogHistory) -> Outcome:
+    """V3-V5: plan minutes for covered destinations, the rest PAYG at the destination's rate."""
+    msisdn = event.fields["msisdn"]
+    destination = event.fields["destination"]
+    duration: int = event.fields["duration_seconds"]
+    catalog = catalogs.in_force(account.currency, event.occurred_at)
+    rate = destination_rate(catalog, destination)
+    period = period_of(event.occurred_at, account.timezone)
+    plan = covering_plan(account, msisdn, rate.country)
+    batch = plan.batches.get(period) if plan is not None else None
+
+    plan_seconds = 0
+    payg_seconds = duration
+    effects: dict[str, Any] = {"period": period, "country": rate.country}
+    if plan is not None and batch is not None and batch.remaining_seconds > 0 and duration > 0:
+        wanted = round_up(duration, plan.increment_seconds)
+        if wanted <= batch.remaining_seconds:
+            plan_seconds, payg_seconds = wanted, 0
+        else:  # the minutes run out during the call (V4)
+            plan_seconds, payg_seconds = batch.remaining_seconds, duration - batch.remaining_seconds
+        effects["plan_seconds"] = plan_seconds
+        effects["plan_id"] = plan.plan_id
+        effects["plan_arithmetic"] = (
+            f"{duration} s to {rate.country} covered by plan {plan.plan_id}: "
+            f"{plan_seconds} s taken in {plan.increment_seconds} s increments from "
+            f"{batch.remaining_seconds} s left in {period}"
+            + (f"; minutes ran out, {payg_seconds} s go PAYG" if payg_seconds else "")
+        )
+
+    charges: tuple[Charge, ...] = ()
+    balance_delta = ZERO
+    if payg_seconds > 0:
+        billed, amount = payg_amount(payg_seconds, rate)
+        payer = usage_payer(account)
+        why = (
+            "not covered by a plan"
+            if plan is None
+            else (
+                "plan minutes used up"
+                if plan_seconds == 0
+                else "rest of the call after the minutes ran out"
+            )
+        )
+        charges = (
+            Charge(
+                charge_id=f"{event.event_id}:payg",
+                kind="payg_call",
+                amount=amount,
+                rule="V4" if plan_seconds else "V5",
+                catalog_version=catalog.version,
+                rate=f"{rate.per_minute}/min, {rate.increment_seconds} s increments, "
+                f"prefix {rate.prefix} ({rate.country})",
+                arithmetic=f"{payg_seconds} s PAYG ({why}) -> {billed} s billed = "
+                f"{billed}/60 min x {rate.per_minute} = {amount}",
+                period=period,
+                payer=payer,
+                msisdn=msisdn,
+            ),
+        )
+        if payer == "balance":
+            balance_delta = -amount
+    rule = "V3" if plan_seconds and not payg_seconds else ("V4" if plan_seconds else "V5")
+    return applied(rule, balance_delta=balance_delta, charges=charges, effects=effects)
+
+
+def renew_plans(
+    account: Account, event: IncomingEvent, period: str, catalog: CatalogVersion
+) -> tuple[list[Charge], dict[str, dict[str, Any]]]:
+    """V6, V8: at a period start each plan renews (fee, new minutes), changes, or ends."""
+    charges: list[Charge] = []
+    changes: dict[str, dict[str, Any]] = {}
+    payer = fee_payer(account)
+    for msisdn in sorted(account.numbers):
+        plan = account.numbers[msisdn].plan
+        if plan is None or plan.current_period >= period:
+            continue
+        charge_id = f"{event.event_id}:fee:{msisdn}"
+        if plan.pending_plan_id is not None and plan.pending_plan_id in catalog.plans:
+            new = catalog.plan(plan.pending_plan_id)
+            charges.append(
+                plan_fee_charge(
+                    charge_id,
+                    new,
+                    catalog,
+                    period,
+                    msisdn,
+                    payer,
+                    f"changed from {plan.plan_id} at the start of {period}",
+                )
+            )
+            changes[msisdn] = {
+                "action": "changed",
+                "plan": plan_document(new, True, plan.channel, period),
+            }
+        elif plan.autorenew and plan.plan_id in catalog.plans:
+            renewed = catalog.plan(plan.plan_id)
+            months = months_between(plan.started_period, period)
+            if renewed.term == "monthly" or months % 12 == 0:
+                charges.append(
+                    plan_fee_charge(
+                        charge_id,
+                        renewed,
+                        catalog,
+                        period,
+                        msisdn,
+                        payer,
+                        f"renewal for {period}"
+                        + (
+                            f", month {months} of the yearly term"
+                            if renewed.term == "yearly"
+                            else ""
+                        ),
+                    )
+                )
+            changes[msisdn] = {"action": "renewed"}
+        else:
+            changes[msisdn] = {
+                "action": "ended",
+                "reason": "autorenew off"
+                if not plan.autorenew
+                else f"plan {plan.plan_id} is no longer in catalog {catalog.version}",
+            }
+    return charges, changes
+
+
+@dataclass(frozen=True)
+class Authorization:
+    """V9: may this number call that destination now, and for how long."""
+
+    allowed: bool
+    seconds: int | None  # None: no limit (postpaid PAYG goes on the invoice)
+    plan_seconds: int
+    payg_seconds: int | None
+    country: str
+    reason: str
+
+    def document(self) -> dict[str, Any]:
+        return {
+            "allowed": self.allowed,
+            "seconds": self.seconds,
+            "plan_seconds": self.plan_seconds,
+            "payg_seconds": self.payg_seconds,
+            "country": self.country,
+            "reason": self.reason,
+        }
+
+
+def authorize(
+    account: Account, msisdn: str, destination: str, at: datetime, catalogs: CatalogHistory
+) -> Authorization:
+    """Plan minutes left (if the destination is covered) plus what the balance buys (V9)."""
+    if msisdn not in account.numbers:
+        raise RejectedEvent(f"unknown number {msisdn} on account {account.account_id}")
+    catalog = catalogs.in_force(account.currency, at)
+    rate = destination_rate(catalog, destination)
+    if account.blocked:
+        return Authorization(False, 0, 0, 0, rate.country, "account is blocked (B2)")
+    period = period_of(at, account.timezone)
+    plan = covering_plan(account, msisdn, rate.country)
+    batch = plan.batches.get(period) if plan is not None else None
+    plan_seconds = batch.remaining_seconds if batch is not None else 0
+    if account.billing_mode == "postpaid":
+        return Authorization(
+            True,
+            None,
+            plan_seconds,
+            None,
+            rate.country,
+            "postpaid: PAYG goes on the invoice"
+            + (f" after {plan_seconds} s of plan minutes" if plan_seconds else ""),
+        )
+    payg_seconds = 0
+    if account.balance > ZERO:
+        if rate.per_minute == ZERO:
+            payg_seconds = MAX_AUTHORIZED_SECONDS
+        else:
+            per_increment = rate.per_minute * rate.increment_seconds / SECONDS_PER_MINUTE
+            increments = int(account.balance / per_increment)
+            payg_seconds = increments * rate.increment_seconds
+    seconds = min(plan_seconds + payg_seconds, MAX_AUTHORIZED_SECONDS)
+    if seconds <= 0:
+        reason = (
+            f"balance {account.balance} and no plan minutes for {rate.country}"
+            if account.balance <= ZERO
+            else f"balance {account.balance} buys less than one "
+            f"{rate.increment_seconds} s increment"
+        )
+        return Authorization(False, 0, 0, 0, rate.country, f"refused: {reason}")
+    return Authorization(
+        True,
+        seconds,
+        plan_seconds,
+        payg_seconds,
+        rate.country,
+        f"{plan_seconds} s of plan minutes + {payg_seconds} s the balance buys at "
+        f"{rate.per_minute}/min",
+    )
