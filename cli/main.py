@@ -436,6 +436,145 @@ def balance(context: Context, account: str) -> None:
         )
 
 
+def _known_account(views: ViewStore, account: str) -> dict[str, Any]:
+    doc = views.get("balance", account)
+    if doc is None:
+        fail(f"unknown account {account}")
+    return doc
+
+
+def _table(headers: list[str], rows: list[list[str]]) -> str:
+    """A plain aligned table for people; numbers right-aligned."""
+    widths = [
+        max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)
+    ]
+
+    def fmt(cells: list[str]) -> str:
+        return "  ".join(
+            c.rjust(w) if c[:1].isdigit() or c[:1] == "-" else c.ljust(w)
+            for c, w in zip(cells, widths, strict=True)
+        ).rstrip()
+
+    return "\n".join([fmt(headers), *(fmt(r) for r in rows)])
+
+
+@main.command()
+@click.argument("account")
+@click.option("--msisdn", default=None, help="Only this number (E.164).")
+@click.option("--period", default=None, help="Only this period (YYYY-MM) [default: the latest].")
+@pass_context
+def minutes(context: Context, account: str, msisdn: str | None, period: str | None) -> None:
+    """Show plan minutes per number: granted, used, remaining and when they expire (V6)."""
+    from ledger.instants import parse_period
+
+    with user_errors(), context.views() as views:
+        _known_account(views, account)
+        if period is not None:
+            try:
+                parse_period(period, "--period")
+            except ValueError as error:
+                fail(str(error))
+        prefix = f"{account}|{msisdn}|" if msisdn else f"{account}|"
+        docs = [doc for _, doc in views.scan("minutes", prefix)]
+        if period is None:
+            latest: dict[str, dict[str, Any]] = {}
+            for doc in docs:
+                if doc["msisdn"] not in latest or doc["period"] > latest[doc["msisdn"]]["period"]:
+                    latest[doc["msisdn"]] = doc
+            docs = [latest[n] for n in sorted(latest)]
+        else:
+            docs = [doc for doc in docs if doc["period"] == period]
+        fields = ["msisdn", "plan_id", "period", "granted", "used", "remaining", "expires_at"]
+        lines = [{key: doc[key] for key in fields} for doc in docs]
+        human = (
+            _table(fields, [[str(line[f]) for f in fields] for line in lines])
+            if lines
+            else f"{account}: no plan minutes" + (f" in {period}" if period else "")
+        )
+        context.emit({"account_id": account, "lines": lines}, human)
+
+
+@main.command()
+@click.argument("account")
+@click.option("--msisdn", required=True, help="The calling number (E.164).")
+@click.option("--to", "destination", required=True, help="The destination number (E.164).")
+@click.option("--at", "at", default=None, help="RFC 3339 instant to authorize at [default: now].")
+@pass_context
+def authorize(
+    context: Context, account: str, msisdn: str, destination: str, at: str | None
+) -> None:
+    """May this number call that destination now, and for how many seconds (V9)?
+
+    Plan minutes left for the destination's country plus what the prepaid balance buys at
+    the PAYG rate. Exits 0 when allowed, 3 when refused.
+    """
+    from datetime import UTC, datetime
+
+    from ledger.instants import parse_instant
+    from ledger.rules.voice import authorize as decide_authorization
+
+    with user_errors():
+        try:
+            instant = datetime.now(UTC) if at is None else parse_instant(at, "--at")
+        except ValueError as error:
+            fail(str(error))
+        app = context.app()
+        state = app.account(account)
+        if state is None:
+            fail(f"unknown account {account}")
+        decision = decide_authorization(state, msisdn, destination, instant, app.catalogs())
+        doc = {
+            "account_id": account,
+            "msisdn": msisdn,
+            "destination": destination,
+            **decision.document(),
+        }
+        seconds = "no limit" if decision.seconds is None else f"{decision.seconds} s"
+        context.emit(
+            doc,
+            f"{'ALLOWED' if decision.allowed else 'REFUSED'} {msisdn} -> {destination} "
+            f"({decision.country}): {seconds if decision.allowed else '0 s'}; {decision.reason}",
+        )
+        if not decision.allowed:
+            sys.exit(3)
+
+
+@main.command()
+@click.argument("account")
+@click.option(
+    "--limit",
+    default=200,
+    show_default=True,
+    type=click.IntRange(1, 100_000),
+    help="Show at most this many of the latest entries.",
+)
+@pass_context
+def history(context: Context, account: str, limit: int) -> None:
+    """A readable timeline of an account: every fact, its outcome, and the charges it made."""
+    from ledger.history import account_history
+
+    with user_errors():
+        app = context.app()
+        entries = account_history(app, account)
+        if entries is None:
+            fail(f"unknown account {account}")
+        entries = entries[-limit:]
+        lines = []
+        for entry in entries:
+            status = "" if entry["status"] == "applied" else f" [{entry['status']}]"
+            lines.append(
+                f"{entry['occurred_at']}  {entry['type']:<24} {entry['summary']}{status}"
+                + (f" ({entry['reason']})" if entry.get("reason") else "")
+            )
+            for charge in entry["charges"]:
+                lines.append(
+                    f"{'':22}  charge {charge['charge_id']}: {charge['amount']} "
+                    f"[{charge['kind']}, {charge['rule']}, catalog {charge['catalog_version']}, "
+                    f"paid by {charge['payer']}] {charge['arithmetic']}"
+                )
+        context.emit({"account_id": account, "entries": entries}, "\n".join(lines))
+
+
 @main.command("rebuild")
 @pass_context
 def rebuild_views(context: Context) -> None:

@@ -1,0 +1,80 @@
+"""An account's timeline, read straight from its stream: every fact, outcome and charge."""
+
+from typing import Any, Protocol
+
+from ledger.account import Account
+from ledger.ids import account_stream_id
+
+# Facts worth a short phrase in a timeline; other types show their type name alone.
+_SUMMARIES: dict[str, tuple[str, ...]] = {
+    "number.added": ("msisdn",),
+    "balance.recharged": ("amount",),
+    "plan.purchased": ("msisdn", "plan_id", "channel"),
+    "plan.autorenew_changed": ("msisdn", "enabled"),
+    "plan.changed": ("msisdn", "plan_id"),
+    "call.completed": ("msisdn", "destination", "duration_seconds"),
+    "data.used": ("msisdn", "bytes", "roaming", "country"),
+    "package.subscribed": ("msisdn", "package_id"),
+    "package.changed": ("msisdn", "package_id"),
+    "package.unsubscribed": ("msisdn",),
+    "cycle.started": ("period",),
+    "surcharge.applied": ("amount", "kind", "description"),
+    "adjustment.posted": ("amount", "reason", "approved_by"),
+    "refund.requested": ("charge_id", "reason"),
+    "account.blocked": ("reason",),
+    "account.unblocked": ("reason",),
+}
+
+
+class EventSource(Protocol):
+    def get(self, originator_id: Any) -> Any: ...
+
+
+class HasEvents(Protocol):
+    @property
+    def events(self) -> EventSource: ...
+
+
+def summary(fact: dict[str, Any]) -> str:
+    keys = _SUMMARIES.get(fact["type"], ())
+    return " ".join(f"{key}={fact[key]}" for key in keys if key in fact)
+
+
+def account_history(app: HasEvents, account_id: str) -> list[dict[str, Any]] | None:
+    """Entries in stream order; None when the account was never opened."""
+    entries: list[dict[str, Any]] = []
+    for event in app.events.get(account_stream_id(account_id)):
+        if isinstance(event, Account.Opened):
+            fact = event.fact
+            entries.append(
+                {
+                    "version": event.originator_version,
+                    "event_id": fact["event_id"],
+                    "type": fact["type"],
+                    "occurred_at": fact["occurred_at"],
+                    "status": "applied",
+                    "rule": "M1",
+                    "reason": None,
+                    "summary": f"{fact['billing_mode']} {fact['currency']} "
+                    f"timezone={fact.get('timezone', 'UTC')}",
+                    "balance_delta": "0.0000",
+                    "charges": [],
+                }
+            )
+        elif isinstance(event, Account.FactApplied):
+            fact, outcome = event.fact, event.outcome
+            entries.append(
+                {
+                    "version": event.originator_version,
+                    "event_id": fact["event_id"],
+                    "type": fact["type"],
+                    "occurred_at": fact["occurred_at"],
+                    "status": outcome["status"],
+                    "rule": outcome["rule"],
+                    "reason": outcome["reason"],
+                    "summary": summary(fact),
+                    "balance_delta": outcome["balance_delta"],
+                    "charges": outcome["charges"],
+                }
+            )
+    return entries or None

@@ -1,0 +1,107 @@
+"""The plan-minutes view: one document per (account, number, period) with a plan batch."""
+
+from typing import Any
+
+from ledger.account import Account
+from ledger.instants import instant_text, period_end
+from projections.projection import Projection, ViewChanges
+
+VIEW = "minutes"
+ACCOUNTS_VIEW = "accounts"  # the time zone each account's periods are counted in
+PLANS_VIEW = "plans"  # the plan each number holds now, and since which period
+
+
+def minutes_key(account_id: str, msisdn: str, period: str) -> str:
+    return f"{account_id}|{msisdn}|{period}"
+
+
+def as_minutes(seconds: int) -> int | float:
+    """Whole minutes as an integer; a part minute (non-60 s increments) to 4 places."""
+    return seconds // 60 if seconds % 60 == 0 else round(seconds / 60, 4)
+
+
+def minutes_doc(
+    account_id: str, msisdn: str, plan: dict[str, Any], period: str, timezone: str, used: int
+) -> dict[str, Any]:
+    granted = plan["minutes"] * 60
+    return {
+        "account_id": account_id,
+        "msisdn": msisdn,
+        "plan_id": plan["plan_id"],
+        "period": period,
+        "countries": plan["countries"],
+        "granted": as_minutes(granted),
+        "used": as_minutes(used),
+        "remaining": as_minutes(granted - used),
+        "granted_seconds": granted,
+        "used_seconds": used,
+        "remaining_seconds": granted - used,
+        "expires_at": instant_text(period_end(period, timezone)),
+        "plan": plan,
+    }
+
+
+class MinutesProjection(Projection):
+    def apply(self, event: object, changes: ViewChanges) -> None:
+        if isinstance(event, Account.Opened):
+            fact = event.fact
+            changes.put(
+                ACCOUNTS_VIEW, fact["account_id"], {"timezone": fact.get("timezone", "UTC")}
+            )
+            return
+        if not isinstance(event, Account.FactApplied) or event.outcome["status"] != "applied":
+            return
+        fact, effects = event.fact, event.outcome.get("effects", {})
+        account_id = fact["account_id"]
+        kind = fact["type"]
+        if kind == "plan.purchased":
+            self._grant(changes, account_id, fact["msisdn"], effects["plan"], effects["period"])
+        elif kind == "call.completed" and effects.get("plan_seconds"):
+            key = minutes_key(account_id, fact["msisdn"], effects["period"])
+            doc = changes.get(VIEW, key)
+            assert doc is not None, f"minutes used from a batch the view never saw: {key}"
+            changes.put(
+                VIEW,
+                key,
+                minutes_doc(
+                    account_id,
+                    fact["msisdn"],
+                    doc["plan"],
+                    doc["period"],
+                    self._timezone(changes, account_id),
+                    doc["used_seconds"] + effects["plan_seconds"],
+                ),
+            )
+        elif kind == "cycle.started":
+            period = effects["period"]
+            for msisdn, change in effects.get("plans", {}).items():
+                if change["action"] == "changed":
+                    self._grant(changes, account_id, msisdn, change["plan"], period)
+                elif change["action"] == "renewed":
+                    previous = self._latest(changes, account_id, msisdn)
+                    self._grant(changes, account_id, msisdn, previous["plan"], period)
+
+    def _timezone(self, changes: ViewChanges, account_id: str) -> str:
+        doc = changes.get(ACCOUNTS_VIEW, account_id)
+        assert doc is not None
+        return str(doc["timezone"])
+
+    def _grant(
+        self,
+        changes: ViewChanges,
+        account_id: str,
+        msisdn: str,
+        plan: dict[str, Any],
+        period: str,
+    ) -> None:
+        changes.put(
+            VIEW,
+            minutes_key(account_id, msisdn, period),
+            minutes_doc(account_id, msisdn, plan, period, self._timezone(changes, account_id), 0),
+        )
+        changes.put(PLANS_VIEW, f"{account_id}|{msisdn}", {"period": period, "plan": plan})
+
+    def _latest(self, changes: ViewChanges, account_id: str, msisdn: str) -> dict[str, Any]:
+        doc = changes.get(PLANS_VIEW, f"{account_id}|{msisdn}")
+        assert doc is not None, f"renewal of a plan the view never saw on {msisdn}"
+        return doc
