@@ -33,14 +33,16 @@ class StoreConfig:
     """A parsed store URL: which backend, and how to reach it."""
 
     url: str
-    kind: Literal["sqlite", "postgresql"]
+    kind: Literal["sqlite", "postgresql", "memory"]
     sqlite_path: str | None = None
     postgres: PostgresParams | None = None
 
     def eventsourcing_env(self) -> dict[str, str]:
         """The environment the eventsourcing library reads to build its recorders."""
         env = {"ORIGINATOR_ID_TYPE": "uuid"}
-        if self.kind == "sqlite":
+        if self.kind == "memory":
+            env.update(PERSISTENCE_MODULE="eventsourcing.popo")
+        elif self.kind == "sqlite":
             assert self.sqlite_path is not None
             env.update(
                 PERSISTENCE_MODULE="eventsourcing.sqlite",
@@ -63,6 +65,11 @@ class StoreConfig:
                 POSTGRES_MAX_OVERFLOW="2",
             )
         return env
+
+
+def memory_store() -> StoreConfig:
+    """A store that lives only in this process: for fast domain tests and throwaway replays."""
+    return StoreConfig(url="memory:", kind="memory")
 
 
 def parse_store_url(url: str) -> StoreConfig:

@@ -183,7 +183,43 @@ class PostgresViewStore(ViewStore):
         self._db.close()
 
 
+class MemoryViewStore(ViewStore):
+    """Views in a dict: for tests and throwaway replays. Same semantics as the databases."""
+
+    def __init__(self) -> None:
+        self._docs: dict[DocKey, str] = {}
+        self._position = 0
+
+    def position(self) -> int:
+        return self._position
+
+    def get(self, view: str, key: str) -> Doc | None:
+        text = self._docs.get((view, key))
+        return None if text is None else dict(json.loads(text))
+
+    def scan(self, view: str, key_prefix: str = "") -> Iterator[tuple[str, Doc]]:
+        keys = sorted(k for v, k in self._docs if v == view and k.startswith(key_prefix))
+        for key in keys:
+            yield key, dict(json.loads(self._docs[(view, key)]))
+
+    def write(self, changes: Mapping[DocKey, Doc], expected: int, position: int) -> None:
+        if self._position != expected:
+            raise StaleViewPosition(f"views are no longer at position {expected}")
+        for key, doc in changes.items():
+            self._docs[key] = _encode(doc)
+        self._position = position
+
+    def reset(self) -> None:
+        self._docs.clear()
+        self._position = 0
+
+    def close(self) -> None:
+        pass
+
+
 def open_view_store(store: StoreConfig) -> ViewStore:
+    if store.kind == "memory":
+        return MemoryViewStore()
     if store.kind == "sqlite":
         assert store.sqlite_path is not None
         return SqliteViewStore(store.sqlite_path)
