@@ -494,6 +494,41 @@ def minutes(context: Context, account: str, msisdn: str | None, period: str | No
         context.emit({"account_id": account, "lines": lines}, human)
 
 
+def _number_lines(
+    views: ViewStore, view: str, account: str, msisdn: str | None, fields: list[str]
+) -> list[dict[str, Any]]:
+    prefix = f"{account}|{msisdn}" if msisdn else f"{account}|"
+    return [{key: doc[key] for key in fields} for _, doc in views.scan(view, prefix)]
+
+
+@main.command()
+@click.argument("account")
+@click.option("--msisdn", default=None, help="Only this number (E.164).")
+@pass_context
+def data(context: Context, account: str, msisdn: str | None) -> None:
+    """Show each number's data package: remaining bytes, valid until, unlimited (D1-D9)."""
+    fields = ["msisdn", "package_id", "remaining_bytes", "valid_until", "unlimited"]
+    with user_errors(), context.views() as views:
+        _known_account(views, account)
+        lines = _number_lines(views, "data", account, msisdn, fields)
+        human = _table(fields, [[str(line[f]) for f in fields] for line in lines])
+        context.emit({"account_id": account, "lines": lines}, human)
+
+
+@main.command()
+@click.argument("account")
+@click.option("--msisdn", default=None, help="Only this number (E.164).")
+@pass_context
+def throttle(context: Context, account: str, msisdn: str | None) -> None:
+    """Show fair-use throttling per number: throttled since, bytes used, threshold (D3, D8)."""
+    fields = ["msisdn", "throttled", "since", "fup_used_bytes", "fup_bytes", "lifts_at"]
+    with user_errors(), context.views() as views:
+        _known_account(views, account)
+        lines = _number_lines(views, "throttle", account, msisdn, fields)
+        human = _table(fields, [[str(line[f]) for f in fields] for line in lines])
+        context.emit({"account_id": account, "lines": lines}, human)
+
+
 @main.command()
 @click.argument("account")
 @click.option("--msisdn", required=True, help="The calling number (E.164).")

@@ -15,7 +15,7 @@ from ledger.chain import GENESIS, link
 from ledger.instants import parse_instant, period_of
 from ledger.money import ZERO
 from ledger.outcome import Outcome
-from ledger.state import NumberState, PlanState
+from ledger.state import NumberState, PackageState, PlanState
 
 # An explicit limit on one account's numbers: a business account with more is a data error.
 MAX_NUMBERS_PER_ACCOUNT = 10_000
@@ -141,6 +141,20 @@ def _call_completed(account: Account, fact: dict[str, Any], effects: Mapping[str
     assert 0 <= batch.used_seconds <= batch.granted_seconds, (batch, fact["event_id"])
 
 
+def _package_effect(account: Account, fact: dict[str, Any], effects: Mapping[str, Any]) -> None:
+    """Data rules carry the number's package after the event; None when it ended (D1-D9)."""
+    if "package" in effects:
+        account.numbers[fact["msisdn"]].package = _package_from(effects["package"])
+
+
+def _package_from(doc: dict[str, Any] | None) -> PackageState | None:
+    if doc is None:
+        return None
+    package = PackageState.from_document(doc)
+    assert package.remaining_bytes >= 0 and package.fup_used_bytes >= 0, package
+    return package
+
+
 def _cycle_started(account: Account, fact: dict[str, Any], effects: Mapping[str, Any]) -> None:
     period = effects["period"]
     account.current_period = period
@@ -150,10 +164,15 @@ def _cycle_started(account: Account, fact: dict[str, Any], effects: Mapping[str,
         if change["action"] == "ended":
             number.plan = None
         elif change["action"] == "renewed":
+            # The catalog in force at the period start sets the renewed terms (C2).
             assert number.plan is not None
-            number.plan.grant(period)
+            batches = number.plan.batches
+            number.plan = plan_from_effect(change["plan"], period)
+            number.plan.batches = {**batches, **number.plan.batches}
         else:  # "changed": the new plan replaces the old one from this period (V8)
             number.plan = plan_from_effect(change["plan"], period)
+    for msisdn, package in effects.get("packages", {}).items():
+        account.numbers[msisdn].package = _package_from(package)
 
 
 def _blocked(account: Account, _: dict[str, Any], effects: Mapping[str, Any]) -> None:
@@ -169,4 +188,8 @@ _EVOLVERS: dict[str, Evolver] = {
     "plan.changed": _plan_changed,
     "call.completed": _call_completed,
     "cycle.started": _cycle_started,
+    "package.subscribed": _package_effect,
+    "package.changed": _package_effect,
+    "package.unsubscribed": _package_effect,
+    "data.used": _package_effect,
 }

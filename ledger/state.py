@@ -43,6 +43,35 @@ class PlanState:
 
 
 @dataclass
+class PackageState:
+    """The data package on one number (D1-D9). Snapshotted whole into each outcome's effects."""
+
+    package_id: str
+    name: str
+    mode: str  # the account's billing mode when subscribed: "prepaid" or "postpaid"
+    unlimited: bool
+    fee: str
+    data_bytes: int  # the package's full allowance (0 for Data Unlimited)
+    remaining_bytes: int  # what is left to use (0 for Data Unlimited)
+    fup_bytes: int  # fair-use threshold (Data Unlimited only)
+    fup_used_bytes: int
+    throttled: bool
+    throttled_since: str | None
+    valid_from: str
+    valid_until: str  # exclusive: the first instant it is no longer valid
+    renews: bool  # postpaid: charged again at the next period start
+    changed_in_period: str | None  # postpaid: one change per period (D6)
+
+    def document(self) -> dict[str, object]:
+        return dict(self.__dict__)
+
+    @classmethod
+    def from_document(cls, doc: dict[str, object]) -> "PackageState":
+        return cls(**doc)  # type: ignore[arg-type]
+
+
+@dataclass
 class NumberState:
     msisdn: str
     plan: PlanState | None = None
+    package: PackageState | None = None

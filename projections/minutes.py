@@ -75,11 +75,8 @@ class MinutesProjection(Projection):
         elif kind == "cycle.started":
             period = effects["period"]
             for msisdn, change in effects.get("plans", {}).items():
-                if change["action"] == "changed":
+                if change["action"] in ("changed", "renewed"):
                     self._grant(changes, account_id, msisdn, change["plan"], period)
-                elif change["action"] == "renewed":
-                    previous = self._latest(changes, account_id, msisdn)
-                    self._grant(changes, account_id, msisdn, previous["plan"], period)
 
     def _timezone(self, changes: ViewChanges, account_id: str) -> str:
         doc = changes.get(ACCOUNTS_VIEW, account_id)
@@ -100,8 +97,3 @@ class MinutesProjection(Projection):
             minutes_doc(account_id, msisdn, plan, period, self._timezone(changes, account_id), 0),
         )
         changes.put(PLANS_VIEW, f"{account_id}|{msisdn}", {"period": period, "plan": plan})
-
-    def _latest(self, changes: ViewChanges, account_id: str, msisdn: str) -> dict[str, Any]:
-        doc = changes.get(PLANS_VIEW, f"{account_id}|{msisdn}")
-        assert doc is not None, f"renewal of a plan the view never saw on {msisdn}"
-        return doc

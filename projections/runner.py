@@ -8,6 +8,7 @@ from collections.abc import Callable, Sequence
 
 from ledger.application import LedgerApp
 from projections.balance import BalanceProjection
+from projections.data import DataProjection
 from projections.minutes import MinutesProjection
 from projections.projection import Projection, ViewChanges
 from projections.store import StaleViewPosition, ViewStore
@@ -16,7 +17,7 @@ PAGE_SIZE = 1000  # explicit limit on the events held in one catch-up step
 
 
 def default_projections() -> list[Projection]:
-    return [BalanceProjection(), MinutesProjection()]
+    return [BalanceProjection(), MinutesProjection(), DataProjection()]
 
 
 def catch_up(

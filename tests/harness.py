@@ -63,6 +63,12 @@ class Ledger:
     def minutes(self, account_id: str, msisdn: str, period: str) -> dict[str, Any] | None:
         return self.views.get("minutes", f"{account_id}|{msisdn}|{period}")
 
+    def data(self, account_id: str, msisdn: str) -> dict[str, Any] | None:
+        return self.views.get("data", f"{account_id}|{msisdn}")
+
+    def throttle(self, account_id: str, msisdn: str) -> dict[str, Any] | None:
+        return self.views.get("throttle", f"{account_id}|{msisdn}")
+
     def history(self, account_id: str) -> list[dict[str, Any]]:
         return account_history(self.app, account_id) or []
 
@@ -75,7 +81,7 @@ class Ledger:
     def all_views(self) -> dict[str, dict[str, Any]]:
         """Every view document, for comparing a live ledger with a replay."""
         docs: dict[str, dict[str, Any]] = {}
-        for view in ("balance", "minutes", "plans", "accounts"):
+        for view in ("balance", "minutes", "plans", "accounts", "data", "throttle"):
             for key, doc in self.views.scan(view):
                 docs[f"{view}/{key}"] = doc
         return docs

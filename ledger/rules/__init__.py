@@ -13,7 +13,7 @@ from ledger.catalog import CatalogHistory
 from ledger.contract import IncomingEvent
 from ledger.errors import RejectedEvent
 from ledger.outcome import Outcome, not_yet_rated
-from ledger.rules import accounts, cycle, voice
+from ledger.rules import accounts, cycle, data, voice
 
 # Types whose msisdn introduces a number rather than naming one the account holds.
 _INTRODUCES_NUMBER = frozenset({"number.added", "port_in.requested"})
@@ -29,6 +29,10 @@ RULES: dict[str, Rule] = {
     "plan.autorenew_changed": voice.plan_autorenew_changed,
     "plan.changed": voice.plan_changed,
     "call.completed": voice.call_completed,
+    "package.subscribed": data.package_subscribed,
+    "package.changed": data.package_changed,
+    "package.unsubscribed": data.package_unsubscribed,
+    "data.used": data.data_used,
     "cycle.started": cycle.cycle_started,
 }
 

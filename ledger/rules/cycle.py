@@ -5,7 +5,7 @@ from ledger.catalog import CatalogHistory
 from ledger.contract import IncomingEvent
 from ledger.money import ZERO
 from ledger.outcome import Outcome, applied, rejected
-from ledger.rules import voice
+from ledger.rules import data, voice
 
 
 def cycle_started(account: Account, event: IncomingEvent, catalogs: CatalogHistory) -> Outcome:
@@ -15,10 +15,12 @@ def cycle_started(account: Account, event: IncomingEvent, catalogs: CatalogHisto
     ):
         return rejected("V6", f"period {period} has already started on this account")
     catalog = catalogs.in_force(account.currency, event.occurred_at)
-    charges, plans = voice.renew_plans(account, event, period, catalog)
+    plan_charges, plans = voice.renew_plans(account, event, period, catalog)
+    package_charges, packages = data.renew_packages(account, event, period, catalog)
+    charges = plan_charges + package_charges
     return applied(
         "V6",
         balance_delta=-sum((c.amount for c in charges if c.payer == "balance"), start=ZERO),
         charges=tuple(charges),
-        effects={"period": period, "plans": plans},
+        effects={"period": period, "plans": plans, "packages": packages},
     )

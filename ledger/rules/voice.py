@@ -252,7 +252,10 @@ def renew_plans(
                         ),
                     )
                 )
-            changes[msisdn] = {"action": "renewed"}
+            changes[msisdn] = {
+                "action": "renewed",
+                "plan": plan_document(renewed, True, plan.channel, plan.started_period),
+            }
         else:
             changes[msisdn] = {
                 "action": "ended",

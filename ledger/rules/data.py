@@ -1,0 +1,353 @@
+"""Data packages, fair use and roaming (D1-D9).
+
+Every outcome that touches a package carries the number's package snapshot after the event
+(`effects["package"]`, or None when it ends), so evolving state and folding views copy it.
+"""
+
+import calendar
+from dataclasses import replace
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from ledger.account import Account
+from ledger.catalog import CatalogHistory, CatalogVersion, Package
+from ledger.contract import IncomingEvent
+from ledger.instants import (
+    instant_text,
+    parse_instant,
+    period_end,
+    period_of,
+    period_start,
+    zone,
+)
+from ledger.money import ZERO, rated
+from ledger.outcome import Charge, Outcome, applied, rejected
+from ledger.rules.voice import usage_payer
+from ledger.state import PackageState
+
+BYTES_PER_MB = 1_000_000
+PREPAID_VALIDITY = timedelta(days=30)  # D7: 30 x 24 h from purchase
+
+
+def days_left(at: datetime, timezone: str) -> tuple[int, int]:
+    """(days left in the month, subscription day included; days in the month) (D4)."""
+    local = at.astimezone(zone(timezone))
+    days_in_month = calendar.monthrange(local.year, local.month)[1]
+    return days_in_month - local.day + 1, days_in_month
+
+
+def _package_charge(
+    event: IncomingEvent,
+    account: Account,
+    catalog: CatalogVersion,
+    package: Package,
+    amount: Decimal,
+    rule: str,
+    arithmetic: str,
+    suffix: str = "fee",
+    msisdn: str | None = None,
+) -> Charge:
+    payer = usage_payer(account)  # prepaid packages are paid from the balance (D7, I3)
+    return Charge(
+        charge_id=f"{event.event_id}:{suffix}",
+        kind="package_fee",
+        amount=amount,
+        rule=rule,
+        catalog_version=catalog.version,
+        rate=f"{package.fee} per {'30 days' if payer == 'balance' else 'month'}",
+        arithmetic=arithmetic,
+        period=period_of(event.occurred_at, account.timezone),
+        payer=payer,
+        msisdn=msisdn or event.fields["msisdn"],
+    )
+
+
+def _snapshot(
+    package: Package,
+    mode: str,
+    valid_from: datetime,
+    valid_until: datetime,
+    remaining_bytes: int,
+    changed_in_period: str | None,
+) -> PackageState:
+    return PackageState(
+        package_id=package.id,
+        name=package.name,
+        mode=mode,
+        unlimited=package.unlimited,
+        fee=str(package.fee),
+        data_bytes=package.data_bytes or 0,
+        remaining_bytes=0 if package.unlimited else remaining_bytes,
+        fup_bytes=package.fup_bytes or 0,
+        fup_used_bytes=0,
+        throttled=False,
+        throttled_since=None,
+        valid_from=instant_text(valid_from),
+        valid_until=instant_text(valid_until),
+        renews=mode == "postpaid",
+        changed_in_period=changed_in_period,
+    )
+
+
+def current_package(account: Account, msisdn: str, at: datetime) -> PackageState | None:
+    """The number's package if it is still valid at that instant."""
+    package = account.numbers[msisdn].package
+    if package is None or parse_instant(package.valid_until, "valid_until") <= at:
+        return None
+    return package
+
+
+def _postpaid_start(
+    account: Account,
+    event: IncomingEvent,
+    catalog: CatalogVersion,
+    package: Package,
+    carried_bytes: int,
+    rule: str,
+    changed_in_period: str | None,
+    why: str,
+) -> Outcome:
+    """Postpaid subscribe or change: prorated by days left unless Data Unlimited (D4, D6)."""
+    at = event.occurred_at
+    period = period_of(at, account.timezone)
+    left, days = days_left(at, account.timezone)
+    if package.unlimited:
+        fee = rated(package.fee)
+        data = 0
+        arithmetic = f"{package.name}: full fee {package.fee}, full threshold ({why}); not prorated"
+    else:
+        fee = rated(package.fee * left / days)
+        assert package.data_bytes is not None
+        data = package.data_bytes * left // days
+        arithmetic = (
+            f"{package.name}: {package.fee} x {left}/{days} days left = {fee}; data "
+            f"{package.data_bytes} x {left}/{days} = {data} bytes"
+            + (f" + {carried_bytes} bytes carried" if carried_bytes else "")
+            + f" ({why})"
+        )
+    state = _snapshot(
+        package,
+        "postpaid",
+        at,
+        period_end(period, account.timezone),
+        data + carried_bytes,
+        changed_in_period,
+    )
+    charge = _package_charge(event, account, catalog, package, fee, rule, arithmetic)
+    return applied(rule, charges=(charge,), effects={"package": state.document()})
+
+
+def _prepaid_purchase(
+    account: Account, event: IncomingEvent, catalog: CatalogVersion, package: Package, rule: str
+) -> Outcome:
+    """Prepaid purchase or change: full fee from the balance, full data, 30 days (D7, D8)."""
+    msisdn = event.fields["msisdn"]
+    fee = rated(package.fee)
+    if account.balance < fee:
+        return rejected(
+            "D7", f"balance {account.balance} cannot cover the {package.name} fee {fee}"
+        )
+    previous = current_package(account, msisdn, event.occurred_at)
+    carried = 0
+    if previous is not None and not previous.unlimited and not package.unlimited:
+        carried = previous.remaining_bytes
+    at = event.occurred_at
+    data = package.data_bytes or 0
+    state = _snapshot(package, "prepaid", at, at + PREPAID_VALIDITY, data + carried, None)
+    arithmetic = (
+        f"{package.name}: full fee {package.fee} from the balance; "
+        + (
+            "fair-use threshold per 30-day window"
+            if package.unlimited
+            else f"{data} bytes"
+            + (
+                f" + {carried} bytes carried from {previous.package_id}"
+                if carried and previous
+                else ""
+            )
+        )
+        + f"; valid until {state.valid_until}"
+    )
+    charge = _package_charge(event, account, catalog, package, fee, rule, arithmetic)
+    return applied(
+        rule, balance_delta=-fee, charges=(charge,), effects={"package": state.document()}
+    )
+
+
+def package_subscribed(account: Account, event: IncomingEvent, catalogs: CatalogHistory) -> Outcome:
+    msisdn = event.fields["msisdn"]
+    catalog = catalogs.in_force(account.currency, event.occurred_at)
+    package = catalog.package(event.fields["package_id"])
+    if account.billing_mode == "prepaid":
+        return _prepaid_purchase(account, event, catalog, package, "D7")
+    current = current_package(account, msisdn, event.occurred_at)
+    if current is not None and current.renews:
+        return rejected(
+            "D6", f"{msisdn} already has package {current.package_id}; use package.changed"
+        )
+    return _postpaid_start(account, event, catalog, package, 0, "D4", None, "subscription")
+
+
+def package_changed(account: Account, event: IncomingEvent, catalogs: CatalogHistory) -> Outcome:
+    msisdn = event.fields["msisdn"]
+    catalog = catalogs.in_force(account.currency, event.occurred_at)
+    package = catalog.package(event.fields["package_id"])
+    if account.billing_mode == "prepaid":
+        return _prepaid_purchase(account, event, catalog, package, "D7")
+    current = current_package(account, msisdn, event.occurred_at)
+    if current is None:
+        return rejected("D6", f"{msisdn} has no package to change; subscribe instead")
+    period = period_of(event.occurred_at, account.timezone)
+    if current.changed_in_period == period:
+        return rejected(
+            "D6", f"{msisdn} already changed its package in {period}; one change per period"
+        )
+    carried = 0 if current.unlimited or package.unlimited else current.remaining_bytes
+    return _postpaid_start(
+        account,
+        event,
+        catalog,
+        package,
+        carried,
+        "D6",
+        period,
+        f"change from {current.package_id}",
+    )
+
+
+def package_unsubscribed(account: Account, event: IncomingEvent, _: CatalogHistory) -> Outcome:
+    """D5, D9: Data Unlimited stops at once; other packages' data stays usable."""
+    msisdn = event.fields["msisdn"]
+    current = current_package(account, msisdn, event.occurred_at)
+    if current is None:
+        return rejected("D5", f"{msisdn} has no active package")
+    rule = "D9" if account.billing_mode == "prepaid" else "D5"
+    if current.unlimited:
+        return applied(rule, effects={"package": None})
+    kept = replace(current, renews=False)
+    return applied(rule, effects={"package": kept.document()})
+
+
+def data_used(account: Account, event: IncomingEvent, catalogs: CatalogHistory) -> Outcome:
+    """D1-D3: package data first at home, PAYG beyond it; roaming always at roaming rates."""
+    msisdn = event.fields["msisdn"]
+    used: int = event.fields["bytes"]
+    catalog = catalogs.in_force(account.currency, event.occurred_at)
+    period = period_of(event.occurred_at, account.timezone)
+    payer = usage_payer(account)
+    effects: dict[str, Any] = {"period": period, "bytes": used}
+
+    if event.fields["roaming"]:
+        country = event.fields["country"]
+        per_mb = catalog.roaming_per_mb(country)
+        amount = rated(Decimal(used) * per_mb / BYTES_PER_MB)
+        effects.update(roaming_bytes=used, package_bytes=0, payg_bytes=0)
+        charge = Charge(
+            charge_id=f"{event.event_id}:roaming",
+            kind="roaming_data",
+            amount=amount,
+            rule="D2",
+            catalog_version=catalog.version,
+            rate=f"{per_mb}/MB roaming in {country}",
+            arithmetic=f"{used} bytes / 1,000,000 x {per_mb} = {amount} (roaming never uses a "
+            "package nor counts toward fair use)",
+            period=period,
+            payer=payer,
+            msisdn=msisdn,
+        )
+        return applied(
+            "D2",
+            balance_delta=-amount if payer == "balance" else ZERO,
+            charges=(charge,),
+            effects=effects,
+        )
+
+    package = current_package(account, msisdn, event.occurred_at)
+    effects["roaming_bytes"] = 0
+    if package is not None and package.unlimited:
+        after = package.fup_used_bytes + used
+        crossing = not package.throttled and after >= package.fup_bytes
+        snapshot = replace(
+            package,
+            fup_used_bytes=after,
+            throttled=package.throttled or crossing,
+            throttled_since=(
+                instant_text(event.occurred_at) if crossing else package.throttled_since
+            ),
+        )
+        effects.update(
+            package_bytes=used, payg_bytes=0, package=snapshot.document(), throttle_crossed=crossing
+        )
+        return applied("D3", effects=effects)
+
+    from_package = min(used, package.remaining_bytes) if package is not None else 0
+    payg = used - from_package
+    if package is not None:
+        snapshot = replace(package, remaining_bytes=package.remaining_bytes - from_package)
+        effects["package"] = snapshot.document()
+    elif account.numbers[msisdn].package is not None:
+        effects["package"] = None  # the package expired: the number is PAYG now (D9)
+    effects.update(package_bytes=from_package, payg_bytes=payg)
+    if payg == 0:
+        return applied("D1", effects=effects)
+    per_mb = catalog.data.payg_per_mb
+    amount = rated(Decimal(payg) * per_mb / BYTES_PER_MB)
+    why = "no package" if package is None else f"package {package.package_id} used up"
+    charge = Charge(
+        charge_id=f"{event.event_id}:payg",
+        kind="payg_data",
+        amount=amount,
+        rule="D1",
+        catalog_version=catalog.version,
+        rate=f"{per_mb}/MB home PAYG",
+        arithmetic=f"{payg} bytes PAYG ({why}; {from_package} bytes from the package) "
+        f"/ 1,000,000 x {per_mb} = {amount}",
+        period=period,
+        payer=payer,
+        msisdn=msisdn,
+    )
+    return applied(
+        "D1",
+        balance_delta=-amount if payer == "balance" else ZERO,
+        charges=(charge,),
+        effects=effects,
+    )
+
+
+def renew_packages(
+    account: Account, event: IncomingEvent, period: str, catalog: CatalogVersion
+) -> tuple[list[Charge], dict[str, dict[str, Any] | None]]:
+    """D3, D4: at a postpaid period start each renewing package's fee goes on the invoice in
+    advance, its data and fair-use count start afresh and any throttle lifts; a package that
+    was unsubscribed ends. Prepaid packages live by their 30-day validity instead."""
+    charges: list[Charge] = []
+    changes: dict[str, dict[str, Any] | None] = {}
+    start = period_start(period, account.timezone)
+    until = period_end(period, account.timezone)
+    for msisdn in sorted(account.numbers):
+        current = account.numbers[msisdn].package
+        if current is None or current.mode != "postpaid":
+            continue
+        if not current.renews or current.package_id not in catalog.packages:
+            changes[msisdn] = None
+            continue
+        package = catalog.package(current.package_id)
+        fee = rated(package.fee)
+        charges.append(
+            _package_charge(
+                event,
+                account,
+                catalog,
+                package,
+                fee,
+                "D4",
+                f"{package.name}: full fee {package.fee} for {period}, charged in advance",
+                suffix=f"fee:{msisdn}",
+                msisdn=msisdn,
+            )
+        )
+        changes[msisdn] = _snapshot(
+            package, "postpaid", start, until, package.data_bytes or 0, None
+        ).document()
+    return charges, changes

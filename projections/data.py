@@ -1,0 +1,68 @@
+"""The data-balance and throttle views: one document each per (account, number)."""
+
+from typing import Any
+
+from ledger.account import Account
+from projections.projection import Projection, ViewChanges
+
+DATA_VIEW = "data"
+THROTTLE_VIEW = "throttle"
+
+
+def data_doc(account_id: str, msisdn: str, package: dict[str, Any] | None) -> dict[str, Any]:
+    if package is None:
+        return {
+            "account_id": account_id,
+            "msisdn": msisdn,
+            "package_id": None,
+            "remaining_bytes": 0,
+            "valid_until": None,
+            "unlimited": False,
+            "renews": False,
+        }
+    return {
+        "account_id": account_id,
+        "msisdn": msisdn,
+        "package_id": package["package_id"],
+        "remaining_bytes": package["remaining_bytes"],
+        "valid_until": package["valid_until"],
+        "unlimited": package["unlimited"],
+        "renews": package["renews"],
+    }
+
+
+def throttle_doc(account_id: str, msisdn: str, package: dict[str, Any] | None) -> dict[str, Any]:
+    unlimited = package is not None and package["unlimited"]
+    return {
+        "account_id": account_id,
+        "msisdn": msisdn,
+        "package_id": package["package_id"] if package else None,
+        "throttled": bool(unlimited and package and package["throttled"]),
+        "since": package["throttled_since"] if unlimited and package else None,
+        "fup_used_bytes": package["fup_used_bytes"] if unlimited and package else 0,
+        "fup_bytes": package["fup_bytes"] if unlimited and package else 0,
+        # Postpaid: the next period start; prepaid: the end of the 30-day window (D3, D8).
+        "lifts_at": package["valid_until"] if unlimited and package else None,
+    }
+
+
+class DataProjection(Projection):
+    def apply(self, event: object, changes: ViewChanges) -> None:
+        if not isinstance(event, Account.FactApplied) or event.outcome["status"] != "applied":
+            return
+        fact, effects = event.fact, event.outcome.get("effects", {})
+        account_id = fact["account_id"]
+        if fact["type"] == "number.added":
+            self._put(changes, account_id, fact["msisdn"], None)
+        elif "package" in effects and "msisdn" in fact:
+            self._put(changes, account_id, fact["msisdn"], effects["package"])
+        elif fact["type"] == "cycle.started":
+            for msisdn, package in effects.get("packages", {}).items():
+                self._put(changes, account_id, msisdn, package)
+
+    def _put(
+        self, changes: ViewChanges, account_id: str, msisdn: str, package: dict[str, Any] | None
+    ) -> None:
+        key = f"{account_id}|{msisdn}"
+        changes.put(DATA_VIEW, key, data_doc(account_id, msisdn, package))
+        changes.put(THROTTLE_VIEW, key, throttle_doc(account_id, msisdn, package))
