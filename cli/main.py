@@ -443,6 +443,14 @@ def _known_account(views: ViewStore, account: str) -> dict[str, Any]:
     return doc
 
 
+def _cell(value: object) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return str(value)
+
+
 def _table(headers: list[str], rows: list[list[str]]) -> str:
     """A plain aligned table for people; numbers right-aligned."""
     widths = [
@@ -487,7 +495,7 @@ def minutes(context: Context, account: str, msisdn: str | None, period: str | No
         fields = ["msisdn", "plan_id", "period", "granted", "used", "remaining", "expires_at"]
         lines = [{key: doc[key] for key in fields} for doc in docs]
         human = (
-            _table(fields, [[str(line[f]) for f in fields] for line in lines])
+            _table(fields, [[_cell(line[f]) for f in fields] for line in lines])
             if lines
             else f"{account}: no plan minutes" + (f" in {period}" if period else "")
         )
@@ -511,7 +519,7 @@ def data(context: Context, account: str, msisdn: str | None) -> None:
     with user_errors(), context.views() as views:
         _known_account(views, account)
         lines = _number_lines(views, "data", account, msisdn, fields)
-        human = _table(fields, [[str(line[f]) for f in fields] for line in lines])
+        human = _table(fields, [[_cell(line[f]) for f in fields] for line in lines])
         context.emit({"account_id": account, "lines": lines}, human)
 
 
@@ -525,7 +533,7 @@ def throttle(context: Context, account: str, msisdn: str | None) -> None:
     with user_errors(), context.views() as views:
         _known_account(views, account)
         lines = _number_lines(views, "throttle", account, msisdn, fields)
-        human = _table(fields, [[str(line[f]) for f in fields] for line in lines])
+        human = _table(fields, [[_cell(line[f]) for f in fields] for line in lines])
         context.emit({"account_id": account, "lines": lines}, human)
 
 

@@ -28,6 +28,7 @@ ACCOUNTS = [
     ("ACC-2002", "postpaid", "UTC", ["+12125550501"]),
     ("ACC-2003", "postpaid", "Europe/London", ["+447700900601"]),
 ]
+WITH_PACKAGE = {"+14165550201", "+12125550501"}
 DESTINATIONS = [
     "+12125550100",
     "+14165550199",
@@ -108,6 +109,8 @@ def main() -> None:
         plan_id="na-500-yearly",
         channel="app_store",
     )
+    # Prepaid packages are paid from the balance (D7): top up before buying one.
+    emit("balance.recharged", "ACC-1002", START + timedelta(days=3), amount="20.00")
     emit(
         "package.subscribed",
         "ACC-1002",
@@ -144,7 +147,10 @@ def main() -> None:
                     roaming = rng.random() < 0.15
                     fields: dict[str, object] = {
                         "msisdn": msisdn,
-                        "bytes": rng.randint(100_000, 400_000_000),
+                        # Numbers with a package stream; PAYG numbers use data sparingly.
+                        "bytes": rng.randint(1_000_000, 250_000_000)
+                        if msisdn in WITH_PACKAGE and not roaming
+                        else rng.randint(20_000, 3_000_000),
                         "roaming": roaming,
                     }
                     if roaming:

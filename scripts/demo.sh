@@ -19,10 +19,15 @@ done
 echo
 echo "== plan minutes (November) and an authorization"
 ledger minutes ACC-1001 --period 2026-11
-ledger authorize ACC-1001 --msisdn +14155550101 --to +14165550199 --at 2026-11-20T12:00:00Z
-# ACC-1002 spent past its balance (V9: a call that arrives anyway is charged); exit 3 = refused.
+ledger authorize ACC-1001 --msisdn +14155550101 --to +14165550199 --at 2026-11-20T12:00:00Z \
+  || echo "(exit status $?: refused)"
+# Exit status 3 means refused (V9); the demo goes on either way.
 ledger authorize ACC-1002 --msisdn +14165550201 --to +12125550100 --at 2026-12-02T12:00:00Z \
   || echo "(exit status $?: refused)"
+echo
+echo "== data packages and fair use"
+ledger data ACC-1002
+ledger throttle ACC-2002
 echo
 echo "== the last entries of an account's history"
 ledger history ACC-1001 --limit 6
