@@ -90,7 +90,7 @@ Evolver = Callable[[Account, dict[str, Any], Mapping[str, Any]], None]
 
 
 def plan_from_effect(doc: Mapping[str, Any], period: str) -> PlanState:
-    plan = PlanState(
+    return PlanState(
         plan_id=doc["plan_id"],
         name=doc["name"],
         term=doc["term"],
@@ -102,8 +102,11 @@ def plan_from_effect(doc: Mapping[str, Any], period: str) -> PlanState:
         started_period=doc.get("started_period", period),
         current_period=period,
     )
-    plan.grant(period)
-    return plan
+
+
+def _start_plan(number: NumberState, doc: Mapping[str, Any], period: str) -> None:
+    number.plan = plan_from_effect(doc, period)
+    number.grant(number.plan, period)
 
 
 def _number_added(account: Account, fact: dict[str, Any], _: Mapping[str, Any]) -> None:
@@ -112,7 +115,7 @@ def _number_added(account: Account, fact: dict[str, Any], _: Mapping[str, Any]) 
 
 
 def _plan_purchased(account: Account, fact: dict[str, Any], effects: Mapping[str, Any]) -> None:
-    account.numbers[fact["msisdn"]].plan = plan_from_effect(effects["plan"], effects["period"])
+    _start_plan(account.numbers[fact["msisdn"]], effects["plan"], effects["period"])
 
 
 def _plan_autorenew_changed(
@@ -127,15 +130,14 @@ def _plan_changed(account: Account, fact: dict[str, Any], effects: Mapping[str, 
     plan = account.numbers[fact["msisdn"]].plan
     assert plan is not None
     plan.pending_plan_id = effects["pending_plan_id"]
+    plan.autorenew = effects.get("autorenew", plan.autorenew)
 
 
 def _call_completed(account: Account, fact: dict[str, Any], effects: Mapping[str, Any]) -> None:
     used = effects.get("plan_seconds", 0)
     if not used:
         return
-    plan = account.numbers[fact["msisdn"]].plan
-    assert plan is not None
-    batch = plan.batches[effects["period"]]
+    batch = account.numbers[fact["msisdn"]].minute_batches[effects["period"]]
     batch.used_seconds += used
     # Plan minutes never go negative (V4): the rules split the call before this point.
     assert 0 <= batch.used_seconds <= batch.granted_seconds, (batch, fact["event_id"])
@@ -162,15 +164,9 @@ def _cycle_started(account: Account, fact: dict[str, Any], effects: Mapping[str,
     for msisdn, change in effects.get("plans", {}).items():
         number = account.numbers[msisdn]
         if change["action"] == "ended":
-            number.plan = None
-        elif change["action"] == "renewed":
-            # The catalog in force at the period start sets the renewed terms (C2).
-            assert number.plan is not None
-            batches = number.plan.batches
-            number.plan = plan_from_effect(change["plan"], period)
-            number.plan.batches = {**batches, **number.plan.batches}
-        else:  # "changed": the new plan replaces the old one from this period (V8)
-            number.plan = plan_from_effect(change["plan"], period)
+            number.plan = None  # its minute batches stay, for late calls of their periods
+        else:  # "renewed" or "changed": the terms of the catalog in force (C2, V8)
+            _start_plan(number, change["plan"], period)
     for msisdn, package in effects.get("packages", {}).items():
         account.numbers[msisdn].package = _package_from(package)
 

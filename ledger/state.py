@@ -8,8 +8,15 @@ MINUTE_BATCHES_KEPT = 3
 
 @dataclass
 class MinuteBatch:
-    """One period's plan minutes, in seconds so any increment stays exact (V4)."""
+    """One period's plan minutes on a number, in seconds so any increment stays exact (V4).
 
+    A batch keeps the terms of the plan that granted it, so a late call is taken from the
+    minutes of its own period under that period's plan, whatever the number holds now (T2).
+    """
+
+    plan_id: str
+    countries: tuple[str, ...]
+    increment_seconds: int
     granted_seconds: int
     used_seconds: int = 0
 
@@ -33,13 +40,6 @@ class PlanState:
     started_period: str
     current_period: str
     pending_plan_id: str | None = None
-    batches: dict[str, MinuteBatch] = field(default_factory=dict)
-
-    def grant(self, period: str) -> None:
-        self.current_period = period
-        self.batches[period] = MinuteBatch(granted_seconds=self.minutes * 60)
-        while len(self.batches) > MINUTE_BATCHES_KEPT:
-            del self.batches[min(self.batches)]
 
 
 @dataclass
@@ -75,3 +75,16 @@ class NumberState:
     msisdn: str
     plan: PlanState | None = None
     package: PackageState | None = None
+    minute_batches: dict[str, MinuteBatch] = field(default_factory=dict)
+
+    def grant(self, plan: PlanState, period: str) -> None:
+        """A full batch of the plan's minutes for the period (V2, V6)."""
+        plan.current_period = period
+        self.minute_batches[period] = MinuteBatch(
+            plan_id=plan.plan_id,
+            countries=plan.countries,
+            increment_seconds=plan.increment_seconds,
+            granted_seconds=plan.minutes * 60,
+        )
+        while len(self.minute_batches) > MINUTE_BATCHES_KEPT:
+            del self.minute_batches[min(self.minute_batches)]

@@ -17,7 +17,7 @@ from ledger.errors import RejectedEvent
 from ledger.instants import months_between, period_of
 from ledger.money import ZERO, rated
 from ledger.outcome import Charge, Outcome, Payer, applied, rejected
-from ledger.state import PlanState
+from ledger.state import MinuteBatch
 
 SECONDS_PER_MINUTE = 60
 # Explicit limit on what `authorize` grants at once: a day, whatever the balance buys.
@@ -62,12 +62,13 @@ def plan_fee_charge(
     msisdn: str,
     payer: Payer,
     why: str,
+    rule: str = "V2",
 ) -> Charge:
     return Charge(
         charge_id=charge_id,
         kind="plan_fee",
         amount=rated(plan.fee),
-        rule="V2",
+        rule=rule,
         catalog_version=catalog.version,
         rate=f"{plan.fee} per {'year' if plan.term == 'yearly' else 'month'}",
         arithmetic=f"{plan.name} ({plan.id}) {plan.term} fee {plan.fee}, {why}; no proration",
@@ -112,11 +113,19 @@ def plan_autorenew_changed(account: Account, event: IncomingEvent, _: CatalogHis
 
 
 def plan_changed(account: Account, event: IncomingEvent, _: CatalogHistory) -> Outcome:
-    """V8: a change or downgrade takes effect at the next period start."""
+    """V8: a change or downgrade takes effect at the next period start.
+
+    A change is an instruction to continue, so it switches autorenew on; the latest
+    instruction wins (a cancel after it ends the plan). Changing back to the plan the number
+    holds withdraws the pending change: no new term starts.
+    """
     msisdn = event.fields["msisdn"]
-    if account.numbers[msisdn].plan is None:
+    plan = account.numbers[msisdn].plan
+    if plan is None:
         return rejected("V8", f"{msisdn} has no active plan to change; purchase one instead")
-    return applied("V8", effects={"pending_plan_id": event.fields["plan_id"]})
+    new_plan_id = event.fields["plan_id"]
+    pending = None if new_plan_id == plan.plan_id else new_plan_id
+    return applied("V8", effects={"pending_plan_id": pending, "autorenew": True})
 
 
 def destination_rate(catalog: CatalogVersion, destination: str) -> Rate:
@@ -128,9 +137,10 @@ def destination_rate(catalog: CatalogVersion, destination: str) -> Rate:
     return rate
 
 
-def covering_plan(account: Account, msisdn: str, country: str) -> PlanState | None:
-    plan = account.numbers[msisdn].plan
-    return plan if plan is not None and country in plan.countries else None
+def covering_batch(account: Account, msisdn: str, country: str, period: str) -> MinuteBatch | None:
+    """The period's plan minutes on the number if they cover the country (V3), late calls too."""
+    batch = account.numbers[msisdn].minute_batches.get(period)
+    return batch if batch is not None and country in batch.countries else None
 
 
 def payg_amount(seconds: int, rate: Rate) -> tuple[int, Decimal]:
@@ -146,23 +156,22 @@ def call_completed(account: Account, event: IncomingEvent, catalogs: CatalogHist
     catalog = catalogs.in_force(account.currency, event.occurred_at)
     rate = destination_rate(catalog, destination)
     period = period_of(event.occurred_at, account.timezone)
-    plan = covering_plan(account, msisdn, rate.country)
-    batch = plan.batches.get(period) if plan is not None else None
+    batch = covering_batch(account, msisdn, rate.country, period)
 
     plan_seconds = 0
     payg_seconds = duration
     effects: dict[str, Any] = {"period": period, "country": rate.country}
-    if plan is not None and batch is not None and batch.remaining_seconds > 0 and duration > 0:
-        wanted = round_up(duration, plan.increment_seconds)
+    if batch is not None and batch.remaining_seconds > 0 and duration > 0:
+        wanted = round_up(duration, batch.increment_seconds)
         if wanted <= batch.remaining_seconds:
             plan_seconds, payg_seconds = wanted, 0
         else:  # the minutes run out during the call (V4)
             plan_seconds, payg_seconds = batch.remaining_seconds, duration - batch.remaining_seconds
         effects["plan_seconds"] = plan_seconds
-        effects["plan_id"] = plan.plan_id
+        effects["plan_id"] = batch.plan_id
         effects["plan_arithmetic"] = (
-            f"{duration} s to {rate.country} covered by plan {plan.plan_id}: "
-            f"{plan_seconds} s taken in {plan.increment_seconds} s increments from "
+            f"{duration} s to {rate.country} covered by plan {batch.plan_id}: "
+            f"{plan_seconds} s taken in {batch.increment_seconds} s increments from "
             f"{batch.remaining_seconds} s left in {period}"
             + (f"; minutes ran out, {payg_seconds} s go PAYG" if payg_seconds else "")
         )
@@ -172,15 +181,12 @@ def call_completed(account: Account, event: IncomingEvent, catalogs: CatalogHist
     if payg_seconds > 0:
         billed, amount = payg_amount(payg_seconds, rate)
         payer = usage_payer(account)
-        why = (
-            "not covered by a plan"
-            if plan is None
-            else (
-                "plan minutes used up"
-                if plan_seconds == 0
-                else "rest of the call after the minutes ran out"
-            )
-        )
+        if batch is None:
+            why = f"no plan minutes for {rate.country} in {period}"
+        elif plan_seconds == 0:
+            why = f"plan {batch.plan_id} minutes for {period} used up"
+        else:
+            why = "rest of the call after the plan minutes ran out"
         charges = (
             Charge(
                 charge_id=f"{event.event_id}:payg",
@@ -215,42 +221,27 @@ def renew_plans(
         if plan is None or plan.current_period >= period:
             continue
         charge_id = f"{event.event_id}:fee:{msisdn}"
-        if plan.pending_plan_id is not None and plan.pending_plan_id in catalog.plans:
+        if not plan.autorenew:  # cancelled (V7): the latest instruction wins over a change
+            changes[msisdn] = {"action": "ended", "reason": "autorenew off"}
+        elif plan.pending_plan_id is not None and plan.pending_plan_id in catalog.plans:
             new = catalog.plan(plan.pending_plan_id)
+            why = f"changed from {plan.plan_id} at the start of {period}"
             charges.append(
-                plan_fee_charge(
-                    charge_id,
-                    new,
-                    catalog,
-                    period,
-                    msisdn,
-                    payer,
-                    f"changed from {plan.plan_id} at the start of {period}",
-                )
+                plan_fee_charge(charge_id, new, catalog, period, msisdn, payer, why, "V8")
             )
             changes[msisdn] = {
                 "action": "changed",
                 "plan": plan_document(new, True, plan.channel, period),
             }
-        elif plan.autorenew and plan.plan_id in catalog.plans:
+        elif plan.plan_id in catalog.plans:
             renewed = catalog.plan(plan.plan_id)
             months = months_between(plan.started_period, period)
             if renewed.term == "monthly" or months % 12 == 0:
+                why = f"renewal for {period}" + (
+                    f", month {months} of the yearly term" if renewed.term == "yearly" else ""
+                )
                 charges.append(
-                    plan_fee_charge(
-                        charge_id,
-                        renewed,
-                        catalog,
-                        period,
-                        msisdn,
-                        payer,
-                        f"renewal for {period}"
-                        + (
-                            f", month {months} of the yearly term"
-                            if renewed.term == "yearly"
-                            else ""
-                        ),
-                    )
+                    plan_fee_charge(charge_id, renewed, catalog, period, msisdn, payer, why, "V6")
                 )
             changes[msisdn] = {
                 "action": "renewed",
@@ -259,9 +250,7 @@ def renew_plans(
         else:
             changes[msisdn] = {
                 "action": "ended",
-                "reason": "autorenew off"
-                if not plan.autorenew
-                else f"plan {plan.plan_id} is no longer in catalog {catalog.version}",
+                "reason": f"plan {plan.plan_id} is no longer in catalog {catalog.version}",
             }
     return charges, changes
 
@@ -299,8 +288,7 @@ def authorize(
     if account.blocked:
         return Authorization(False, 0, 0, 0, rate.country, "account is blocked (B2)")
     period = period_of(at, account.timezone)
-    plan = covering_plan(account, msisdn, rate.country)
-    batch = plan.batches.get(period) if plan is not None else None
+    batch = covering_batch(account, msisdn, rate.country, period)
     plan_seconds = batch.remaining_seconds if batch is not None else 0
     if account.billing_mode == "postpaid":
         return Authorization(
