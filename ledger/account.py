@@ -145,8 +145,18 @@ def _call_completed(account: Account, fact: dict[str, Any], effects: Mapping[str
 
 def _package_effect(account: Account, fact: dict[str, Any], effects: Mapping[str, Any]) -> None:
     """Data rules carry the number's package after the event; None when it ended (D1-D9)."""
+    number = account.numbers[fact["msisdn"]]
     if "package" in effects:
-        account.numbers[fact["msisdn"]].package = _package_from(effects["package"])
+        _replace_package(number, _package_from(effects["package"]))
+    if "previous_package" in effects:
+        number.previous_package = _package_from(effects["previous_package"])
+
+
+def _replace_package(number: NumberState, package: PackageState | None) -> None:
+    old = number.package
+    if old is not None and (package is None or package.valid_from != old.valid_from):
+        number.previous_package = old
+    number.package = package
 
 
 def _package_from(doc: dict[str, Any] | None) -> PackageState | None:
@@ -168,7 +178,7 @@ def _cycle_started(account: Account, fact: dict[str, Any], effects: Mapping[str,
         else:  # "renewed" or "changed": the terms of the catalog in force (C2, V8)
             _start_plan(number, change["plan"], period)
     for msisdn, package in effects.get("packages", {}).items():
-        account.numbers[msisdn].package = _package_from(package)
+        _replace_package(account.numbers[msisdn], _package_from(package))
 
 
 def _blocked(account: Account, _: dict[str, Any], effects: Mapping[str, Any]) -> None:

@@ -75,6 +75,8 @@ class NumberState:
     msisdn: str
     plan: PlanState | None = None
     package: PackageState | None = None
+    # The package this one replaced, for late records of its validity (T2); one kept.
+    previous_package: PackageState | None = None
     minute_batches: dict[str, MinuteBatch] = field(default_factory=dict)
 
     def grant(self, plan: PlanState, period: str) -> None:

@@ -476,7 +476,8 @@ def test_V5_payg_on_prepaid_debits_the_balance_by_the_charge() -> None:
     assert charge["catalog_version"] == CATALOG
     assert charge["rate"] == "0.0150/min, 60 s increments, prefix +1 (US)"
     assert charge["arithmetic"] == (
-        "95 s PAYG (no plan minutes for US in 2026-11) -> 120 s billed = 120/60 min x 0.0150 = 0.0300"
+        "95 s PAYG (no plan minutes for US in 2026-11) -> 120 s billed"
+        " = 120/60 min x 0.0150 = 0.0300"
     )
     assert charge["period"] == "2026-11" and charge["msisdn"] == NUM1
     assert entry["balance_delta"] == "-0.0300"

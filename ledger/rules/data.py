@@ -47,6 +47,7 @@ def _package_charge(
     arithmetic: str,
     suffix: str = "fee",
     msisdn: str | None = None,
+    period: str | None = None,
 ) -> Charge:
     payer = usage_payer(account)  # prepaid packages are paid from the balance (D7, I3)
     return Charge(
@@ -57,7 +58,7 @@ def _package_charge(
         catalog_version=catalog.version,
         rate=f"{package.fee} per {'30 days' if payer == 'balance' else 'month'}",
         arithmetic=arithmetic,
-        period=period_of(event.occurred_at, account.timezone),
+        period=period or period_of(event.occurred_at, account.timezone),
         payer=payer,
         msisdn=msisdn or event.fields["msisdn"],
     )
@@ -90,12 +91,35 @@ def _snapshot(
     )
 
 
+def _in_force(package: PackageState | None, at: datetime) -> bool:
+    if package is None:
+        return False
+    valid_from = parse_instant(package.valid_from, "valid_from")
+    return valid_from <= at < parse_instant(package.valid_until, "valid_until")
+
+
 def current_package(account: Account, msisdn: str, at: datetime) -> PackageState | None:
-    """The number's package if it is still valid at that instant."""
+    """The number's current package if it is in force at that instant."""
     package = account.numbers[msisdn].package
-    if package is None or parse_instant(package.valid_until, "valid_until") <= at:
-        return None
-    return package
+    return package if _in_force(package, at) else None
+
+
+def package_at(account: Account, msisdn: str, at: datetime) -> tuple[PackageState | None, str]:
+    """The package in force at that instant, current or the one it replaced (late records,
+    T2), with the effects key its new snapshot goes under."""
+    number = account.numbers[msisdn]
+    if _in_force(number.package, at):
+        return number.package, "package"
+    if _in_force(number.previous_package, at):
+        return number.previous_package, "previous_package"
+    return None, "package"
+
+
+def has_ended(package: PackageState, at: datetime) -> bool:
+    """Gone for good at that instant. A renewing postpaid package waits for its bill run."""
+    if package.mode == "postpaid" and package.renews:
+        return False
+    return parse_instant(package.valid_until, "valid_until") <= at
 
 
 def _postpaid_start(
@@ -224,7 +248,9 @@ def package_unsubscribed(account: Account, event: IncomingEvent, _: CatalogHisto
         return rejected("D5", f"{msisdn} has no active package")
     rule = "D9" if account.billing_mode == "prepaid" else "D5"
     if current.unlimited:
-        return applied(rule, effects={"package": None})
+        # It stops at once: late records from before this instant still find it (T2).
+        ended = replace(current, valid_until=instant_text(event.occurred_at))
+        return applied(rule, effects={"package": None, "previous_package": ended.document()})
     kept = replace(current, renews=False)
     return applied(rule, effects={"package": kept.document()})
 
@@ -263,7 +289,7 @@ def data_used(account: Account, event: IncomingEvent, catalogs: CatalogHistory) 
             effects=effects,
         )
 
-    package = current_package(account, msisdn, event.occurred_at)
+    package, slot = package_at(account, msisdn, event.occurred_at)
     effects["roaming_bytes"] = 0
     if package is not None and package.unlimited:
         after = package.fup_used_bytes + used
@@ -276,18 +302,19 @@ def data_used(account: Account, event: IncomingEvent, catalogs: CatalogHistory) 
                 instant_text(event.occurred_at) if crossing else package.throttled_since
             ),
         )
-        effects.update(
-            package_bytes=used, payg_bytes=0, package=snapshot.document(), throttle_crossed=crossing
-        )
+        effects.update(package_bytes=used, payg_bytes=0, throttle_crossed=crossing)
+        effects[slot] = snapshot.document()
         return applied("D3", effects=effects)
 
     from_package = min(used, package.remaining_bytes) if package is not None else 0
     payg = used - from_package
     if package is not None:
         snapshot = replace(package, remaining_bytes=package.remaining_bytes - from_package)
-        effects["package"] = snapshot.document()
-    elif account.numbers[msisdn].package is not None:
-        effects["package"] = None  # the package expired: the number is PAYG now (D9)
+        effects[slot] = snapshot.document()
+    else:
+        stored = account.numbers[msisdn].package
+        if stored is not None and has_ended(stored, event.occurred_at):
+            effects["package"] = None  # its validity is over: the number is PAYG now (D9)
     effects.update(package_bytes=from_package, payg_bytes=payg)
     if payg == 0:
         return applied("D1", effects=effects)
@@ -329,6 +356,8 @@ def renew_packages(
         current = account.numbers[msisdn].package
         if current is None or current.mode != "postpaid":
             continue
+        if parse_instant(current.valid_until, "valid_until") > start:
+            continue  # subscribed in the period being started: already charged for it (D4)
         if not current.renews or current.package_id not in catalog.packages:
             changes[msisdn] = None
             continue
@@ -345,6 +374,7 @@ def renew_packages(
                 f"{package.name}: full fee {package.fee} for {period}, charged in advance",
                 suffix=f"fee:{msisdn}",
                 msisdn=msisdn,
+                period=period,
             )
         )
         changes[msisdn] = _snapshot(
