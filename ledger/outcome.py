@@ -114,6 +114,14 @@ def applied(
     )
 
 
+def charged(
+    rule: str, charges: tuple[Charge, ...], effects: Mapping[str, Any] | None = None
+) -> Outcome:
+    """Applied with charges: the prepaid balance moves by exactly the charges it pays (I3)."""
+    paid_by_balance = sum((c.amount for c in charges if c.payer == "balance"), start=ZERO)
+    return applied(rule, balance_delta=-paid_by_balance, charges=charges, effects=effects)
+
+
 def not_yet_rated(event_type: str) -> Outcome:
     """Recorded, never dropped: a type whose rating rules have not landed yet."""
     return Outcome(

@@ -3,8 +3,7 @@
 from ledger.account import Account
 from ledger.catalog import CatalogHistory
 from ledger.contract import IncomingEvent
-from ledger.money import ZERO
-from ledger.outcome import Outcome, applied, rejected
+from ledger.outcome import Outcome, charged, rejected
 from ledger.rules import data, voice
 
 
@@ -18,9 +17,4 @@ def cycle_started(account: Account, event: IncomingEvent, catalogs: CatalogHisto
     plan_charges, plans = voice.renew_plans(account, event, period, catalog)
     package_charges, packages = data.renew_packages(account, event, period, catalog)
     charges = plan_charges + package_charges
-    return applied(
-        "V6",
-        balance_delta=-sum((c.amount for c in charges if c.payer == "balance"), start=ZERO),
-        charges=tuple(charges),
-        effects={"period": period, "plans": plans, "packages": packages},
-    )
+    return charged("V6", tuple(charges), {"period": period, "plans": plans, "packages": packages})

@@ -21,8 +21,8 @@ from ledger.instants import (
     period_start,
     zone,
 )
-from ledger.money import ZERO, rated
-from ledger.outcome import Charge, Outcome, applied, rejected
+from ledger.money import rated
+from ledger.outcome import Charge, Outcome, applied, charged, rejected
 from ledger.rules.voice import usage_payer
 from ledger.state import PackageState
 
@@ -159,7 +159,7 @@ def _postpaid_start(
         changed_in_period,
     )
     charge = _package_charge(event, account, catalog, package, fee, rule, arithmetic)
-    return applied(rule, charges=(charge,), effects={"package": state.document()})
+    return charged(rule, (charge,), {"package": state.document()})
 
 
 def _prepaid_purchase(
@@ -194,9 +194,7 @@ def _prepaid_purchase(
         + f"; valid until {state.valid_until}"
     )
     charge = _package_charge(event, account, catalog, package, fee, rule, arithmetic)
-    return applied(
-        rule, balance_delta=-fee, charges=(charge,), effects={"package": state.document()}
-    )
+    return charged(rule, (charge,), {"package": state.document()})
 
 
 def package_subscribed(account: Account, event: IncomingEvent, catalogs: CatalogHistory) -> Outcome:
@@ -282,12 +280,7 @@ def data_used(account: Account, event: IncomingEvent, catalogs: CatalogHistory) 
             payer=payer,
             msisdn=msisdn,
         )
-        return applied(
-            "D2",
-            balance_delta=-amount if payer == "balance" else ZERO,
-            charges=(charge,),
-            effects=effects,
-        )
+        return charged("D2", (charge,), effects)
 
     package, slot = package_at(account, msisdn, event.occurred_at)
     effects["roaming_bytes"] = 0
@@ -334,12 +327,7 @@ def data_used(account: Account, event: IncomingEvent, catalogs: CatalogHistory) 
         payer=payer,
         msisdn=msisdn,
     )
-    return applied(
-        "D1",
-        balance_delta=-amount if payer == "balance" else ZERO,
-        charges=(charge,),
-        effects=effects,
-    )
+    return charged("D1", (charge,), effects)
 
 
 def renew_packages(

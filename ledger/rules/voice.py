@@ -16,7 +16,7 @@ from ledger.contract import IncomingEvent
 from ledger.errors import RejectedEvent
 from ledger.instants import months_between, period_of
 from ledger.money import ZERO, rated
-from ledger.outcome import Charge, Outcome, Payer, applied, rejected
+from ledger.outcome import Charge, Outcome, Payer, applied, charged, rejected
 from ledger.state import MinuteBatch
 
 SECONDS_PER_MINUTE = 60
@@ -177,7 +177,6 @@ def call_completed(account: Account, event: IncomingEvent, catalogs: CatalogHist
         )
 
     charges: tuple[Charge, ...] = ()
-    balance_delta = ZERO
     if payg_seconds > 0:
         billed, amount = payg_amount(payg_seconds, rate)
         payer = usage_payer(account)
@@ -203,10 +202,8 @@ def call_completed(account: Account, event: IncomingEvent, catalogs: CatalogHist
                 msisdn=msisdn,
             ),
         )
-        if payer == "balance":
-            balance_delta = -amount
     rule = "V3" if plan_seconds and not payg_seconds else ("V4" if plan_seconds else "V5")
-    return applied(rule, balance_delta=balance_delta, charges=charges, effects=effects)
+    return charged(rule, charges, effects)
 
 
 def renew_plans(
