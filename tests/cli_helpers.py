@@ -1,6 +1,7 @@
 """Running the `ledger` command in-process, as a user would type it."""
 
 import json
+from pathlib import Path
 from typing import Any
 
 from click.testing import CliRunner, Result
@@ -22,3 +23,13 @@ def run_json(*args: str, **kwargs: Any) -> dict[str, Any]:
 
 def balances(store: str, *accounts: str) -> dict[str, str]:
     return {a: run_json("--store", store, "balance", a)["balance"] for a in accounts}
+
+
+def ingest_events(tmp_path: Path, store: str, *events: dict[str, Any]) -> None:
+    """Write the events as a JSON Lines file and ingest it; none may be dead-lettered."""
+    from tests.factories import jsonl
+
+    path = tmp_path / "events.jsonl"
+    path.write_text(jsonl(*events), encoding="utf-8")
+    report = run_json("--store", store, "ingest", "--quiet", str(path))
+    assert report["totals"]["dead_lettered"] == 0, report

@@ -202,6 +202,7 @@ def test_every_doc_example_validates_against_its_published_schema() -> None:
 
 def test_every_doc_example_validates_with_jsonschema() -> None:
     import jsonschema  # a dev dependency: the published schemas must satisfy a real validator
+
     schemas = json_schemas()
     for block in doc_examples():
         document = json.loads(block)

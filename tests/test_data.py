@@ -21,8 +21,8 @@ import pytest
 
 from ledger.account import Account
 from ledger.ids import account_stream_id
-from tests.cli_helpers import run, run_json
-from tests.factories import catalog_published, event, jsonl
+from tests.cli_helpers import ingest_events, run, run_json
+from tests.factories import catalog_published, event
 from tests.harness import Ledger
 
 ACC = "ACC-D"
@@ -1255,13 +1255,6 @@ def test_G2_data_records_that_do_not_fit_are_dead_lettered_with_a_reason(
 # The command line (SPEC 12)
 
 
-def _ingest(tmp_path: Path, store: str, *events: dict[str, Any]) -> None:
-    path = tmp_path / "data.jsonl"
-    path.write_text(jsonl(*events), encoding="utf-8")
-    report = run_json("--store", store, "ingest", "--quiet", str(path))
-    assert report["totals"]["dead_lettered"] == 0, report
-
-
 def _cli_month() -> list[dict[str, Any]]:
     return [
         catalog_published(),
@@ -1279,7 +1272,7 @@ def _cli_month() -> list[dict[str, Any]]:
 
 
 def test_cli_data_json_lines(tmp_path: Path, sqlite_url: str) -> None:
-    _ingest(tmp_path, sqlite_url, *_cli_month())
+    ingest_events(tmp_path, sqlite_url, *_cli_month())
     doc = run_json("--store", sqlite_url, "data", ACC)
     assert doc == {
         "account_id": ACC,
@@ -1307,7 +1300,7 @@ def test_cli_data_json_lines(tmp_path: Path, sqlite_url: str) -> None:
 
 
 def test_cli_throttle_json_lines(tmp_path: Path, sqlite_url: str) -> None:
-    _ingest(tmp_path, sqlite_url, *_cli_month())
+    ingest_events(tmp_path, sqlite_url, *_cli_month())
     doc = run_json("--store", sqlite_url, "throttle", ACC)
     assert doc["account_id"] == ACC
     required = ("msisdn", "throttled", "fup_used_bytes", "fup_bytes")
@@ -1326,7 +1319,7 @@ def test_cli_throttle_json_lines(tmp_path: Path, sqlite_url: str) -> None:
 def test_cli_data_and_throttle_of_an_unknown_account_is_a_one_line_error(
     command: str, tmp_path: Path, sqlite_url: str
 ) -> None:
-    _ingest(tmp_path, sqlite_url, *_cli_month())
+    ingest_events(tmp_path, sqlite_url, *_cli_month())
     result = run("--store", sqlite_url, command, "NOPE", expect=1)
     assert result.stderr.startswith("ledger: error:") and result.stderr.count("\n") == 1
     assert "Traceback" not in result.stderr

@@ -1,6 +1,7 @@
 """Kafka ingestion against the real broker (issue 2): publish, consume, exactly once."""
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from kafka import KafkaConsumer
@@ -23,6 +24,19 @@ def kafka_args(bootstrap: str, names: dict[str, str], group: bool = False) -> li
         names["dead_letter_topic"],
     ]
     return [*args, "--group", names["group"]] if group else args
+
+
+def consume(store: str, bootstrap: str, names: dict[str, str], idle: str = "3") -> dict[str, Any]:
+    """Run `ledger consume` until the topics have been idle for `idle` seconds."""
+    return run_json(
+        "--store",
+        store,
+        "consume",
+        "--quiet",
+        "--until-idle",
+        idle,
+        *kafka_args(bootstrap, names, group=True),
+    )
 
 
 def read_topic(bootstrap: str, topic: str, expected: int) -> list[object]:
@@ -57,15 +71,7 @@ def test_publish_then_consume_gives_the_same_balances_as_file_ingest(
         "publish", str(path), "--no-validate", *kafka_args(kafka_server, kafka_names)
     )
     assert published == {"events": 14, "catalog_versions": 1}
-    consumed = run_json(
-        "--store",
-        sqlite_url,
-        "consume",
-        "--quiet",
-        "--until-idle",
-        "3",
-        *kafka_args(kafka_server, kafka_names, group=True),
-    )
+    consumed = consume(sqlite_url, kafka_server, kafka_names, idle="3")
     assert consumed["events"] == {"consumed": 14, "applied": 9, "duplicates": 1, "dead_lettered": 4}
     assert consumed["catalog"]["applied"] == 1
     assert (
@@ -76,15 +82,7 @@ def test_publish_then_consume_gives_the_same_balances_as_file_ingest(
 
     # G1: the stored Kafka position makes a second consume apply nothing, even in a new group.
     names = {**kafka_names, "group": kafka_names["group"] + "-again"}
-    again = run_json(
-        "--store",
-        sqlite_url,
-        "consume",
-        "--quiet",
-        "--until-idle",
-        "3",
-        *kafka_args(kafka_server, names, group=True),
-    )
+    again = consume(sqlite_url, kafka_server, names, idle="3")
     assert again["events"]["consumed"] == 0 and again["catalog"]["consumed"] == 0
     assert balances(sqlite_url, "ACC-1", "ACC-2") == MIXED_MONTH_BALANCES
 
@@ -95,15 +93,7 @@ def test_G2_dead_letter_topic_keeps_original_bytes_and_reason(
     path = tmp_path / "events.jsonl"
     path.write_text(mixed_month(), encoding="utf-8")
     run("publish", str(path), "--no-validate", *kafka_args(kafka_server, kafka_names))
-    run(
-        "--store",
-        sqlite_url,
-        "consume",
-        "--quiet",
-        "--until-idle",
-        "3",
-        *kafka_args(kafka_server, kafka_names, group=True),
-    )
+    consume(sqlite_url, kafka_server, kafka_names, idle="3")
     letters = read_topic(kafka_server, kafka_names["dead_letter_topic"], expected=4)
     assert len(letters) == 4
     by_value = {letter.value: dict(letter.headers) for letter in letters}  # type: ignore[attr-defined]
@@ -125,15 +115,7 @@ def test_publish_refuses_a_file_with_invalid_lines_and_sends_nothing(
     assert "events.jsonl:8: not JSON" in result.stderr
     # Three lines break the contract; the unknown account is valid input for the consumer.
     assert result.stderr.strip().endswith(f"3 invalid line(s) in {path}; nothing was published")
-    consumed = run_json(
-        "--store",
-        sqlite_url,
-        "consume",
-        "--quiet",
-        "--until-idle",
-        "2",
-        *kafka_args(kafka_server, kafka_names, group=True),
-    )
+    consumed = consume(sqlite_url, kafka_server, kafka_names, idle="2")
     assert consumed["events"]["consumed"] == 0 and consumed["catalog"]["consumed"] == 0
 
 
@@ -147,15 +129,7 @@ def test_catalog_publish_then_consume_rates_with_it(
     path = tmp_path / "events.jsonl"
     path.write_text(jsonl(opened("ACC-K"), event("balance.recharged", "ACC-K", amount="4.20")))
     run("publish", str(path), *kafka_args(kafka_server, kafka_names))
-    consumed = run_json(
-        "--store",
-        sqlite_url,
-        "consume",
-        "--quiet",
-        "--until-idle",
-        "3",
-        *kafka_args(kafka_server, kafka_names, group=True),
-    )
+    consumed = consume(sqlite_url, kafka_server, kafka_names, idle="3")
     assert consumed["catalog"]["applied"] == 1
     assert consumed["events"]["applied"] == 2
     assert balances(sqlite_url, "ACC-K") == {"ACC-K": "4.2000"}

@@ -23,8 +23,8 @@ import pytest
 from ledger.errors import RejectedEvent
 from ledger.instants import parse_instant
 from ledger.rules.voice import Authorization, authorize
-from tests.cli_helpers import run, run_json
-from tests.factories import catalog_published, event, jsonl, opened
+from tests.cli_helpers import ingest_events, run, run_json
+from tests.factories import catalog_published, event, opened
 from tests.harness import Ledger
 
 ACC = "ACC-V"
@@ -1006,13 +1006,6 @@ def test_G2_voice_records_that_do_not_fit_are_dead_lettered_with_a_reason(
 # The command line (SPEC 12)
 
 
-def _ingest(tmp_path: Path, store: str, *events: dict[str, Any]) -> None:
-    path = tmp_path / "voice.jsonl"
-    path.write_text(jsonl(*events), encoding="utf-8")
-    report = run_json("--store", store, "ingest", "--quiet", str(path))
-    assert report["totals"]["dead_lettered"] == 0, report
-
-
 def _cli_month() -> list[dict[str, Any]]:
     return [
         catalog_published(),
@@ -1028,7 +1021,7 @@ def _cli_month() -> list[dict[str, Any]]:
 
 
 def test_cli_minutes_json_lines(tmp_path: Path, sqlite_url: str) -> None:
-    _ingest(tmp_path, sqlite_url, *_cli_month())
+    ingest_events(tmp_path, sqlite_url, *_cli_month())
     doc = run_json("--store", sqlite_url, "minutes", ACC, "--msisdn", NUM1, "--period", "2026-11")
     assert doc == {
         "account_id": ACC,
@@ -1052,7 +1045,7 @@ def test_cli_minutes_json_lines(tmp_path: Path, sqlite_url: str) -> None:
 def test_cli_authorize_json_allowed_and_exit_3_when_refused(
     tmp_path: Path, sqlite_url: str
 ) -> None:
-    _ingest(tmp_path, sqlite_url, *_cli_month())
+    ingest_events(tmp_path, sqlite_url, *_cli_month())
     # Balance 0.05 - 0.04 = 0.01. US on the plan: 498 min = 29,880 s; 0.01 buys no full minute.
     allowed = run_json(
         "--store", sqlite_url, "authorize", ACC,
@@ -1082,7 +1075,7 @@ def test_cli_authorize_json_allowed_and_exit_3_when_refused(
 def test_cli_history_json_shows_the_rejected_purchase_and_the_charges(
     tmp_path: Path, sqlite_url: str
 ) -> None:
-    _ingest(tmp_path, sqlite_url, *_cli_month())
+    ingest_events(tmp_path, sqlite_url, *_cli_month())
     doc = run_json("--store", sqlite_url, "history", ACC)
     assert doc["account_id"] == ACC
     by_id = {entry["event_id"]: entry for entry in doc["entries"]}
@@ -1107,7 +1100,7 @@ def test_cli_history_json_shows_the_rejected_purchase_and_the_charges(
 
 
 def test_cli_authorize_unknown_number_is_a_one_line_error(tmp_path: Path, sqlite_url: str) -> None:
-    _ingest(tmp_path, sqlite_url, *_cli_month())
+    ingest_events(tmp_path, sqlite_url, *_cli_month())
     result = run(
         "--store", sqlite_url, "authorize", ACC,
         "--msisdn", "+14155550999", "--to", US, "--at", "2026-11-07T10:00:00Z",
