@@ -5,6 +5,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from pathlib import Path
 from typing import Any, BinaryIO, NoReturn
 
@@ -509,16 +510,48 @@ def _number_lines(
     return [{key: doc[key] for key in fields} for _, doc in views.scan(view, prefix)]
 
 
+def _query_instant(at: str | None) -> datetime:
+    from datetime import UTC
+
+    from ledger.instants import parse_instant
+
+    try:
+        return datetime.now(UTC) if at is None else parse_instant(at, "--at")
+    except ValueError as error:
+        fail(str(error))
+
+
+def _over(until: str | None, at: datetime) -> bool:
+    from ledger.instants import parse_instant
+
+    return until is not None and parse_instant(until, "until") <= at
+
+
+_AT_OPTION = click.option(
+    "--at", "at", default=None, help="RFC 3339 instant to look at [default: now]."
+)
+
+
 @main.command()
 @click.argument("account")
 @click.option("--msisdn", default=None, help="Only this number (E.164).")
+@_AT_OPTION
 @pass_context
-def data(context: Context, account: str, msisdn: str | None) -> None:
-    """Show each number's data package: remaining bytes, valid until, unlimited (D1-D9)."""
+def data(context: Context, account: str, msisdn: str | None, at: str | None) -> None:
+    """Show each number's data package: remaining bytes, valid until, unlimited (D1-D9).
+
+    A package whose validity is over at --at (default now) is shown as none: the number uses
+    data PAYG from then on.
+    """
     fields = ["msisdn", "package_id", "remaining_bytes", "valid_until", "unlimited"]
     with user_errors(), context.views() as views:
         _known_account(views, account)
-        lines = _number_lines(views, "data", account, msisdn, fields)
+        instant = _query_instant(at)
+        lines = _number_lines(views, "data", account, msisdn, [*fields, "renews"])
+        for line in lines:
+            renews = line.pop("renews")
+            if not renews and _over(line["valid_until"], instant):
+                line.update(package_id=None, remaining_bytes=0, valid_until=None, unlimited=False)
         human = _table(fields, [[_cell(line[f]) for f in fields] for line in lines])
         context.emit({"account_id": account, "lines": lines}, human)
 
@@ -526,13 +559,22 @@ def data(context: Context, account: str, msisdn: str | None) -> None:
 @main.command()
 @click.argument("account")
 @click.option("--msisdn", default=None, help="Only this number (E.164).")
+@_AT_OPTION
 @pass_context
-def throttle(context: Context, account: str, msisdn: str | None) -> None:
-    """Show fair-use throttling per number: throttled since, bytes used, threshold (D3, D8)."""
+def throttle(context: Context, account: str, msisdn: str | None, at: str | None) -> None:
+    """Show fair-use throttling per number: throttled since, bytes used, threshold (D3, D8).
+
+    A throttle lifts at the end of its cycle (postpaid: the period; prepaid: the 30-day
+    window), judged at --at (default now).
+    """
     fields = ["msisdn", "throttled", "since", "fup_used_bytes", "fup_bytes", "lifts_at"]
     with user_errors(), context.views() as views:
         _known_account(views, account)
+        instant = _query_instant(at)
         lines = _number_lines(views, "throttle", account, msisdn, fields)
+        for line in lines:
+            if line["throttled"] and _over(line["lifts_at"], instant):
+                line.update(throttled=False, since=None)
         human = _table(fields, [[_cell(line[f]) for f in fields] for line in lines])
         context.emit({"account_id": account, "lines": lines}, human)
 
@@ -551,16 +593,10 @@ def authorize(
     Plan minutes left for the destination's country plus what the prepaid balance buys at
     the PAYG rate. Exits 0 when allowed, 3 when refused.
     """
-    from datetime import UTC, datetime
-
-    from ledger.instants import parse_instant
     from ledger.rules.voice import authorize as decide_authorization
 
     with user_errors():
-        try:
-            instant = datetime.now(UTC) if at is None else parse_instant(at, "--at")
-        except ValueError as error:
-            fail(str(error))
+        instant = _query_instant(at)
         app = context.app()
         state = app.account(account)
         if state is None:

@@ -26,8 +26,8 @@ ledger authorize ACC-1002 --msisdn +14165550201 --to +12125550100 --at 2026-12-0
   || echo "(exit status $?: refused)"
 echo
 echo "== data packages and fair use"
-ledger data ACC-1002
-ledger throttle ACC-2002
+ledger data ACC-1002 --at 2026-11-30T12:00:00Z
+ledger throttle ACC-2002 --at 2026-11-30T12:00:00Z
 echo
 echo "== the last entries of an account's history"
 ledger history ACC-1001 --limit 6

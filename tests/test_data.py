@@ -1255,6 +1255,10 @@ def test_G2_data_records_that_do_not_fit_are_dead_lettered_with_a_reason(
 # The command line (SPEC 12)
 
 
+# The CLI judges validity at --at (default now): pin it so the tests never depend on the clock.
+LOOK_AT = "2026-11-20T00:00:00Z"
+
+
 def _cli_month() -> list[dict[str, Any]]:
     return [
         catalog_published(),
@@ -1273,7 +1277,7 @@ def _cli_month() -> list[dict[str, Any]]:
 
 def test_cli_data_json_lines(tmp_path: Path, sqlite_url: str) -> None:
     ingest_events(tmp_path, sqlite_url, *_cli_month())
-    doc = run_json("--store", sqlite_url, "data", ACC)
+    doc = run_json("--store", sqlite_url, "data", ACC, "--at", LOOK_AT)
     assert doc == {
         "account_id": ACC,
         "lines": [
@@ -1293,7 +1297,7 @@ def test_cli_data_json_lines(tmp_path: Path, sqlite_url: str) -> None:
             },
         ],
     }
-    only = run_json("--store", sqlite_url, "data", ACC, "--msisdn", NUM2)
+    only = run_json("--store", sqlite_url, "data", ACC, "--msisdn", NUM2, "--at", LOOK_AT)
     assert [line["msisdn"] for line in only["lines"]] == [NUM2]
     # 50.00 - 15.00 - 30.00 = 5.0000
     assert run_json("--store", sqlite_url, "balance", ACC)["balance"] == "5.0000"
@@ -1301,7 +1305,7 @@ def test_cli_data_json_lines(tmp_path: Path, sqlite_url: str) -> None:
 
 def test_cli_throttle_json_lines(tmp_path: Path, sqlite_url: str) -> None:
     ingest_events(tmp_path, sqlite_url, *_cli_month())
-    doc = run_json("--store", sqlite_url, "throttle", ACC)
+    doc = run_json("--store", sqlite_url, "throttle", ACC, "--at", LOOK_AT)
     assert doc["account_id"] == ACC
     required = ("msisdn", "throttled", "fup_used_bytes", "fup_bytes")
     assert [{key: line[key] for key in required} for line in doc["lines"]] == [
@@ -1311,7 +1315,7 @@ def test_cli_throttle_json_lines(tmp_path: Path, sqlite_url: str) -> None:
     by_number = {line["msisdn"]: line for line in doc["lines"]}
     assert by_number[NUM2]["since"] == "2026-11-12T09:30:00Z"
     assert by_number[NUM2]["lifts_at"] == "2026-12-11T08:00:00Z"  # the 30-day window's end
-    only = run_json("--store", sqlite_url, "throttle", ACC, "--msisdn", NUM1)
+    only = run_json("--store", sqlite_url, "throttle", ACC, "--msisdn", NUM1, "--at", LOOK_AT)
     assert [line["msisdn"] for line in only["lines"]] == [NUM1]
 
 
@@ -1323,3 +1327,22 @@ def test_cli_data_and_throttle_of_an_unknown_account_is_a_one_line_error(
     result = run("--store", sqlite_url, command, "NOPE", expect=1)
     assert result.stderr.startswith("ledger: error:") and result.stderr.count("\n") == 1
     assert "Traceback" not in result.stderr
+
+
+def test_D3_D8_cli_shows_a_prepaid_throttle_lifted_and_the_package_gone_after_its_window(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    ingest_events(tmp_path, sqlite_url, *_cli_month())
+    # NUM2's Data Unlimited window ends at 2026-12-11T08:00:00Z (purchase + 30 x 24 h).
+    during = run_json(
+        "--store", sqlite_url, "throttle", ACC, "--msisdn", NUM2, "--at", "2026-12-11T07:59:59Z"
+    )
+    assert during["lines"][0]["throttled"] is True
+    after = run_json(
+        "--store", sqlite_url, "throttle", ACC, "--msisdn", NUM2, "--at", "2026-12-11T08:00:00Z"
+    )
+    assert (after["lines"][0]["throttled"], after["lines"][0]["since"]) == (False, None)
+    gone = run_json(
+        "--store", sqlite_url, "data", ACC, "--msisdn", NUM1, "--at", "2026-12-10T12:00:00Z"
+    )
+    assert gone["lines"][0]["package_id"] is None and gone["lines"][0]["remaining_bytes"] == 0
