@@ -38,9 +38,7 @@ class CatalogBook(Aggregate):
     def publish(self, fact: dict[str, Any]) -> None:
         """Record a published version; InvalidCatalog (nothing recorded) when it does not fit."""
         # Validate against the history first, on a copy, so a refused version moves nothing.
-        probe = CatalogHistory()
-        for version in self.history.versions():
-            probe.add(version)
+        probe = CatalogHistory(self.history.versions())
         probe.add(parse_catalog(fact["catalog"]))
         self.trigger_event(
             self.VersionPublished, fact=fact, chain=link(self.chain_head, fact, None)

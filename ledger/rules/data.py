@@ -22,7 +22,7 @@ from ledger.instants import (
     zone,
 )
 from ledger.money import rated
-from ledger.outcome import Charge, Outcome, applied, charged, rejected
+from ledger.outcome import Charge, Outcome, Payer, applied, charged, rejected
 from ledger.rules.voice import usage_payer
 from ledger.state import PackageState
 
@@ -253,6 +253,36 @@ def package_unsubscribed(account: Account, event: IncomingEvent, _: CatalogHisto
     return applied(rule, effects={"package": kept.document()})
 
 
+def _per_mb_charge(
+    event: IncomingEvent,
+    catalog: CatalogVersion,
+    suffix: str,
+    kind: str,
+    rule: str,
+    billed_bytes: int,
+    per_mb: Decimal,
+    rate: str,
+    what: str,
+    note: str,
+    period: str,
+    payer: Payer,
+) -> Charge:
+    """A data charge: bytes / 1,000,000 x the per-MB rate, rated to 4 places (D1, D2)."""
+    amount = rated(Decimal(billed_bytes) * per_mb / BYTES_PER_MB)
+    return Charge(
+        charge_id=f"{event.event_id}:{suffix}",
+        kind=kind,
+        amount=amount,
+        rule=rule,
+        catalog_version=catalog.version,
+        rate=rate,
+        arithmetic=f"{what} / 1,000,000 x {per_mb} = {amount}" + (f" {note}" if note else ""),
+        period=period,
+        payer=payer,
+        msisdn=event.fields["msisdn"],
+    )
+
+
 def data_used(account: Account, event: IncomingEvent, catalogs: CatalogHistory) -> Outcome:
     """D1-D3: package data first at home, PAYG beyond it; roaming always at roaming rates."""
     msisdn = event.fields["msisdn"]
@@ -265,20 +295,20 @@ def data_used(account: Account, event: IncomingEvent, catalogs: CatalogHistory) 
     if event.fields["roaming"]:
         country = event.fields["country"]
         per_mb = catalog.roaming_per_mb(country)
-        amount = rated(Decimal(used) * per_mb / BYTES_PER_MB)
         effects.update(roaming_bytes=used, package_bytes=0, payg_bytes=0)
-        charge = Charge(
-            charge_id=f"{event.event_id}:roaming",
-            kind="roaming_data",
-            amount=amount,
-            rule="D2",
-            catalog_version=catalog.version,
-            rate=f"{per_mb}/MB roaming in {country}",
-            arithmetic=f"{used} bytes / 1,000,000 x {per_mb} = {amount} (roaming never uses a "
-            "package nor counts toward fair use)",
-            period=period,
-            payer=payer,
-            msisdn=msisdn,
+        charge = _per_mb_charge(
+            event,
+            catalog,
+            "roaming",
+            "roaming_data",
+            "D2",
+            used,
+            per_mb,
+            f"{per_mb}/MB roaming in {country}",
+            f"{used} bytes",
+            "(roaming never uses a package nor counts toward fair use)",
+            period,
+            payer,
         )
         return charged("D2", (charge,), effects)
 
@@ -312,20 +342,20 @@ def data_used(account: Account, event: IncomingEvent, catalogs: CatalogHistory) 
     if payg == 0:
         return applied("D1", effects=effects)
     per_mb = catalog.data.payg_per_mb
-    amount = rated(Decimal(payg) * per_mb / BYTES_PER_MB)
     why = "no package" if package is None else f"package {package.package_id} used up"
-    charge = Charge(
-        charge_id=f"{event.event_id}:payg",
-        kind="payg_data",
-        amount=amount,
-        rule="D1",
-        catalog_version=catalog.version,
-        rate=f"{per_mb}/MB home PAYG",
-        arithmetic=f"{payg} bytes PAYG ({why}; {from_package} bytes from the package) "
-        f"/ 1,000,000 x {per_mb} = {amount}",
-        period=period,
-        payer=payer,
-        msisdn=msisdn,
+    charge = _per_mb_charge(
+        event,
+        catalog,
+        "payg",
+        "payg_data",
+        "D1",
+        payg,
+        per_mb,
+        f"{per_mb}/MB home PAYG",
+        f"{payg} bytes PAYG ({why}; {from_package} bytes from the package)",
+        "",
+        period,
+        payer,
     )
     return charged("D1", (charge,), effects)
 
