@@ -6,6 +6,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, BinaryIO, NoReturn
 
@@ -14,6 +15,7 @@ import click
 from ledger.application import BatchCounts, LedgerApp
 from ledger.canonical import canonical_json
 from ledger.errors import LedgerError
+from ledger.money import money_text
 from ledger.store import DEFAULT_STORE_URL, StoreConfig, parse_store_url
 from projections.runner import catch_up, rebuild
 from projections.store import ViewStore, open_view_store
@@ -652,6 +654,183 @@ def history(context: Context, account: str, limit: int) -> None:
                     f"paid by {charge['payer']}] {charge['arithmetic']}"
                 )
         context.emit({"account_id": account, "entries": entries}, "\n".join(lines))
+
+
+def _invoice_text(doc: dict[str, Any]) -> str:
+    """A readable invoice or statement: header, one row per line, total (M2)."""
+    title = "Invoice" if doc["document"] == "invoice" else "Statement"
+    status = doc["status"]
+    if doc["closed_at"]:
+        status += f" at {doc['closed_at']} (bill run {doc['closed_by']})"
+    out = [
+        f"{title} {doc['account_id']} {doc['period']}  {doc['billing_mode']}, {doc['currency']}",
+        f"status: {status}",
+    ]
+    rows = [
+        [line["description"], line["amount"], str(len(line["charge_ids"]))] for line in doc["lines"]
+    ]
+    if rows:
+        out.append(_table(["line", "amount", "charges"], rows))
+    else:
+        out.append("no charges")
+    out.append(f"total {doc['total']} {doc['currency']}")
+    if doc["document"] == "statement":
+        recharged = sum((Decimal(r["amount"]) for r in doc["recharges"]), start=Decimal("0"))
+        out.append(
+            f"balance {doc['balance_start']} -> {doc['balance_end']} "
+            f"(recharged {money_text(recharged)}, change {doc['balance_change']})"
+        )
+    return "\n".join(out)
+
+
+@main.command()
+@click.argument("account")
+@click.option("--period", default=None, help="The period, YYYY-MM [default: the latest open one].")
+@pass_context
+def invoice(context: Context, account: str, period: str | None) -> None:
+    """Show a postpaid invoice or prepaid statement: lines with the charges behind them.
+
+    Each line names its kind (plan_fees, payg_calls, late_usage, credits, ...) and carries
+    the ids of its charges (see `ledger history` or `ledger export charges`). Amounts are
+    rounded per line to 2 places; the total is the sum of the lines shown.
+    """
+    from ledger.instants import parse_period
+    from projections.invoices import read_invoices
+
+    with user_errors(), context.views() as views:
+        _known_account(views, account)
+        if period is not None:
+            try:
+                parse_period(period, "--period")
+            except ValueError as error:
+                fail(str(error))
+        docs = read_invoices(views, account)
+        if period is None:
+            docs = [d for d in docs if d["status"] == "open"][-1:]
+        else:
+            docs = [d for d in docs if d["period"] == period]
+        if not docs:
+            fail(f"no invoice or statement for {account}" + (f" in {period}" if period else ""))
+        context.emit(docs[0], _invoice_text(docs[0]))
+
+
+_INVOICE_COLUMNS = (
+    "account_id",
+    "period",
+    "document",
+    "status",
+    "currency",
+    "line_kind",
+    "description",
+    "msisdn",
+    "line_period",
+    "payer",
+    "amount",
+    "exact_amount",
+    "charge_ids",
+    "total",
+)
+
+
+def _invoice_rows(docs: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    for doc in docs:
+        for line in doc["lines"]:
+            yield {
+                "account_id": doc["account_id"],
+                "period": doc["period"],
+                "document": doc["document"],
+                "status": doc["status"],
+                "currency": doc["currency"],
+                "line_kind": line["kind"],
+                "description": line["description"],
+                "msisdn": line["msisdn"],
+                "line_period": line["period"],
+                "payer": line["payer"],
+                "amount": line["amount"],
+                "exact_amount": line["exact_amount"],
+                "charge_ids": " ".join(line["charge_ids"]),
+                "total": doc["total"],
+            }
+
+
+@main.command()
+@click.argument("what", type=click.Choice(["invoices", "charges"]))
+@click.option("--account", default=None, help="Only this account [default: every account].")
+@click.option(
+    "--period",
+    default=None,
+    help="Only this period, YYYY-MM: invoices of that period, or the charges billed on them.",
+)
+@click.option(
+    "--format",
+    "form",
+    type=click.Choice(["csv", "json"]),
+    default="csv",
+    show_default=True,
+    help="CSV (one row per invoice line or charge) or one JSON object; --json means json.",
+)
+@click.option(
+    "--output",
+    type=click.Path(dir_okay=False, allow_dash=True),
+    default="-",
+    help="File [default: stdout].",
+)
+@pass_context
+def export(
+    context: Context,
+    what: str,
+    account: str | None,
+    period: str | None,
+    form: str,
+    output: str,
+) -> None:
+    """Export invoices (one row per line) or charges (one row per charge) for accounting tools.
+
+    Charges are read from the event store, so they are exactly what was charged, with rule,
+    catalog version, rate and arithmetic; invoices are read from the invoice views.
+    """
+    import csv
+
+    from ledger.history import CHARGE_COLUMNS, charge_rows
+    from ledger.instants import parse_period
+    from projections.invoices import read_invoices
+
+    with user_errors():
+        if period is not None:
+            try:
+                parse_period(period, "--period")
+            except ValueError as error:
+                fail(str(error))
+        columns: tuple[str, ...]
+        with context.views() as views:
+            if account is not None:
+                _known_account(views, account)
+            if what == "invoices":
+                docs = read_invoices(views, account, period)
+                records: list[dict[str, Any]] = docs
+                rows = list(_invoice_rows(docs))
+                columns = _INVOICE_COLUMNS
+        if what == "charges":
+            app = context.app()
+            events = app.stored_events() if account is None else app.account_events(account)
+            rows = [
+                row
+                for row in charge_rows(events)
+                if period is None or row["billed_period"] == period
+            ]
+            records = rows
+            columns = CHARGE_COLUMNS
+        with click.open_file(output, "w", encoding="utf-8") as stream:
+            if form == "json" or context.as_json:
+                stream.write(canonical_json({what: records}) + "\n")
+            else:
+                writer = csv.DictWriter(stream, fieldnames=columns, lineterminator="\n")
+                writer.writeheader()
+                writer.writerows(
+                    {key: "" if row[key] is None else row[key] for key in columns} for row in rows
+                )
+        if output != "-":
+            click.echo(f"export: {len(rows)} {what} rows written to {output}", err=True)
 
 
 @main.command("rebuild")

@@ -181,6 +181,31 @@ def _cycle_started(account: Account, fact: dict[str, Any], effects: Mapping[str,
         _replace_package(account.numbers[msisdn], _package_from(package))
 
 
+def _port_in_requested(account: Account, fact: dict[str, Any], effects: Mapping[str, Any]) -> None:
+    if effects["added"]:
+        _number_added(account, fact, effects)
+    account.numbers[fact["msisdn"]].porting_in = effects["porting_in"]
+
+
+def _port_in_completed(account: Account, fact: dict[str, Any], effects: Mapping[str, Any]) -> None:
+    number = account.numbers.pop(fact["msisdn"])
+    number.msisdn = effects["replaced_by"]
+    number.porting_in = None
+    account.numbers[number.msisdn] = number
+
+
+def _port_in_failed(account: Account, fact: dict[str, Any], _: Mapping[str, Any]) -> None:
+    account.numbers[fact["msisdn"]].porting_in = None
+
+
+def _port_out_requested(account: Account, fact: dict[str, Any], _: Mapping[str, Any]) -> None:
+    account.numbers[fact["msisdn"]].porting_out = True
+
+
+def _port_out_completed(account: Account, fact: dict[str, Any], _: Mapping[str, Any]) -> None:
+    del account.numbers[fact["msisdn"]]  # billing for it stops; later usage is unknown (P2)
+
+
 def _blocked(account: Account, _: dict[str, Any], effects: Mapping[str, Any]) -> None:
     account.blocked = effects["blocked"]
 
@@ -198,4 +223,9 @@ _EVOLVERS: dict[str, Evolver] = {
     "package.changed": _package_effect,
     "package.unsubscribed": _package_effect,
     "data.used": _package_effect,
+    "port_in.requested": _port_in_requested,
+    "port_in.completed": _port_in_completed,
+    "port_in.failed": _port_in_failed,
+    "port_out.requested": _port_out_requested,
+    "port_out.completed": _port_out_completed,
 }

@@ -6,6 +6,7 @@ instant loses nothing and applies nothing twice (G1).
 """
 
 from collections import OrderedDict
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal
 from uuid import UUID
@@ -121,6 +122,22 @@ class LedgerApp(Application[UUID]):
             self._intakes.clear()
         self._intakes[source] = intake
         return intake
+
+    def stored_events(self, after: int = 0, page_size: int = 1000) -> Iterator[object]:
+        """Every stored domain event after that log position, in log order, page by page."""
+        while True:
+            page = self.recorder.select_notifications(
+                start=after, limit=page_size, inclusive_of_start=False
+            )
+            if not page:
+                return
+            for notification in page:
+                yield self.mapper.to_domain_event(notification)
+            after = page[-1].id
+
+    def account_events(self, account_id: str) -> Iterator[object]:
+        """The stored events of one account's stream, in order (nothing when unknown)."""
+        return iter(self.events.get(account_stream_id(account_id)))
 
     def next_position(self, tracking_name: str) -> int:
         """Where a source resumes: the position after the last one stored (G1)."""

@@ -1,5 +1,6 @@
 """An account's timeline, read straight from its stream: every fact, outcome and charge."""
 
+from collections.abc import Iterable, Iterator
 from typing import Any, Protocol
 
 from ledger.account import Account
@@ -78,3 +79,40 @@ def account_history(app: HasEvents, account_id: str) -> list[dict[str, Any]] | N
                 }
             )
     return entries or None
+
+
+CHARGE_COLUMNS = (
+    "account_id",
+    "event_id",
+    "event_type",
+    "occurred_at",
+    "charge_id",
+    "kind",
+    "rule",
+    "amount",
+    "period",
+    "billed_period",
+    "payer",
+    "msisdn",
+    "catalog_version",
+    "rate",
+    "arithmetic",
+    "label",
+)
+
+
+def charge_rows(events: Iterable[object]) -> Iterator[dict[str, Any]]:
+    """One flat row per charge in the stored events, in log order (for export)."""
+    for event in events:
+        if not isinstance(event, Account.FactApplied):
+            continue
+        fact = event.fact
+        for charge in event.outcome["charges"]:
+            row = {
+                "account_id": fact["account_id"],
+                "event_id": fact["event_id"],
+                "event_type": fact["type"],
+                "occurred_at": fact["occurred_at"],
+                **charge,
+            }
+            yield {column: row.get(column) for column in CHARGE_COLUMNS}

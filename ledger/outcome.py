@@ -30,6 +30,12 @@ class Charge:
     period: str
     payer: Payer
     msisdn: str | None = None
+    # The period of the invoice or statement the charge is billed on: its own period, or the
+    # next open one when its own is already closed (late, B3). Set by `rules.decide`.
+    billed_period: str | None = None
+    # Text for a charge that gets an invoice line of its own (a surcharge's description,
+    # an adjustment's reason); charges without one are grouped per kind and number.
+    label: str | None = None
 
     def document(self) -> dict[str, Any]:
         return {
@@ -43,6 +49,8 @@ class Charge:
             "period": self.period,
             "payer": self.payer,
             "msisdn": self.msisdn,
+            "billed_period": self.billed_period,
+            "label": self.label,
         }
 
     @classmethod
@@ -58,6 +66,8 @@ class Charge:
             period=doc["period"],
             payer=doc["payer"],
             msisdn=doc.get("msisdn"),
+            billed_period=doc.get("billed_period"),
+            label=doc.get("label"),
         )
 
 
@@ -75,6 +85,8 @@ class Outcome:
     balance_delta: Decimal = ZERO
     charges: tuple[Charge, ...] = field(default_factory=tuple)
     effects: Mapping[str, Any] = field(default_factory=dict)
+    # The invoice or statement period the event's money lands on (B3); set by `rules.decide`.
+    billed_period: str | None = None
 
     def document(self) -> dict[str, Any]:
         return {
@@ -84,6 +96,7 @@ class Outcome:
             "balance_delta": money_text(self.balance_delta),
             "charges": [charge.document() for charge in self.charges],
             "effects": dict(self.effects),
+            "billed_period": self.billed_period,
         }
 
     @classmethod
@@ -95,6 +108,7 @@ class Outcome:
             balance_delta=Decimal(doc["balance_delta"]),
             charges=tuple(Charge.from_document(c) for c in doc["charges"]),
             effects=doc.get("effects", {}),
+            billed_period=doc.get("billed_period"),
         )
 
 

@@ -78,6 +78,10 @@ class NumberState:
     # The package this one replaced, for late records of its validity (T2); one kept.
     previous_package: PackageState | None = None
     minute_batches: dict[str, MinuteBatch] = field(default_factory=dict)
+    # The number a pending port-in will bring in its place (P1), if one is pending.
+    porting_in: str | None = None
+    # A port-out was requested and its fee charged (P2); completion removes the number.
+    porting_out: bool = False
 
     def grant(self, plan: PlanState, period: str) -> None:
         """A full batch of the plan's minutes for the period (V2, V6)."""

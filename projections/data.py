@@ -52,8 +52,17 @@ class DataProjection(Projection):
             return
         fact, effects = event.fact, event.outcome.get("effects", {})
         account_id = fact["account_id"]
-        if fact["type"] == "number.added":
+        if fact["type"] == "number.added" or (
+            fact["type"] == "port_in.requested" and effects["added"]
+        ):
             self._put(changes, account_id, fact["msisdn"], None)
+        elif fact["type"] == "port_in.completed":  # the ported number keeps its package (P1)
+            old, new = f"{account_id}|{fact['msisdn']}", f"{account_id}|{effects['replaced_by']}"
+            changes.move(DATA_VIEW, old, new, msisdn=effects["replaced_by"])
+            changes.move(THROTTLE_VIEW, old, new, msisdn=effects["replaced_by"])
+        elif fact["type"] == "port_out.completed":  # its package ends, no refund (P2)
+            for view in (DATA_VIEW, THROTTLE_VIEW):
+                changes.delete(view, f"{account_id}|{fact['msisdn']}")
         elif "package" in effects and "msisdn" in fact:
             self._put(changes, account_id, fact["msisdn"], effects["package"])
         elif fact["type"] == "cycle.started":

@@ -77,6 +77,21 @@ class MinutesProjection(Projection):
             for msisdn, change in effects.get("plans", {}).items():
                 if change["action"] in ("changed", "renewed"):
                     self._grant(changes, account_id, msisdn, change["plan"], period)
+        elif kind == "port_in.completed":  # the ported number keeps the minutes (P1)
+            old, new = fact["msisdn"], effects["replaced_by"]
+            for period in effects["periods"]:
+                changes.move(
+                    VIEW,
+                    minutes_key(account_id, old, period),
+                    minutes_key(account_id, new, period),
+                    msisdn=new,
+                )
+            changes.move(PLANS_VIEW, f"{account_id}|{old}", f"{account_id}|{new}")
+        elif kind == "port_out.completed":  # the number and its plan leave the account (P2)
+            msisdn = fact["msisdn"]
+            for period in effects["periods"]:
+                changes.delete(VIEW, minutes_key(account_id, msisdn, period))
+            changes.delete(PLANS_VIEW, f"{account_id}|{msisdn}")
 
     def _timezone(self, changes: ViewChanges, account_id: str) -> str:
         doc = changes.get(ACCOUNTS_VIEW, account_id)

@@ -10,16 +10,25 @@ class ViewChanges:
 
     def __init__(self, store: ViewStore) -> None:
         self._store = store
-        self.changed: dict[DocKey, Doc] = {}
+        self.changed: dict[DocKey, Doc | None] = {}  # None: deleted
 
     def get(self, view: str, key: str) -> Doc | None:
-        doc = self.changed.get((view, key))
-        if doc is None:
-            doc = self._store.get(view, key)
-        return doc
+        if (view, key) in self.changed:
+            return self.changed[(view, key)]
+        return self._store.get(view, key)
 
     def put(self, view: str, key: str, doc: Doc) -> None:
         self.changed[(view, key)] = doc
+
+    def delete(self, view: str, key: str) -> None:
+        self.changed[(view, key)] = None
+
+    def move(self, view: str, key: str, new_key: str, **updates: object) -> None:
+        """Re-key a document (a number that changed, P1), updating some of its fields."""
+        doc = self.get(view, key)
+        if doc is not None:
+            self.delete(view, key)
+            self.put(view, new_key, {**doc, **updates})
 
 
 class Projection(ABC):

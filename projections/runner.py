@@ -9,6 +9,7 @@ from collections.abc import Callable, Sequence
 from ledger.application import LedgerApp
 from projections.balance import BalanceProjection
 from projections.data import DataProjection
+from projections.invoices import InvoiceProjection
 from projections.minutes import MinutesProjection
 from projections.projection import Projection, ViewChanges
 from projections.store import StaleViewPosition, ViewStore
@@ -17,7 +18,7 @@ PAGE_SIZE = 1000  # explicit limit on the events held in one catch-up step
 
 
 def default_projections() -> list[Projection]:
-    return [BalanceProjection(), MinutesProjection(), DataProjection()]
+    return [BalanceProjection(), MinutesProjection(), DataProjection(), InvoiceProjection()]
 
 
 def catch_up(

@@ -39,8 +39,9 @@ class ViewStore(ABC):
         """Every document of a view whose key starts with the prefix, in key order."""
 
     @abstractmethod
-    def write(self, changes: Mapping[DocKey, Doc], expected: int, position: int) -> None:
-        """Store changed documents and move the position from `expected` to `position`."""
+    def write(self, changes: Mapping[DocKey, Doc | None], expected: int, position: int) -> None:
+        """Store changed documents (None deletes one) and move the position from `expected`
+        to `position`."""
 
     @abstractmethod
     def reset(self) -> None:
@@ -93,7 +94,7 @@ class SqliteViewStore(ViewStore):
         for key, doc in rows:
             yield key, dict(json.loads(doc))
 
-    def write(self, changes: Mapping[DocKey, Doc], expected: int, position: int) -> None:
+    def write(self, changes: Mapping[DocKey, Doc | None], expected: int, position: int) -> None:
         db = self._db
         db.execute("BEGIN IMMEDIATE")
         try:
@@ -105,7 +106,15 @@ class SqliteViewStore(ViewStore):
                 raise StaleViewPosition(f"views are no longer at position {expected}")
             db.executemany(
                 f"INSERT OR REPLACE INTO {VIEW_TABLE} (view, key, doc) VALUES (?, ?, ?)",
-                [(view, key, _encode(doc)) for (view, key), doc in changes.items()],
+                [
+                    (view, key, _encode(doc))
+                    for (view, key), doc in changes.items()
+                    if doc is not None
+                ],
+            )
+            db.executemany(
+                f"DELETE FROM {VIEW_TABLE} WHERE view = ? AND key = ?",
+                [key for key, doc in changes.items() if doc is None],
             )
         except BaseException:
             db.execute("ROLLBACK")
@@ -160,7 +169,7 @@ class PostgresViewStore(ViewStore):
         for key, doc in rows:
             yield key, dict(json.loads(doc))
 
-    def write(self, changes: Mapping[DocKey, Doc], expected: int, position: int) -> None:
+    def write(self, changes: Mapping[DocKey, Doc | None], expected: int, position: int) -> None:
         with self._db.transaction(), self._db.cursor() as cur:
             cur.execute(
                 f"UPDATE {POSITION_TABLE} SET position = %s WHERE position = %s",
@@ -168,11 +177,16 @@ class PostgresViewStore(ViewStore):
             )
             if cur.rowcount != 1:
                 raise StaleViewPosition(f"views are no longer at position {expected}")
-            cur.executemany(
-                f"INSERT INTO {VIEW_TABLE} (view, key, doc) VALUES (%s, %s, %s) "
-                "ON CONFLICT (view, key) DO UPDATE SET doc = EXCLUDED.doc",
-                [(view, key, _encode(doc)) for (view, key), doc in changes.items()],
-            )
+            upserts = [(v, k, _encode(doc)) for (v, k), doc in changes.items() if doc is not None]
+            if upserts:
+                cur.executemany(
+                    f"INSERT INTO {VIEW_TABLE} (view, key, doc) VALUES (%s, %s, %s) "
+                    "ON CONFLICT (view, key) DO UPDATE SET doc = EXCLUDED.doc",
+                    upserts,
+                )
+            deletes = [key for key, doc in changes.items() if doc is None]
+            if deletes:
+                cur.executemany(f"DELETE FROM {VIEW_TABLE} WHERE view = %s AND key = %s", deletes)
 
     def reset(self) -> None:
         with self._db.transaction():
@@ -202,11 +216,14 @@ class MemoryViewStore(ViewStore):
         for key in keys:
             yield key, dict(json.loads(self._docs[(view, key)]))
 
-    def write(self, changes: Mapping[DocKey, Doc], expected: int, position: int) -> None:
+    def write(self, changes: Mapping[DocKey, Doc | None], expected: int, position: int) -> None:
         if self._position != expected:
             raise StaleViewPosition(f"views are no longer at position {expected}")
         for key, doc in changes.items():
-            self._docs[key] = _encode(doc)
+            if doc is None:
+                self._docs.pop(key, None)
+            else:
+                self._docs[key] = _encode(doc)
         self._position = position
 
     def reset(self) -> None:

@@ -69,6 +69,9 @@ class Ledger:
     def throttle(self, account_id: str, msisdn: str) -> dict[str, Any] | None:
         return self.views.get("throttle", f"{account_id}|{msisdn}")
 
+    def invoice(self, account_id: str, period: str) -> dict[str, Any] | None:
+        return self.views.get("invoices", f"{account_id}|{period}")
+
     def history(self, account_id: str) -> list[dict[str, Any]]:
         return account_history(self.app, account_id) or []
 
@@ -81,7 +84,16 @@ class Ledger:
     def all_views(self) -> dict[str, dict[str, Any]]:
         """Every view document, for comparing a live ledger with a replay."""
         docs: dict[str, dict[str, Any]] = {}
-        for view in ("balance", "minutes", "plans", "accounts", "data", "throttle"):
+        for view in (
+            "balance",
+            "minutes",
+            "plans",
+            "accounts",
+            "data",
+            "throttle",
+            "invoices",
+            "invoice_index",
+        ):
             for key, doc in self.views.scan(view):
                 docs[f"{view}/{key}"] = doc
         return docs

@@ -7,13 +7,15 @@ One module per family of rules; this one dispatches by event type.
 """
 
 from collections.abc import Callable
+from dataclasses import replace
 
 from ledger.account import Account
 from ledger.catalog import CatalogHistory
 from ledger.contract import IncomingEvent
 from ledger.errors import RejectedEvent
+from ledger.instants import period_of
 from ledger.outcome import Outcome, not_yet_rated
-from ledger.rules import accounts, cycle, data, voice
+from ledger.rules import accounts, cycle, data, fees, ports, voice
 
 # Types whose msisdn introduces a number rather than naming one the account holds.
 _INTRODUCES_NUMBER = frozenset({"number.added", "port_in.requested"})
@@ -34,6 +36,13 @@ RULES: dict[str, Rule] = {
     "package.unsubscribed": data.package_unsubscribed,
     "data.used": data.data_used,
     "cycle.started": cycle.cycle_started,
+    "port_in.requested": ports.port_in_requested,
+    "port_in.completed": ports.port_in_completed,
+    "port_in.failed": ports.port_in_failed,
+    "port_out.requested": ports.port_out_requested,
+    "port_out.completed": ports.port_out_completed,
+    "surcharge.applied": fees.surcharge_applied,
+    "adjustment.posted": fees.adjustment_posted,
 }
 
 
@@ -63,4 +72,23 @@ def decide(account: Account, event: IncomingEvent, catalogs: CatalogHistory) -> 
     rule = RULES.get(event.type)
     if rule is None:
         return not_yet_rated(event.type)
-    return rule(account, event, catalogs)
+    outcome = rule(account, event, catalogs)
+    return bill(account, event, outcome) if outcome.status == "applied" else outcome
+
+
+def bill(account: Account, event: IncomingEvent, outcome: Outcome) -> Outcome:
+    """Which invoice or statement the outcome's money lands on (I1, I2, B3).
+
+    Its own period's, while that is open; once the bill run has closed it (the account's
+    current period is later), the next open one: the account's current period.
+    """
+    open_period = account.current_period
+    own_period = period_of(event.occurred_at, account.timezone)
+    return replace(
+        outcome,
+        charges=tuple(
+            replace(charge, billed_period=max(charge.period, open_period))
+            for charge in outcome.charges
+        ),
+        billed_period=max(own_period, open_period),
+    )

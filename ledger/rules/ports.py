@@ -1,0 +1,92 @@
+"""Number porting (P1, P2): port-in swaps a temporary number for the ported one, port-out
+charges the mandatory fee and ends billing for the number."""
+
+from typing import Any
+
+from ledger.account import Account
+from ledger.catalog import CatalogHistory, CatalogVersion
+from ledger.contract import IncomingEvent
+from ledger.instants import period_of
+from ledger.outcome import Charge, Outcome, applied, charged, rejected
+from ledger.rules.voice import fee_payer
+
+
+def port_in_requested(account: Account, event: IncomingEvent, _: CatalogHistory) -> Outcome:
+    """P1: the account gets the new number at once; a subscription can start on it."""
+    msisdn, ported = event.fields["msisdn"], event.fields["ported_msisdn"]
+    if ported in account.numbers:
+        return rejected("P1", f"{ported} is already on account {account.account_id}")
+    number = account.numbers.get(msisdn)
+    if number is not None and number.porting_in is not None:
+        return rejected("P1", f"a port-in of {number.porting_in} to {msisdn} is already pending")
+    return applied("P1", effects={"porting_in": ported, "added": number is None})
+
+
+def port_in_completed(account: Account, event: IncomingEvent, _: CatalogHistory) -> Outcome:
+    """P1: the ported number replaces the new one, keeping its plan, packages and minutes."""
+    msisdn, ported = event.fields["msisdn"], event.fields["ported_msisdn"]
+    pending = account.numbers[msisdn].porting_in
+    if pending != ported:
+        return rejected("P1", f"no port-in of {ported} to {msisdn} is pending")
+    if ported in account.numbers:
+        return rejected("P1", f"{ported} is already on account {account.account_id}")
+    return applied("P1", effects={"replaced_by": ported, **_number_views(account, msisdn)})
+
+
+def port_in_failed(account: Account, event: IncomingEvent, _: CatalogHistory) -> Outcome:
+    """P1: the new number simply stays; nothing is refunded."""
+    msisdn, ported = event.fields["msisdn"], event.fields["ported_msisdn"]
+    if account.numbers[msisdn].porting_in != ported:
+        return rejected("P1", f"no port-in of {ported} to {msisdn} is pending")
+    return applied("P1", effects={"porting_in": None})
+
+
+def port_out_fee(
+    account: Account, event: IncomingEvent, catalog: CatalogVersion, why: str
+) -> Charge:
+    fee = catalog.port_out_fee
+    return Charge(
+        charge_id=f"{event.event_id}:port_out_fee",
+        kind="port_out_fee",
+        amount=fee,
+        rule="P2",
+        catalog_version=catalog.version,
+        rate=f"{fee} once per port-out",
+        arithmetic=f"mandatory one-time port-out fee {fee}, {why}; not refundable",
+        period=period_of(event.occurred_at, account.timezone),
+        payer=fee_payer(account),  # paid in the portal, never from the balance (I3)
+        msisdn=event.fields["msisdn"],
+    )
+
+
+def port_out_requested(account: Account, event: IncomingEvent, catalogs: CatalogHistory) -> Outcome:
+    """P2: the request charges the catalog's one-time port-out fee."""
+    msisdn = event.fields["msisdn"]
+    if account.numbers[msisdn].porting_out:
+        return rejected("P2", f"a port-out of {msisdn} is already requested and its fee charged")
+    catalog = catalogs.in_force(account.currency, event.occurred_at)
+    charge = port_out_fee(account, event, catalog, "charged at the request")
+    return charged("P2", (charge,), {"porting_out": True})
+
+
+def port_out_completed(account: Account, event: IncomingEvent, catalogs: CatalogHistory) -> Outcome:
+    """P2: the number leaves; its plan and packages end without refund, billing stops.
+
+    The fee is mandatory: a completion that arrives without a request charges it here.
+    """
+    msisdn = event.fields["msisdn"]
+    charges: tuple[Charge, ...] = ()
+    if not account.numbers[msisdn].porting_out:
+        catalog = catalogs.in_force(account.currency, event.occurred_at)
+        charges = (port_out_fee(account, event, catalog, "charged at completion (no request)"),)
+    return charged("P2", charges, {"removed": True, **_number_views(account, msisdn)})
+
+
+def _number_views(account: Account, msisdn: str) -> dict[str, Any]:
+    """What the number holds, so projections can move or drop its documents."""
+    number = account.numbers[msisdn]
+    return {
+        "periods": sorted(number.minute_batches),
+        "plan_id": number.plan.plan_id if number.plan else None,
+        "package_id": number.package.package_id if number.package else None,
+    }

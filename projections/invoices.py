@@ -1,0 +1,259 @@
+"""Invoices (postpaid, I1) and statements (prepaid, I2): one document per account and period.
+
+Every charge lands on exactly one line of the invoice or statement of its `billed_period`
+(its own period, or the next open one when late, B3). A line groups charges of one kind for
+one number and payer, keeps their charge and event ids, its exact sum (4 places) and the
+amount shown (2 places, HALF_UP); the total is the sum of the shown lines (M2).
+
+`cycle.started` for a period closes every earlier open invoice of the account (the bill run)
+and opens the period's own, which already holds the fees in advance.
+"""
+
+from collections.abc import Iterable
+from decimal import Decimal
+from typing import Any
+
+from ledger.account import Account
+from ledger.instants import parse_instant, period_of
+from ledger.money import ZERO, money_text, shown
+from projections.projection import Projection, ViewChanges
+from projections.store import ViewStore
+
+VIEW = "invoices"
+INDEX_VIEW = "invoice_index"  # per account: its billing mode and each period's status
+
+# Line kinds in the order an invoice lists them (I1, I2).
+LINE_KINDS: dict[str, str] = {
+    "plan_fees": "Plan fees",
+    "package_fees": "Data package fees",
+    "payg_calls": "PAYG calls",
+    "payg_data": "PAYG data",
+    "roaming": "Roaming data",
+    "one_time_fees": "One-time fees",
+    "surcharges": "Surcharges",
+    "late_usage": "Late usage",
+    "adjustments": "Adjustments",
+    "credits": "Credits",
+}
+_CHARGE_LINE_KINDS = {
+    "plan_fee": "plan_fees",
+    "package_fee": "package_fees",
+    "payg_call": "payg_calls",
+    "payg_data": "payg_data",
+    "roaming_data": "roaming",
+    "port_out_fee": "one_time_fees",
+    "carrier_surcharge": "surcharges",
+    "tcr_registration_fee": "surcharges",
+    "adjustment": "adjustments",
+}
+USAGE_CHARGE_KINDS = frozenset({"payg_call", "payg_data", "roaming_data"})
+_PAYERS = {"balance": "from balance", "payment_method": "to payment method", "invoice": ""}
+
+
+def invoice_key(account_id: str, period: str) -> str:
+    return f"{account_id}|{period}"
+
+
+def line_kind(charge: dict[str, Any]) -> str:
+    """The line a charge belongs on: late usage (B3) and credits have lines of their own."""
+    if charge["kind"] in USAGE_CHARGE_KINDS and charge["billed_period"] != charge["period"]:
+        return "late_usage"
+    if Decimal(charge["amount"]) < ZERO:
+        return "credits"
+    return _CHARGE_LINE_KINDS.get(charge["kind"], "one_time_fees")
+
+
+def line_description(kind: str, charge: dict[str, Any], billing_mode: str) -> str:
+    if charge["label"]:
+        text = f"{LINE_KINDS[kind]}: {charge['label']}"
+    elif kind == "late_usage":
+        usage = LINE_KINDS[_CHARGE_LINE_KINDS[charge["kind"]]]
+        text = f"Late usage from {charge['period']}: {usage}"
+    else:
+        text = LINE_KINDS[kind]
+        if charge["billed_period"] != charge["period"]:
+            text += f" from {charge['period']}"
+    if charge["msisdn"]:
+        text += f", {charge['msisdn']}"
+    if billing_mode == "prepaid":
+        text += f" (paid {_PAYERS[charge['payer']]})"
+    return text
+
+
+def _line_id(kind: str, charge: dict[str, Any]) -> tuple[int, str, str, str, str, str]:
+    """Charges sharing this land on one line; a labelled charge has a line of its own."""
+    return (
+        list(LINE_KINDS).index(kind),
+        charge["msisdn"] or "",
+        charge["period"],
+        charge["kind"] if kind == "late_usage" else "",
+        charge["payer"],
+        charge["charge_id"] if charge["label"] else "",
+    )
+
+
+def empty_invoice(account_id: str, period: str, billing_mode: str, currency: str) -> dict[str, Any]:
+    doc: dict[str, Any] = {
+        "account_id": account_id,
+        "period": period,
+        "document": "statement" if billing_mode == "prepaid" else "invoice",
+        "billing_mode": billing_mode,
+        "currency": currency,
+        "status": "open",
+        "closed_by": None,
+        "closed_at": None,
+        "lines": [],
+        "total": "0.00",
+    }
+    if billing_mode == "prepaid":
+        # The exact net change of the PAYG balance billed to this statement; balances at
+        # its start and end are running sums over the statements (see `with_balances`).
+        doc["balance_change"] = money_text(ZERO)
+        doc["recharges"] = []
+    return doc
+
+
+def add_charge(doc: dict[str, Any], charge: dict[str, Any], event_id: str) -> None:
+    """Put one charge on its line (creating the line), then recompute the total (M2)."""
+    kind = line_kind(charge)
+    line_id = list(_line_id(kind, charge))
+    lines: list[dict[str, Any]] = doc["lines"]
+    line = next((ln for ln in lines if ln["line_id"] == line_id), None)
+    if line is None:
+        line = {
+            "line_id": line_id,
+            "kind": kind,
+            "description": line_description(kind, charge, doc["billing_mode"]),
+            "msisdn": charge["msisdn"],
+            "period": charge["period"],
+            "payer": charge["payer"],
+            "charge_ids": [],
+            "event_ids": [],
+            "exact_amount": money_text(ZERO),
+            "amount": "0.00",
+        }
+        lines.append(line)
+        lines.sort(key=lambda ln: ln["line_id"])
+    assert charge["charge_id"] not in line["charge_ids"], charge["charge_id"]
+    line["charge_ids"].append(charge["charge_id"])
+    if not line["event_ids"] or line["event_ids"][-1] != event_id:
+        line["event_ids"].append(event_id)
+    exact = Decimal(line["exact_amount"]) + Decimal(charge["amount"])
+    line["exact_amount"] = money_text(exact)
+    line["amount"] = str(shown(exact))
+    doc["total"] = str(sum((Decimal(ln["amount"]) for ln in lines), start=Decimal("0.00")))
+
+
+def with_balances(statements: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Statements of one account in period order with `balance_start` and `balance_end` (I2):
+    the running sum of the balance changes billed to each."""
+    balance = ZERO
+    result = []
+    for doc in sorted(statements, key=lambda d: str(d["period"])):
+        end = balance + Decimal(doc["balance_change"])
+        result.append({**doc, "balance_start": money_text(balance), "balance_end": money_text(end)})
+        balance = end
+    return result
+
+
+class InvoiceProjection(Projection):
+    def apply(self, event: object, changes: ViewChanges) -> None:
+        if isinstance(event, Account.Opened):
+            fact = event.fact
+            period = period_of(
+                parse_instant(fact["occurred_at"], "occurred_at"), fact.get("timezone", "UTC")
+            )
+            changes.put(
+                INDEX_VIEW,
+                fact["account_id"],
+                {"billing_mode": fact["billing_mode"], "currency": fact["currency"], "periods": {}},
+            )
+            self._invoice(changes, fact["account_id"], period)
+            return
+        if not isinstance(event, Account.FactApplied) or event.outcome["status"] != "applied":
+            return
+        fact, outcome = event.fact, event.outcome
+        account_id = fact["account_id"]
+        if fact["type"] == "cycle.started":
+            self._bill_run(changes, account_id, outcome["effects"]["period"], fact)
+        charges = outcome["charges"]
+        for charge in charges:
+            doc = self._invoice(changes, account_id, charge["billed_period"])
+            add_charge(doc, charge, fact["event_id"])
+            if charge["payer"] == "balance":
+                doc["balance_change"] = money_text(
+                    Decimal(doc["balance_change"]) - Decimal(charge["amount"])
+                )
+            changes.put(VIEW, invoice_key(account_id, doc["period"]), doc)
+        paid_by_balance = sum(
+            (Decimal(c["amount"]) for c in charges if c["payer"] == "balance"), start=ZERO
+        )
+        # What moved the balance besides charges: a recharge (I2).
+        other = Decimal(outcome["balance_delta"]) + paid_by_balance
+        if other != ZERO:
+            doc = self._invoice(changes, account_id, outcome["billed_period"])
+            assert doc["billing_mode"] == "prepaid", (account_id, fact["event_id"])
+            doc["recharges"].append({"event_id": fact["event_id"], "amount": money_text(other)})
+            doc["balance_change"] = money_text(Decimal(doc["balance_change"]) + other)
+            changes.put(VIEW, invoice_key(account_id, doc["period"]), doc)
+
+    def _invoice(self, changes: ViewChanges, account_id: str, period: str) -> dict[str, Any]:
+        """The open invoice of that period, opened if it is new. A closed one is never
+        written again: `rules.bill` sends late charges to the next open period (B3)."""
+        doc = changes.get(VIEW, invoice_key(account_id, period))
+        if doc is None:
+            index = changes.get(INDEX_VIEW, account_id)
+            assert index is not None, f"invoice for {account_id} before it opened"
+            doc = empty_invoice(account_id, period, index["billing_mode"], index["currency"])
+            index["periods"][period] = "open"
+            changes.put(INDEX_VIEW, account_id, index)
+            changes.put(VIEW, invoice_key(account_id, period), doc)
+        assert doc["status"] == "open", f"a charge reached the closed invoice {account_id} {period}"
+        return doc
+
+    def _bill_run(
+        self, changes: ViewChanges, account_id: str, period: str, fact: dict[str, Any]
+    ) -> None:
+        """I1: close every earlier open invoice, open the period's own."""
+        index = changes.get(INDEX_VIEW, account_id)
+        assert index is not None
+        for earlier, status in sorted(index["periods"].items()):
+            if earlier < period and status == "open":
+                doc = changes.get(VIEW, invoice_key(account_id, earlier))
+                assert doc is not None
+                changes.put(
+                    VIEW,
+                    invoice_key(account_id, earlier),
+                    {
+                        **doc,
+                        "status": "closed",
+                        "closed_by": fact["event_id"],
+                        "closed_at": fact["occurred_at"],
+                    },
+                )
+                index["periods"][earlier] = "closed"
+        changes.put(INDEX_VIEW, account_id, index)
+        self._invoice(changes, account_id, period)
+
+
+def published(doc: dict[str, Any]) -> dict[str, Any]:
+    """An invoice as people and accounting tools see it: lines without the grouping key."""
+    lines = [{k: v for k, v in line.items() if k != "line_id"} for line in doc["lines"]]
+    return {**doc, "lines": lines}
+
+
+def read_invoices(
+    views: ViewStore, account_id: str | None = None, period: str | None = None
+) -> list[dict[str, Any]]:
+    """Invoices and statements in (account, period) order, statements with their balances."""
+    prefix = f"{account_id}|" if account_id is not None else ""
+    by_account: dict[str, list[dict[str, Any]]] = {}
+    for _, doc in views.scan(VIEW, prefix):
+        by_account.setdefault(doc["account_id"], []).append(doc)
+    result: list[dict[str, Any]] = []
+    for account in sorted(by_account):
+        docs = by_account[account]
+        if docs[0]["billing_mode"] == "prepaid":
+            docs = with_balances(docs)
+        result.extend(published(d) for d in docs if period is None or d["period"] == period)
+    return result
