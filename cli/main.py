@@ -508,8 +508,10 @@ def minutes(context: Context, account: str, msisdn: str | None, period: str | No
 def _number_lines(
     views: ViewStore, view: str, account: str, msisdn: str | None, fields: list[str]
 ) -> list[dict[str, Any]]:
-    prefix = f"{account}|{msisdn}" if msisdn else f"{account}|"
-    return [{key: doc[key] for key in fields} for _, doc in views.scan(view, prefix)]
+    if msisdn is not None:  # exactly this number: a key prefix would also match longer ones
+        doc = views.get(view, f"{account}|{msisdn}")
+        return [] if doc is None else [{key: doc[key] for key in fields}]
+    return [{key: doc[key] for key in fields} for _, doc in views.scan(view, f"{account}|")]
 
 
 def _query_instant(at: str | None) -> datetime:
