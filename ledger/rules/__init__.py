@@ -82,6 +82,9 @@ def bill(account: Account, event: IncomingEvent, outcome: Outcome) -> Outcome:
     Its own period's, while that is open; once the bill run has closed it (the account's
     current period is later), the next open one: the account's current period.
     """
+    ids = [charge.charge_id for charge in outcome.charges]
+    # A charge id names one charge for ever (lines, exports and disputes refer to it).
+    assert len(set(ids)) == len(ids), f"charge ids repeat in one outcome: {ids}"
     open_period = account.current_period
     own_period = period_of(event.occurred_at, account.timezone)
     return replace(

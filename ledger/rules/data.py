@@ -390,7 +390,7 @@ def renew_packages(
                 fee,
                 "D4",
                 f"{package.name}: full fee {package.fee} for {period}, charged in advance",
-                suffix=f"fee:{msisdn}",
+                suffix=f"package_fee:{msisdn}",
                 msisdn=msisdn,
                 period=period,
             )

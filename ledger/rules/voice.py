@@ -217,7 +217,7 @@ def renew_plans(
         plan = account.numbers[msisdn].plan
         if plan is None or plan.current_period >= period:
             continue
-        charge_id = f"{event.event_id}:fee:{msisdn}"
+        charge_id = f"{event.event_id}:plan_fee:{msisdn}"
         if not plan.autorenew:  # cancelled (V7): the latest instruction wins over a change
             changes[msisdn] = {"action": "ended", "reason": "autorenew off"}
         elif plan.pending_plan_id is not None and plan.pending_plan_id in catalog.plans:
