@@ -17,12 +17,12 @@ from eventsourcing.persistence import Tracking
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
 from kafka.consumer.subscription_state import ConsumerRebalanceListener
-from kafka.errors import TopicAlreadyExistsError
+from kafka.errors import KafkaError, TopicAlreadyExistsError
 
-from consumers.pipeline import RawRecord, process_batch
+from consumers.pipeline import STORE_ERRORS, RawRecord, process_batch
 from ledger.application import BatchCounts, DeadLetter, LedgerApp
 from ledger.contract import parse_event
-from ledger.errors import InvalidEvent
+from ledger.errors import InvalidEvent, LedgerError
 from projections.runner import catch_up
 from projections.store import ViewStore
 
@@ -149,11 +149,77 @@ class _SeekToStoredPosition(ConsumerRebalanceListener):  # type: ignore[misc]
             self.consumer.seek(tp, self.app.next_position(tracking_name(tp.topic, tp.partition)))
 
 
+# What passes: the store or the broker briefly away, or another consumer that wrote a
+# partition first in a rebalance race (a version or tracking conflict). The batch was not
+# stored, so it is read again from the stored position once the outage is over.
+TRANSIENT_ERRORS: tuple[type[Exception], ...] = (*STORE_ERRORS, KafkaError)
+# Explicit limit: a store or broker gone for longer stops the consumer (exit non-zero) so a
+# supervisor can alert and restart it, rather than retrying silently for ever.
+MAX_OUTAGE_SECONDS = 300.0
+LAG_EVERY_SECONDS = 1.0  # how often the progress line asks the broker for end offsets
+
+
+class TooLongOutage(LedgerError):
+    """The store or broker stayed unreachable for longer than MAX_OUTAGE_SECONDS."""
+
+
 @dataclass
 class ConsumeReport:
     totals: BatchCounts = field(default_factory=BatchCounts)
     catalog: BatchCounts = field(default_factory=BatchCounts)
     batches: int = 0
+    retries: int = 0
+    lag: int | None = None  # records on the assigned partitions not yet consumed
+    last_error: str | None = None
+
+
+class _Outage:
+    """Backs off while a transient error repeats; gives up after the limit."""
+
+    def __init__(self, limit: float) -> None:
+        self.limit = limit
+        self.since: float | None = None
+        self.attempts = 0
+
+    def wait(self, error: Exception, should_stop: Callable[[], bool]) -> None:
+        now = time.monotonic()
+        if self.since is None:
+            self.since = now
+        if now - self.since > self.limit:
+            raise TooLongOutage(
+                f"gave up after {self.limit:.0f} s of {type(error).__name__}: {error}"
+            ) from error
+        delay = min(0.25 * 2**self.attempts, 5.0)
+        self.attempts += 1
+        deadline = now + delay
+        while time.monotonic() < deadline and not should_stop():
+            time.sleep(0.05)
+
+    def over(self) -> None:
+        self.since = None
+        self.attempts = 0
+
+
+def _rewind(app: LedgerApp, consumer: KafkaConsumer, tp: TopicPartition, first: int) -> None:
+    """Read a partition again from the stored position (or, with the store away, from the
+    first record of the batch that did not commit)."""
+    try:
+        position = app.next_position(tracking_name(tp.topic, tp.partition))
+    except TRANSIENT_ERRORS:
+        position = first
+    with contextlib.suppress(KafkaError, AssertionError, ValueError):
+        consumer.seek(tp, position)  # a partition revoked meanwhile cannot be sought
+
+
+def _lag(consumer: KafkaConsumer) -> int | None:
+    assigned = list(consumer.assignment())
+    if not assigned:
+        return 0
+    try:
+        ends = consumer.end_offsets(assigned)
+        return int(sum(max(ends[tp] - consumer.position(tp), 0) for tp in assigned))
+    except (KafkaError, AssertionError, KeyError):
+        return None
 
 
 def consume(
@@ -163,8 +229,13 @@ def consume(
     until_idle: float | None = None,
     should_stop: Callable[[], bool] = lambda: False,
     on_batch: Callable[[ConsumeReport], None] | None = None,
+    max_outage: float = MAX_OUTAGE_SECONDS,
 ) -> ConsumeReport:
-    """Consume until stopped (or until no record came for `until_idle` seconds)."""
+    """Consume until stopped (or until no record came for `until_idle` seconds).
+
+    Stopping (SIGTERM, Ctrl-C) is checked between batches: the batch in hand is finished and
+    committed first. Transient failures of the store or broker are retried with back-off.
+    """
     report = ConsumeReport()
     producer = _producer(settings)
     sink = DeadLetterTopic(producer, settings.dead_letter_topic)
@@ -184,25 +255,48 @@ def consume(
         max_poll_records=MAX_POLL_RECORDS,
         client_id="ledger",
     )
+    outage = _Outage(max_outage)
     try:
-        report.catalog.add(read_catalog_topic(app, settings, sink, catalog_consumer))
-        catch_up(app, views)
-        consumer.subscribe([settings.topic], listener=_SeekToStoredPosition(app, consumer))
+        subscribed = False
         last_record_at = time.monotonic()
+        lag_asked_at = 0.0
         while not should_stop():
-            polled = consumer.poll(timeout_ms=500)
-            if not polled:
-                if until_idle is not None and time.monotonic() - last_record_at >= until_idle:
-                    break
+            pending: dict[TopicPartition, int] = {}  # polled, not yet committed: first offset
+            try:
                 report.catalog.add(read_catalog_topic(app, settings, sink, catalog_consumer))
+                if not subscribed:
+                    catch_up(app, views)
+                    consumer.subscribe(
+                        [settings.topic], listener=_SeekToStoredPosition(app, consumer)
+                    )
+                    subscribed = True
+                polled = consumer.poll(timeout_ms=500)
+                if not polled:
+                    outage.over()
+                    if until_idle is not None and time.monotonic() - last_record_at >= until_idle:
+                        break
+                    continue
+                last_record_at = time.monotonic()
+                pending = {tp: messages[0].offset for tp, messages in polled.items()}
+                for tp, messages in polled.items():
+                    report.totals.add(_batch(app, sink, tp.topic, tp.partition, messages))
+                    del pending[tp]
+                catch_up(app, views)
+            except TRANSIENT_ERRORS as error:
+                app.forget_cached()
+                for tp, first in pending.items():
+                    _rewind(app, consumer, tp, first)
+                report.retries += 1
+                report.last_error = f"{type(error).__name__}: {error}"
+                outage.wait(error, should_stop)
                 continue
-            last_record_at = time.monotonic()
-            report.catalog.add(read_catalog_topic(app, settings, sink, catalog_consumer))
-            for tp, messages in polled.items():
-                report.totals.add(_batch(app, sink, tp.topic, tp.partition, messages))
-            catch_up(app, views)
-            consumer.commit()
+            outage.over()
+            with contextlib.suppress(KafkaError):
+                consumer.commit()  # for lag monitoring only; correctness reads the store
             report.batches += 1
+            if time.monotonic() - lag_asked_at >= LAG_EVERY_SECONDS:
+                report.lag = _lag(consumer)
+                lag_asked_at = time.monotonic()
             if on_batch is not None:
                 on_batch(report)
     finally:

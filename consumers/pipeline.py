@@ -4,14 +4,28 @@ A source hands over a batch of raw records; the pipeline returns what happened t
 the dead-letter sink has taken the bad ones and the batch has been committed (G1, G2).
 """
 
+import sqlite3
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+import psycopg
+from eventsourcing import persistence
 from eventsourcing.persistence import Tracking
 
 from ledger.application import BatchCounts, DeadLetter, LedgerApp
 from ledger.contract import parse_event
 from ledger.errors import LedgerError
+
+# Failures of the store, not of a record: a server away or restarting, a lock timeout, or a
+# conflict with another writer. Never a reason to dead-letter; the source retries the batch.
+STORE_ERRORS: tuple[type[Exception], ...] = (
+    persistence.OperationalError,
+    persistence.InterfaceError,
+    persistence.IntegrityError,
+    psycopg.OperationalError,
+    psycopg.InterfaceError,
+    sqlite3.OperationalError,
+)
 
 
 @dataclass(frozen=True)
@@ -32,14 +46,43 @@ def process_batch(
     dead_letter_sink: DeadLetterSink,
     tracking: Tracking | None = None,
 ) -> BatchCounts:
-    """Apply a batch as one transaction; bad records go to the sink before the commit."""
-    batch = app.begin(source)
-    for record in records:
+    """Apply a batch as one transaction; bad records go to the sink before the commit.
+
+    A record that makes the rules fail unexpectedly (a defect, not bad input) must not block
+    its partition: the batch is started again with that record dead-lettered, its error named.
+    """
+    poisoned: dict[int, str] = {}
+    while True:
+        batch = app.begin(source)
         try:
-            batch.apply(record.position, parse_event(record.value))
-        except LedgerError as error:
-            batch.dead_letter(record.position, record.value, error.reason)
+            for record in records:
+                reason = poisoned.get(record.position)
+                if reason is not None:
+                    batch.dead_letter(record.position, record.value, reason)
+                    continue
+                try:
+                    event = parse_event(record.value)
+                    batch.apply(record.position, event)
+                except LedgerError as error:
+                    batch.dead_letter(record.position, record.value, error.reason)
+                except STORE_ERRORS:
+                    app.forget_cached()
+                    raise  # the store is away: not the record's fault, the source retries
+                except Exception as defect:
+                    poisoned[record.position] = (
+                        f"internal error while applying this record: "
+                        f"{type(defect).__name__}: {defect}"
+                    )
+                    app.forget_cached()  # earlier records of the batch moved cached state
+                    raise _StartAgain from defect
+        except _StartAgain:
+            continue  # the batch's memory was dropped (Batch.apply); nothing was stored
+        break
     if batch.counts.dead_letters:
         # The sink first: a crash between the two repeats a dead letter, never loses one.
         dead_letter_sink(batch.counts.dead_letters)
     return batch.commit(tracking)
+
+
+class _StartAgain(Exception):
+    """A record was poisoned: run the batch again without it."""

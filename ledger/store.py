@@ -63,6 +63,8 @@ class StoreConfig:
                 POSTGRES_LOCK_TIMEOUT="30",
                 POSTGRES_POOL_SIZE="2",
                 POSTGRES_MAX_OVERFLOW="2",
+                # Check a pooled connection before use, so a restarted server costs one retry.
+                POSTGRES_PRE_PING="y",
             )
         return env
 

@@ -133,6 +133,7 @@ class SqliteViewStore(ViewStore):
 
 class PostgresViewStore(ViewStore):
     def __init__(self, conninfo: str) -> None:
+        self._conninfo = conninfo
         self._db = psycopg.connect(conninfo, autocommit=True, connect_timeout=10)
         with self._db.transaction():
             # Several processes may start at once: serialise the creation of the tables.
@@ -150,27 +151,33 @@ class PostgresViewStore(ViewStore):
             )
 
     def position(self) -> int:
-        row = self._db.execute(f"SELECT position FROM {POSITION_TABLE}").fetchone()
+        row = self._connection().execute(f"SELECT position FROM {POSITION_TABLE}").fetchone()
         assert row is not None
         return int(row[0])
 
     def get(self, view: str, key: str) -> Doc | None:
-        row = self._db.execute(
-            f"SELECT doc FROM {VIEW_TABLE} WHERE view = %s AND key = %s", (view, key)
-        ).fetchone()
+        row = (
+            self._connection()
+            .execute(f"SELECT doc FROM {VIEW_TABLE} WHERE view = %s AND key = %s", (view, key))
+            .fetchone()
+        )
         return None if row is None else dict(json.loads(row[0]))
 
     def scan(self, view: str, key_prefix: str = "") -> Iterator[tuple[str, Doc]]:
-        rows = self._db.execute(
-            f"SELECT key, doc FROM {VIEW_TABLE} WHERE view = %s AND left(key, %s) = %s "
-            'ORDER BY key COLLATE "C"',
-            (view, len(key_prefix), key_prefix),
-        ).fetchall()
+        rows = (
+            self._connection()
+            .execute(
+                f"SELECT key, doc FROM {VIEW_TABLE} WHERE view = %s AND left(key, %s) = %s "
+                'ORDER BY key COLLATE "C"',
+                (view, len(key_prefix), key_prefix),
+            )
+            .fetchall()
+        )
         for key, doc in rows:
             yield key, dict(json.loads(doc))
 
     def write(self, changes: Mapping[DocKey, Doc | None], expected: int, position: int) -> None:
-        with self._db.transaction(), self._db.cursor() as cur:
+        with self._connection().transaction(), self._connection().cursor() as cur:
             cur.execute(
                 f"UPDATE {POSITION_TABLE} SET position = %s WHERE position = %s",
                 (position, expected),
@@ -189,12 +196,19 @@ class PostgresViewStore(ViewStore):
                 cur.executemany(f"DELETE FROM {VIEW_TABLE} WHERE view = %s AND key = %s", deletes)
 
     def reset(self) -> None:
-        with self._db.transaction():
-            self._db.execute(f"DELETE FROM {VIEW_TABLE}")
-            self._db.execute(f"UPDATE {POSITION_TABLE} SET position = 0")
+        with self._connection().transaction():
+            self._connection().execute(f"DELETE FROM {VIEW_TABLE}")
+            self._connection().execute(f"UPDATE {POSITION_TABLE} SET position = 0")
 
     def close(self) -> None:
         self._db.close()
+
+    def _connection(self) -> psycopg.Connection[Any]:
+        """The connection, opened again after the server went away (a restart, G1)."""
+        if self._db.broken:
+            self._db.close()
+            self._db = psycopg.connect(self._conninfo, autocommit=True, connect_timeout=10)
+        return self._db
 
 
 class MemoryViewStore(ViewStore):
