@@ -76,7 +76,8 @@ def line_description(kind: str, charge: dict[str, Any], billing_mode: str) -> st
     if charge["msisdn"]:
         text += f", {charge['msisdn']}"
     if billing_mode == "prepaid":
-        text += f" (paid {_PAYERS[charge['payer']]})"
+        credited = kind == "credits" and charge["payer"] == "balance"
+        text += " (credited to balance)" if credited else f" (paid {_PAYERS[charge['payer']]})"
     return text
 
 
