@@ -64,15 +64,15 @@ def line_kind(charge: dict[str, Any]) -> str:
 
 
 def line_description(kind: str, charge: dict[str, Any], billing_mode: str) -> str:
-    if charge["label"]:
-        text = f"{LINE_KINDS[kind]}: {charge['label']}"
-    elif kind == "late_usage":
+    if kind == "late_usage":
         usage = LINE_KINDS[_CHARGE_LINE_KINDS[charge["kind"]]]
         text = f"Late usage from {charge['period']}: {usage}"
     else:
         text = LINE_KINDS[kind]
         if charge["billed_period"] != charge["period"]:
             text += f" from {charge['period']}"
+    if charge["label"]:
+        text += f": {charge['label']}"
     if charge["msisdn"]:
         text += f", {charge['msisdn']}"
     if billing_mode == "prepaid":

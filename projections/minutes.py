@@ -79,18 +79,14 @@ class MinutesProjection(Projection):
                     self._grant(changes, account_id, msisdn, change["plan"], period)
         elif kind == "port_in.completed":  # the ported number keeps the minutes (P1)
             old, new = fact["msisdn"], effects["replaced_by"]
-            for period in effects["periods"]:
-                changes.move(
-                    VIEW,
-                    minutes_key(account_id, old, period),
-                    minutes_key(account_id, new, period),
-                    msisdn=new,
-                )
+            for key in changes.keys(VIEW, f"{account_id}|{old}|"):
+                period = key.rsplit("|", 1)[1]
+                changes.move(VIEW, key, minutes_key(account_id, new, period), msisdn=new)
             changes.move(PLANS_VIEW, f"{account_id}|{old}", f"{account_id}|{new}")
         elif kind == "port_out.completed":  # the number and its plan leave the account (P2)
             msisdn = fact["msisdn"]
-            for period in effects["periods"]:
-                changes.delete(VIEW, minutes_key(account_id, msisdn, period))
+            for key in changes.keys(VIEW, f"{account_id}|{msisdn}|"):
+                changes.delete(VIEW, key)
             changes.delete(PLANS_VIEW, f"{account_id}|{msisdn}")
 
     def _timezone(self, changes: ViewChanges, account_id: str) -> str:

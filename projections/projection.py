@@ -20,6 +20,17 @@ class ViewChanges:
     def put(self, view: str, key: str, doc: Doc) -> None:
         self.changed[(view, key)] = doc
 
+    def keys(self, view: str, key_prefix: str) -> list[str]:
+        """Keys of a view starting with the prefix, as the store will hold them after this step."""
+        keys = {key for key, _ in self._store.scan(view, key_prefix)}
+        for (changed_view, key), doc in self.changed.items():
+            if changed_view == view and key.startswith(key_prefix):
+                if doc is None:
+                    keys.discard(key)
+                else:
+                    keys.add(key)
+        return sorted(keys)
+
     def delete(self, view: str, key: str) -> None:
         self.changed[(view, key)] = None
 

@@ -83,10 +83,9 @@ def port_out_completed(account: Account, event: IncomingEvent, catalogs: Catalog
 
 
 def _number_views(account: Account, msisdn: str) -> dict[str, Any]:
-    """What the number holds, so projections can move or drop its documents."""
+    """What the number held when it was replaced or left (for the record and explain)."""
     number = account.numbers[msisdn]
     return {
-        "periods": sorted(number.minute_batches),
         "plan_id": number.plan.plan_id if number.plan else None,
         "package_id": number.package.package_id if number.package else None,
     }
