@@ -31,6 +31,7 @@ class SourceAudit:
     resumes_at: int | None = None  # Kafka: the stored next offset
     findings: list[str] = field(default_factory=list)
     spans: list[tuple[int, int]] = field(default_factory=list)  # each batch's positions
+    version: int = 1  # the stream version of the last intake record seen
 
     def document(self) -> dict[str, Any]:
         return {
@@ -82,7 +83,19 @@ def audit_intake(
         if isinstance(event, Intake.Started):
             by_stream[event.originator_id] = SourceAudit(event.source)
         elif isinstance(event, Intake.BatchTaken):
-            source = by_stream[event.originator_id]
+            source = by_stream.get(event.originator_id)
+            if source is None:
+                source = SourceAudit(f"intake {event.originator_id}", version=0)
+                source.findings.append("the record that names this source is missing")
+                by_stream[event.originator_id] = source
+            if event.originator_version != source.version + 1:
+                # A record of the stream is gone: its batch's positions are unaccounted for.
+                source.findings.append(
+                    f"intake records {source.version + 1}-{event.originator_version - 1} are "
+                    f"missing: the batches after position {source.last_position} and before "
+                    f"{event.first_position} are unaccounted for"
+                )
+            source.version = event.originator_version
             _check_batch(source, event)
         elif isinstance(event, (Account.Opened, Account.FactApplied, CatalogBook.VersionPublished)):
             ledger_events += 1
