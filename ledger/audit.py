@@ -13,6 +13,8 @@ from typing import Any
 
 from ledger.account import Account
 from ledger.catalog_book import CatalogBook
+from ledger.chain import GENESIS, link
+from ledger.ids import account_stream_id
 from ledger.intake import Intake
 
 
@@ -142,3 +144,57 @@ def _check_batch(source: SourceAudit, batch: Intake.BatchTaken) -> None:
     source.applied += batch.applied
     source.duplicates += batch.duplicates
     source.dead_lettered += dead
+
+
+def audit_chains(events: Iterable[object]) -> tuple[int, list[str]]:
+    """Check every account's and the catalog's hash chain and stream versions (R3).
+
+    A changed event breaks its own link, a removed one leaves a gap in the versions, swapped
+    ones break both links, and an event moved into another stream names the wrong account.
+    Returns the number of streams checked and the findings.
+    """
+    heads: dict[Any, tuple[int, str]] = {}  # stream -> (last version, chain head)
+    names: dict[Any, str] = {}
+    findings: list[str] = []
+    for event in events:
+        if isinstance(event, (Account.Opened, Account.FactApplied)):
+            fact = event.fact
+            stream = event.originator_id
+            names.setdefault(stream, f"account {fact['account_id']}")
+            if account_stream_id(fact["account_id"]) != stream:
+                findings.append(
+                    f"{names[stream]}: event {fact['event_id']} at version "
+                    f"{event.originator_version} belongs to account {fact['account_id']}"
+                )
+            outcome = event.outcome if isinstance(event, Account.FactApplied) else None
+            _check_link(heads, names[stream], event, fact, outcome, findings)
+        elif isinstance(event, CatalogBook.Started):
+            names[event.originator_id] = "catalog book"
+            heads[event.originator_id] = (event.originator_version, GENESIS)
+        elif isinstance(event, CatalogBook.VersionPublished):
+            names.setdefault(event.originator_id, "catalog book")
+            _check_link(heads, names[event.originator_id], event, event.fact, None, findings)
+    return len(heads), findings
+
+
+def _check_link(
+    heads: dict[Any, tuple[int, str]],
+    name: str,
+    event: Any,
+    fact: dict[str, Any],
+    outcome: dict[str, Any] | None,
+    findings: list[str],
+) -> None:
+    version, previous = heads.get(event.originator_id, (0, GENESIS))
+    if event.originator_version != version + 1:
+        findings.append(
+            f"{name}: versions {version + 1}-{event.originator_version - 1} are missing "
+            f"(events removed before {fact['event_id']})"
+        )
+    expected = link(previous, fact, outcome)
+    if event.chain != expected:
+        findings.append(
+            f"{name}: event {fact['event_id']} at version {event.originator_version} does not "
+            "match the hash chain (changed, or moved out of order)"
+        )
+    heads[event.originator_id] = (event.originator_version, event.chain)

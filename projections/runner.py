@@ -4,7 +4,7 @@ Polling the log works on both backends (SQLite has no subscription), and each pa
 events is written with the new position in one transaction (exactly once).
 """
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 
 from ledger.application import LedgerApp
 from projections.balance import BalanceProjection
@@ -12,7 +12,7 @@ from projections.data import DataProjection
 from projections.invoices import InvoiceProjection
 from projections.minutes import MinutesProjection
 from projections.projection import Projection, ViewChanges
-from projections.store import StaleViewPosition, ViewStore
+from projections.store import Doc, MemoryViewStore, StaleViewPosition, ViewStore
 
 PAGE_SIZE = 1000  # explicit limit on the events held in one catch-up step
 
@@ -57,3 +57,47 @@ def rebuild(
     """Forget the views and replay the whole log into them."""
     views.reset()
     return catch_up(app, views, progress=progress)
+
+
+# Every view the default projections keep; keys are the account id or start with "ACCOUNT|".
+VIEWS = (
+    "balance",
+    "accounts",
+    "minutes",
+    "plans",
+    "data",
+    "throttle",
+    "invoices",
+    "invoice_index",
+)
+
+
+def fold(events: Iterable[object], views: ViewStore | None = None) -> ViewStore:
+    """Views of exactly these stored events, in a throwaway store unless one is given (R1)."""
+    views = MemoryViewStore() if views is None else views
+    projections = default_projections()
+    changes = ViewChanges(views)
+    folded = 0
+    for event in events:
+        for projection in projections:
+            projection.apply(event, changes)
+        folded += 1
+    position = views.position()
+    views.write(changes.changed, expected=position, position=position + folded)
+    return views
+
+
+def view_documents(views: ViewStore, account_id: str | None = None) -> dict[str, Doc]:
+    """Every view document ("view/key" -> document), of one account or of all."""
+    docs: dict[str, Doc] = {}
+    for view in VIEWS:
+        if account_id is None:
+            found = list(views.scan(view))
+        else:
+            own = views.get(view, account_id)
+            found = ([(account_id, own)] if own is not None else []) + list(
+                views.scan(view, f"{account_id}|")
+            )
+        for key, doc in found:
+            docs[f"{view}/{key}"] = doc
+    return docs

@@ -14,7 +14,7 @@ from ledger.account import Account
 from ledger.application import BatchCounts, DeadLetter, LedgerApp
 from ledger.history import account_history
 from ledger.store import memory_store
-from projections.runner import catch_up
+from projections.runner import catch_up, view_documents
 from projections.store import MemoryViewStore
 
 
@@ -83,17 +83,4 @@ class Ledger:
 
     def all_views(self) -> dict[str, dict[str, Any]]:
         """Every view document, for comparing a live ledger with a replay."""
-        docs: dict[str, dict[str, Any]] = {}
-        for view in (
-            "balance",
-            "minutes",
-            "plans",
-            "accounts",
-            "data",
-            "throttle",
-            "invoices",
-            "invoice_index",
-        ):
-            for key, doc in self.views.scan(view):
-                docs[f"{view}/{key}"] = doc
-        return docs
+        return view_documents(self.views)

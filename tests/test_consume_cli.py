@@ -350,8 +350,8 @@ def test_G1_consume_stopped_by_a_signal_finishes_its_batch_and_a_restart_resumes
     # The audit adds up: every offset of every partition consumed once.
     audit = run_json("--store", postgres_url, "audit")
     assert audit["adds_up"] is True and audit["findings"] == []
-    assert audit["applied"] == audit["ledger_events"] == len(events) + 1
-    sources = {s["source"]: s for s in audit["sources"]}
+    assert audit["intake"]["applied"] == audit["intake"]["ledger_events"] == len(events) + 1
+    sources = {s["source"]: s for s in audit["intake"]["sources"]}
     event_sources = [
         s for name, s in sources.items() if name.startswith(f"kafka:{settings.topic}:")
     ]
@@ -555,9 +555,9 @@ def test_G2_file_ingest_dead_letters_garbage_truncated_and_oversized_lines_and_g
 
     audit = run_json("--store", sqlite_url, "audit")
     assert audit["adds_up"] is True
-    assert [(s["consumed"], s["applied"], s["dead_lettered"]) for s in audit["sources"]] == [
-        (8, 5, 3)
-    ]
+    assert [
+        (s["consumed"], s["applied"], s["dead_lettered"]) for s in audit["intake"]["sources"]
+    ] == [(8, 5, 3)]
 
 
 @pytest.mark.kafka
@@ -632,9 +632,13 @@ def test_G2_bad_records_through_kafka_reach_the_dead_letter_topic_and_audit_find
     # R3: what was fed adds up, partition by partition.
     audit = run_json("--store", sqlite_url, "audit")
     assert audit["adds_up"] is True
-    assert audit["applied"] == audit["ledger_events"] == 5  # catalog, opening, 3 recharges
+    assert (
+        audit["intake"]["applied"] == audit["intake"]["ledger_events"] == 5
+    )  # catalog, opening, 3 recharges
     events_sources = [
-        s for s in audit["sources"] if s["source"].startswith(f"kafka:{kafka_names['topic']}:")
+        s
+        for s in audit["intake"]["sources"]
+        if s["source"].startswith(f"kafka:{kafka_names['topic']}:")
     ]
     assert sum(s["consumed"] for s in events_sources) == 7
     assert sum(s["dead_lettered"] for s in events_sources) == 3
@@ -692,7 +696,8 @@ def test_R3_audit_adds_up_after_file_ingest(tmp_path: Path, sqlite_url: str) -> 
     stored; exit 0 with the counts of what was fed (mixed_month: 15 lines)."""
     path, _ = ingest_mixed_month(tmp_path, sqlite_url)
     audit = run_json("--store", sqlite_url, "audit")
-    assert audit == {
+    assert audit["adds_up"] is True and audit["findings"] == []
+    assert audit["intake"] == {
         "adds_up": True,
         "applied": 10,
         "ledger_events": 10,
@@ -714,7 +719,8 @@ def test_R3_audit_adds_up_after_file_ingest(tmp_path: Path, sqlite_url: str) -> 
         ],
     }
     text = run("--store", sqlite_url, "audit").stdout
-    assert text.strip().endswith("adds up: 10 applied = 10 ledger events stored")
+    assert "intake: 10 applied, 10 ledger events stored" in text.splitlines()
+    assert text.strip().endswith("adds up")
 
 
 def test_R3_audit_finds_an_intake_count_edited_in_the_store(
@@ -741,7 +747,10 @@ def test_R3_audit_finds_an_intake_count_edited_in_the_store(
     ) in result.stdout.splitlines()
     doc = run_json("--store", sqlite_url, "audit", expect=1)
     assert doc["adds_up"] is False
-    assert doc["sources"][0]["source"] == source and doc["sources"][0]["adds_up"] is False
+    assert (
+        doc["intake"]["sources"][0]["source"] == source
+        and doc["intake"]["sources"][0]["adds_up"] is False
+    )
 
 
 def test_R3_audit_finds_a_deleted_intake_batch_and_names_its_source(
@@ -792,5 +801,12 @@ def test_R3_audit_finds_a_ledger_event_deleted_from_the_store(
         result.stdout.splitlines()
     )
     doc = run_json("--store", sqlite_url, "audit", expect=1)
-    assert doc["adds_up"] is False and doc["applied"] == 10 and doc["ledger_events"] == 9
-    assert doc["findings"] == ["10 records applied by the sources but 9 ledger events stored"]
+    assert (
+        doc["adds_up"] is False
+        and doc["intake"]["applied"] == 10
+        and doc["intake"]["ledger_events"] == 9
+    )
+    assert doc["intake"]["findings"] == [
+        "10 records applied by the sources but 9 ledger events stored"
+    ]
+    assert "10 records applied by the sources but 9 ledger events stored" in doc["findings"]

@@ -1,0 +1,133 @@
+"""Re-rating for finance (C4, F1, R2): the account's facts rated again, nothing stored.
+
+The stored outcomes stay as they were; re-rating builds a fresh Account in memory from the
+account's facts and decides each one again under a catalog history in which every corrected
+version is replaced by its final correction (and, for a what-if, an extra version).
+"""
+
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from decimal import Decimal
+from typing import Any
+
+from ledger.account import Account
+from ledger.catalog import CatalogHistory, CatalogVersion
+from ledger.contract import parse_document
+from ledger.errors import LedgerError
+from ledger.ids import account_stream_id
+from ledger.money import ZERO, money_text
+from ledger.outcome import Outcome
+
+
+def corrected_history(
+    catalogs: CatalogHistory, extra: CatalogVersion | None = None
+) -> CatalogHistory:
+    """The catalogs finance re-rates with (C4): each corrected version is replaced by its final
+    correction, in force from the corrected version's `effective_from`.
+
+    `extra` (a what-if, R2) is published on top first: a new version, or a correction.
+    """
+    history = CatalogHistory(catalogs.versions())
+    if extra is not None:
+        history.add(extra)
+    result = []
+    for version in history.versions():
+        if version.corrects is not None:
+            continue  # a correction stands in for the version it corrects, below
+        correction = history.final_correction_of(version.version)
+        result.append(
+            version
+            if correction is None
+            else replace(correction, effective_from=version.effective_from, corrects=None)
+        )
+    return CatalogHistory(result)
+
+
+@dataclass(frozen=True)
+class ChargeDifference:
+    """One charge as stored and as re-rated (None: no such charge on that side)."""
+
+    charge_id: str
+    event_id: str
+    kind: str
+    charged: Decimal | None
+    rerated: Decimal | None
+    charged_under: str | None
+    rerated_under: str | None
+    rerated_arithmetic: str | None
+
+    @property
+    def difference(self) -> Decimal:
+        return (self.rerated or ZERO) - (self.charged or ZERO)
+
+    def document(self) -> dict[str, Any]:
+        return {
+            "charge_id": self.charge_id,
+            "event_id": self.event_id,
+            "kind": self.kind,
+            "charged": None if self.charged is None else money_text(self.charged),
+            "rerated": None if self.rerated is None else money_text(self.rerated),
+            "difference": money_text(self.difference),
+            "charged_under": self.charged_under,
+            "rerated_under": self.rerated_under,
+            "rerated_arithmetic": self.rerated_arithmetic,
+        }
+
+
+def rerate(
+    stored: Iterable[object], catalogs: CatalogHistory
+) -> tuple[list[ChargeDifference], list[str]]:
+    """Rate an account's stored facts again from its opening; return every charge that differs
+    and the facts that could not be rated at all under these catalogs (with the reason)."""
+    account: Account | None = None
+    differences: list[ChargeDifference] = []
+    unrated: list[str] = []
+    for event in stored:
+        if isinstance(event, Account.Opened):
+            account = Account.open(account_stream_id(event.fact["account_id"]), event.fact)
+            continue
+        if not isinstance(event, Account.FactApplied):
+            continue
+        assert account is not None, "an account's stream starts with its opening"
+        original = Outcome.from_document(event.outcome)
+        fact = event.fact
+        try:
+            outcome = decide_again(account, fact, catalogs)
+        except LedgerError as error:
+            unrated.append(f"{fact['event_id']}: {error.reason}")
+            outcome = original  # keep the account's state moving as it did
+        account.record(fact, outcome)
+        account.collect_events()  # nothing is stored: drop the pending event
+        differences.extend(_compare(fact["event_id"], original, outcome))
+    return differences, unrated
+
+
+def decide_again(account: Account, fact: dict[str, Any], catalogs: CatalogHistory) -> Outcome:
+    from ledger.rules import decide  # the rules import Account; imported late to avoid a cycle
+
+    return decide(account, parse_document(fact), catalogs)
+
+
+def _compare(event_id: str, original: Outcome, again: Outcome) -> list[ChargeDifference]:
+    before = {c.charge_id: c for c in original.charges}
+    after = {c.charge_id: c for c in again.charges}
+    result = []
+    for charge_id in sorted(before.keys() | after.keys()):
+        old, new = before.get(charge_id), after.get(charge_id)
+        if old is not None and new is not None and old.amount == new.amount:
+            continue
+        either = new or old
+        assert either is not None
+        result.append(
+            ChargeDifference(
+                charge_id=charge_id,
+                event_id=event_id,
+                kind=either.kind,
+                charged=old.amount if old else None,
+                rerated=new.amount if new else None,
+                charged_under=old.catalog_version if old else None,
+                rerated_under=new.catalog_version if new else None,
+                rerated_arithmetic=new.arithmetic if new else None,
+            )
+        )
+    return result
