@@ -938,6 +938,226 @@ def _view_differences(live: dict[str, Any], replayed: dict[str, Any]) -> list[st
     return findings
 
 
+def _find_charge(app: LedgerApp, account: str, charge_id: str) -> tuple[Any, dict[str, Any]]:
+    """The stored event that made the charge, and the charge; fails with one line if none."""
+    for event in app.account_events(account):
+        for charge in getattr(event, "outcome", {}).get("charges", []):
+            if charge["charge_id"] == charge_id:
+                return event, charge
+    fail(f"no charge {charge_id} on account {account}")
+
+
+@main.command()
+@click.argument("account")
+@click.argument("charge_id")
+@pass_context
+def explain(context: Context, account: str, charge_id: str) -> None:
+    """Explain one charge (R4): its source event, rule, catalog version, rate and arithmetic,
+    and the invoice or statement it is billed on."""
+    with user_errors():
+        app = context.app()
+        if app.account(account) is None:
+            fail(f"unknown account {account}")
+        event, charge = _find_charge(app, account, charge_id)
+        doc = {
+            "account_id": account,
+            "charge": charge,
+            "source_event": event.fact,
+            "position": event.originator_version,
+            "outcome_rule": event.outcome["rule"],
+        }
+        fact = event.fact
+        human = "\n".join(
+            [
+                f"charge {charge_id}: {charge['amount']} ({charge['kind']}, paid by "
+                f"{charge['payer']}), billed on {charge['billed_period']}",
+                f"source event: {fact['event_id']} {fact['type']} at {fact['occurred_at']} "
+                f"(position {event.originator_version} of {account})",
+                f"rule: {charge['rule']}",
+                f"catalog version: {charge['catalog_version']}",
+                f"rate: {charge['rate']}",
+                f"arithmetic: {charge['arithmetic']}",
+            ]
+        )
+        context.emit(doc, human)
+
+
+@main.command()
+@click.argument("account")
+@click.argument("charge_id")
+@click.option("--reason", required=True, help="The customer's reason, recorded with the decision.")
+@click.option("--event-id", default=None, help="Id of the refund.requested event [default: new].")
+@click.option("--at", default=None, help="RFC 3339 instant of the request [default: now].")
+@pass_context
+def dispute(
+    context: Context,
+    account: str,
+    charge_id: str,
+    reason: str,
+    event_id: str | None,
+    at: str | None,
+) -> None:
+    """Settle a refund dispute (F1, F2): replay to the charge, re-rate its source event, decide.
+
+    Records a refund.requested event. The decision credits the difference when re-rating
+    (with any correcting catalog, C4) gives less or the charge duplicates another for the
+    same call; a store purchase is refunded by the store (F2); otherwise it is denied, citing
+    the refund policy's clause. A credit shows on the next invoice or statement.
+    """
+    import uuid
+
+    from consumers.pipeline import RawRecord, process_batch
+    from ledger.instants import instant_text
+
+    with user_errors():
+        instant = _query_instant(at)
+        app = context.app()
+        if app.account(account) is None:
+            fail(f"unknown account {account}")
+        fact = {
+            "event_id": event_id or f"dispute-{uuid.uuid4()}",
+            "type": "refund.requested",
+            "account_id": account,
+            "occurred_at": instant_text(instant),
+            "schema_version": 1,
+            "source": "ledger-cli",
+            "charge_id": charge_id,
+            "reason": reason,
+        }
+        refused: list[str] = []
+        counts = process_batch(
+            app,
+            "cli:dispute",
+            [RawRecord(1, canonical_json(fact).encode("utf-8"))],
+            lambda letters: refused.extend(letter.reason for letter in letters),
+        )
+        if refused:
+            fail(refused[0])
+        if counts.duplicates:
+            fail(f"refund request {fact['event_id']} was already decided")
+        with context.views() as views:
+            catch_up(app, views)
+        decision: Any = next(
+            stored
+            for stored in app.account_events(account)
+            if getattr(stored, "fact", {}).get("event_id") == fact["event_id"]
+        )
+        effects = decision.outcome["effects"]
+        doc = {"account_id": account, "event_id": fact["event_id"], **effects}
+        human = f"{effects['decision']}: charge {charge_id} ({effects['charged']})"
+        if effects["decision"] == "credited":
+            human += f", credited {effects['credited']}; {effects['evidence']}"
+        else:
+            human += f"; {effects['evidence']}\npolicy ({effects['clause']}): {effects['policy']}"
+        context.emit(doc, human)
+
+
+@main.command()
+@click.argument("account")
+@click.option(
+    "--position",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Replay the account's first N stored events (its stream position).",
+)
+@click.option(
+    "--as-of",
+    default=None,
+    help="Replay the events the ledger had recorded by this RFC 3339 instant.",
+)
+@click.option(
+    "--catalog",
+    "catalog_file",
+    type=click.Path(dir_okay=False),
+    default=None,
+    help="Re-rate under this catalog version too (a correction or a what-if) and show the "
+    "difference charge by charge.",
+)
+@pass_context
+def replay(
+    context: Context,
+    account: str,
+    position: int | None,
+    as_of: str | None,
+    catalog_file: str | None,
+) -> None:
+    """Replay an account from its stored events in a throwaway store (R1, R2).
+
+    Prints the account's views as they were at that point (all of them with --json, in
+    canonical JSON: byte-identical on every run). With --catalog, every fact is rated again
+    under the published catalogs, corrected (C4) and with that version added, and each
+    charge that comes out differently is listed; nothing is stored.
+    """
+    from ledger.catalog import load_catalog_file
+    from ledger.rerate import corrected_history, rerate
+    from projections.runner import fold, view_documents
+
+    with user_errors():
+        if position is not None and as_of is not None:
+            fail("give --position or --as-of, not both")
+        app = context.app()
+        if app.account(account) is None:
+            fail(f"unknown account {account}")
+        events: list[Any] = list(app.account_events(account))
+        if position is not None:
+            events = events[:position]
+        if as_of is not None:
+            instant = _query_instant(as_of)
+            events = [e for e in events if e.timestamp <= instant]
+        doc: dict[str, Any] = {
+            "account_id": account,
+            "position": len(events),
+            "as_of": as_of,
+        }
+        if catalog_file is None:
+            docs = view_documents(fold(events), account)
+            doc["views"] = docs
+            balance = docs.get(f"balance/{account}", {})
+            lines = [
+                f"{account} replayed to position {len(events)}: balance "
+                f"{balance.get('balance', '-')} {balance.get('currency', '')}"
+            ]
+            for key, view in docs.items():
+                if key.startswith("invoices/"):
+                    lines.append(
+                        f"  {view['document']} {view['period']}: {view['status']}, "
+                        f"total {view['total']}"
+                    )
+            context.emit(doc, "\n".join(lines) + "\n(--json prints every view)")
+            return
+        extra = load_catalog_file(Path(catalog_file))
+        differences, unrated = rerate(events, corrected_history(app.catalogs(), extra))
+        total = sum((d.difference for d in differences), start=Decimal("0"))
+        doc.update(
+            catalog=extra.version,
+            differences=[d.document() for d in differences],
+            total_difference=money_text(total),
+            unrated=unrated,
+        )
+        rows = [
+            [
+                d.charge_id,
+                d.kind,
+                _cell(d.charged),
+                _cell(d.rerated),
+                money_text(d.difference),
+                f"{d.charged_under or '-'} -> {d.rerated_under or '-'}",
+            ]
+            for d in differences
+        ]
+        human = (
+            _table(["charge", "kind", "charged", "re-rated", "difference", "catalog"], rows)
+            if rows
+            else f"no charge of {account} changes under {extra.version}"
+        )
+        human += f"\ntotal difference {money_text(total)}"
+        if unrated:
+            human += "\ncannot be rated under these catalogs:\n" + "\n".join(
+                f"  {u}" for u in unrated
+            )
+        context.emit(doc, human)
+
+
 @main.command("rebuild")
 @pass_context
 def rebuild_views(context: Context) -> None:

@@ -51,6 +51,7 @@ class Account(Aggregate):
         self.numbers: dict[str, NumberState] = {}
         self.balance: Decimal = ZERO
         self.seen_event_ids: set[str] = {fact["event_id"]}
+        self.credited_charges: dict[str, str] = {}  # charge id -> the refund that credited it
         self.chain_head: str = chain
         self.applied_events = 1
 
@@ -206,6 +207,11 @@ def _port_out_completed(account: Account, fact: dict[str, Any], _: Mapping[str, 
     del account.numbers[fact["msisdn"]]  # billing for it stops; later usage is unknown (P2)
 
 
+def _refund_requested(account: Account, fact: dict[str, Any], effects: Mapping[str, Any]) -> None:
+    if effects["decision"] == "credited":
+        account.credited_charges[effects["charge_id"]] = fact["event_id"]
+
+
 def _blocked(account: Account, _: dict[str, Any], effects: Mapping[str, Any]) -> None:
     account.blocked = effects["blocked"]
 
@@ -228,4 +234,5 @@ _EVOLVERS: dict[str, Evolver] = {
     "port_in.failed": _port_in_failed,
     "port_out.requested": _port_out_requested,
     "port_out.completed": _port_out_completed,
+    "refund.requested": _refund_requested,
 }

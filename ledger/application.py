@@ -22,7 +22,9 @@ from ledger.contract import IncomingEvent
 from ledger.errors import LedgerError, RejectedEvent
 from ledger.ids import CATALOG_STREAM_ID, account_stream_id, intake_stream_id
 from ledger.intake import Intake
+from ledger.outcome import Charge
 from ledger.rules import decide
+from ledger.rules.refunds import DisputeEvidence
 from ledger.store import StoreConfig
 
 # Explicit limits on what grows in memory.
@@ -139,6 +141,40 @@ class LedgerApp(Application[UUID]):
         """The stored events of one account's stream, in order (nothing when unknown)."""
         return iter(self.events.get(account_stream_id(account_id)))
 
+    def dispute_evidence(self, account: Account, charge_id: str) -> DisputeEvidence | None:
+        """The stored charge a refund request names, its source event, the account just before
+        it, and an earlier charge for the same call (F1). None: no such charge is stored."""
+        first_charge_of_call: dict[tuple[str, str], str] = {}
+        for event in self.account_events(account.account_id):
+            if not isinstance(event, Account.FactApplied):
+                continue
+            fact, charges = event.fact, event.outcome["charges"]
+            call = (fact["msisdn"], fact["call_id"]) if fact["type"] == "call.completed" else None
+            for doc in charges:
+                if doc["charge_id"] != charge_id:
+                    continue
+                before: Any = self.repository.get(account.id, version=event.originator_version - 1)
+                assert isinstance(before, Account)
+                charge = Charge.from_document(doc)
+                channel = None
+                if charge.kind == "plan_fee" and charge.msisdn is not None:
+                    if fact["type"] == "plan.purchased":
+                        channel = fact["channel"]
+                    else:
+                        plan = before.numbers[charge.msisdn].plan
+                        channel = plan.channel if plan is not None else None
+                return DisputeEvidence(
+                    charge=charge,
+                    source_fact=fact,
+                    before=before,
+                    duplicate_of=first_charge_of_call.get(call) if call else None,
+                    credited_by=account.credited_charges.get(charge_id),
+                    channel=channel,
+                )
+            if call is not None and charges and call not in first_charge_of_call:
+                first_charge_of_call[call] = charges[0]["charge_id"]
+        return None
+
     def next_position(self, tracking_name: str) -> int:
         """Where a source resumes: the position after the last one stored (G1)."""
         stored = self.process_recorder.max_tracking_id(tracking_name)
@@ -236,7 +272,10 @@ class Batch:
             raise RejectedEvent(f"unknown account {event.account_id}")
         if account.has_seen(event.event_id):
             return "duplicate"
-        outcome = decide(account, event, self.app.catalogs())
+        evidence = None
+        if event.type == "refund.requested":
+            evidence = self.app.dispute_evidence(account, event.fields["charge_id"])
+        outcome = decide(account, event, self.app.catalogs(), evidence)
         account.record(fact, outcome)
         self._collect(account)
         return "applied"

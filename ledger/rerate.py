@@ -91,6 +91,10 @@ def rerate(
         assert account is not None, "an account's stream starts with its opening"
         original = Outcome.from_document(event.outcome)
         fact = event.fact
+        if fact["type"] == "refund.requested":  # a decision on a charge, not a rating
+            account.record(fact, original)
+            account.collect_events()
+            continue
         try:
             outcome = decide_again(account, fact, catalogs)
         except LedgerError as error:

@@ -15,7 +15,8 @@ from ledger.contract import IncomingEvent
 from ledger.errors import RejectedEvent
 from ledger.instants import period_of
 from ledger.outcome import Outcome, not_yet_rated
-from ledger.rules import accounts, cycle, data, fees, ports, voice
+from ledger.rules import accounts, cycle, data, fees, ports, refunds, voice
+from ledger.rules.refunds import DisputeEvidence
 
 # Types whose msisdn introduces a number rather than naming one the account holds.
 _INTRODUCES_NUMBER = frozenset({"number.added", "port_in.requested"})
@@ -66,9 +67,20 @@ def check_references(account: Account, event: IncomingEvent, catalogs: CatalogHi
         raise RejectedEvent(f"unknown package {package_id!r} in catalog version {catalog.version}")
 
 
-def decide(account: Account, event: IncomingEvent, catalogs: CatalogHistory) -> Outcome:
-    """The outcome of one event for one account (never called for account.opened)."""
+def decide(
+    account: Account,
+    event: IncomingEvent,
+    catalogs: CatalogHistory,
+    evidence: DisputeEvidence | None = None,
+) -> Outcome:
+    """The outcome of one event for one account (never called for account.opened).
+
+    A refund request is decided on the evidence the application found in the stream (F1).
+    """
     check_references(account, event, catalogs)
+    if event.type == "refund.requested":
+        outcome = refunds.refund_requested(account, event, catalogs, evidence)
+        return bill(account, event, outcome) if outcome.status == "applied" else outcome
     rule = RULES.get(event.type)
     if rule is None:
         return not_yet_rated(event.type)
