@@ -171,8 +171,11 @@ class LedgerApp(Application[UUID]):
                     credited_by=account.credited_charges.get(charge_id),
                     channel=channel,
                 )
-            if call is not None and charges and call not in first_charge_of_call:
-                first_charge_of_call[call] = charges[0]["charge_id"]
+            if call is not None and call not in first_charge_of_call:
+                # The first record of a call, charged or taken from plan minutes.
+                first_charge_of_call[call] = (
+                    charges[0]["charge_id"] if charges else f"{fact['event_id']} (plan minutes)"
+                )
         return None
 
     def next_position(self, tracking_name: str) -> int:

@@ -1,7 +1,8 @@
 """The refund policy's clauses (seed 001), quoted word for word, that refund decisions cite (F1).
 
 A denied refund names the clause that applies, so support can read the customer the policy
-the operator published. Quotes keep the seed's own spelling.
+the operator published. Quotes keep the seed's own spelling and spacing (two sentences there
+are separated by a no-break space, kept as \u00a0).
 """
 
 CLAUSES: dict[str, str] = {
@@ -14,9 +15,9 @@ CLAUSES: dict[str, str] = {
     "policy, there are no refunds.",
     "port_out": "There is a mandatory one-time port out fees which you pay in the iPlum portal "
     "which gets paid to the underlying carrier. The future billing would stop after the number "
-    "has been port out complete.  There is no partial refunds for the remaining period.",
+    "has been port out complete. \u00a0There is no partial refunds for the remaining period.",
     "port_in_failure": "If for any reason your number can't be ported you can keep using the "
-    "new iPlum number assigned during port process.  There are no refunds.",
+    "new iPlum number assigned during port process. \u00a0There are no refunds.",
     "surcharges": "Carriers may add surcharges for various telecommunication services from "
     "time to time, iPlum may pass that cost to the clients. There are no proration or refunds "
     "in this situation for the remaining term.",

@@ -1,0 +1,1063 @@
+"""Refund disputes and charge explanations (SPEC 8: F1, F2; SPEC 10: R4; SPEC 3: C4).
+
+In memory (tests/harness.py) for the decisions, and through `ledger explain` / `ledger dispute`
+on a SQLite store for what finance and support type. The decision of a refund request is read
+from the stored outcome of its `refund.requested` event (`effects`: decision, clause, policy,
+evidence, charged, rerated, credited); a credit is a `refund_credit` charge with a negative
+amount, paid back the way the charge was paid.
+
+Every figure is computed by hand from the default catalog (version 2026-01-a,
+ledger/catalogs/default.toml); the arithmetic is in the comment next to each assertion.
+Figures used throughout:
+
+- PAYG voice: +1 US 0.0150/min, +44 GB landline 0.0200/min, both per started minute (60 s).
+  A 95 s call bills 120 s = 2 min: to +1 2 x 0.0150 = 0.0300, to +44 2 x 0.0200 = 0.0400.
+- na-500: 9.99 a month (plan fee: payment method on prepaid, invoice on postpaid, I3).
+- data-1gb: 5.00 (prepaid: full fee from the balance, D7; postpaid subscribed on 2 Nov:
+  5.00 x 29/30 days left = 4.8333, D4); data-5gb 15.00 (postpaid on 2 Nov: 15.00 x 29/30 =
+  14.5000).
+- Home PAYG data 0.0500/MB; roaming FR 1.5000/MB; port-out fee 15.00.
+- The correcting catalog 2026-01-b (corrects 2026-01-a) charges +1 at 0.0100/min: a 95 s call
+  re-rates to 2 x 0.0100 = 0.0200, so 0.0300 - 0.0200 = 0.0100 is credited (C4, F1).
+
+The denied decisions must quote the refund policy (seed 001) word for word: each `policy` is
+looked up verbatim in /work/shared/seeds/001_9d1483cc2fed32ec.txt.
+"""
+
+import json
+from decimal import Decimal
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ledger.account import Account
+from ledger.catalog import default_catalog_path, load_catalog_file
+from ledger.policy import CLAUSES
+from projections.invoices import read_invoices
+from projections.runner import fold, view_documents
+from tests.cli_helpers import ingest_events, run, run_json
+from tests.factories import catalog_published, event, opened
+from tests.harness import Ledger
+
+ACC = "ACC-F"
+NUM = "+14155550101"
+NUM2 = "+14155550102"
+US = "+12125550100"  # +1 -> US, 0.0150/min, 60 s
+GB_LANDLINE = "+442071234567"  # +44 -> GB, 0.0200/min, 60 s (not covered by na-500)
+
+CATALOG = "2026-01-a"
+CORRECTION = "2026-01-b"
+SEED_001 = Path(__file__).resolve().parents[2] / "shared" / "seeds" / "001_9d1483cc2fed32ec.txt"
+REQUESTED_AT = "2026-11-20T12:00:00Z"
+
+
+@cache
+def refund_policy() -> str:
+    return SEED_001.read_text(encoding="utf-8")
+
+
+# ---------------------------------------------------------------------------------------------
+# Builders
+
+
+def setup(mode: str = "prepaid", *, recharge: str | None = "10.00") -> Ledger:
+    """The default catalog, one account opened 2026-11-01 with NUM and NUM2 (prepaid: 10.00)."""
+    ledger = Ledger()
+    events = [
+        catalog_published(),
+        opened(ACC, mode),
+        event("number.added", ACC, "2026-11-01T09:30:00Z", msisdn=NUM),
+        event("number.added", ACC, "2026-11-01T09:31:00Z", msisdn=NUM2),
+    ]
+    if mode == "prepaid" and recharge is not None:
+        events.append(event("balance.recharged", ACC, "2026-11-01T09:45:00Z", amount=recharge))
+    feed_ok(ledger, *events)
+    return ledger
+
+
+def feed_ok(ledger: Ledger, *events: dict[str, Any]) -> None:
+    counts = ledger.feed(*events)
+    assert not counts.dead_letters, ledger.reasons()
+
+
+def call(
+    event_id: str,
+    at: str = "2026-11-05T10:00:00Z",
+    *,
+    seconds: int = 95,
+    to: str = US,
+    msisdn: str = NUM,
+    call_id: str = "call-1",
+) -> dict[str, Any]:
+    return event(
+        "call.completed",
+        ACC,
+        at,
+        event_id=event_id,
+        msisdn=msisdn,
+        destination=to,
+        duration_seconds=seconds,
+        call_id=call_id,
+    )
+
+
+def purchase(event_id: str, channel: str = "portal", at: str = "2026-11-02T10:00:00Z") -> Any:
+    return event(
+        "plan.purchased",
+        ACC,
+        at,
+        event_id=event_id,
+        msisdn=NUM,
+        plan_id="na-500",
+        channel=channel,
+    )
+
+
+def refund(
+    charge_id: str, event_id: str, at: str = REQUESTED_AT, reason: str = "charged twice"
+) -> dict[str, Any]:
+    return event("refund.requested", ACC, at, event_id=event_id, charge_id=charge_id, reason=reason)
+
+
+def correcting_catalog(
+    *,
+    rates: dict[str, str] | None = None,
+    plan_fees: dict[str, str] | None = None,
+    effective_from: str = "2026-11-15T00:00:00Z",
+) -> dict[str, Any]:
+    """catalog.published of 2026-01-b, which corrects 2026-01-a (C4): the default catalog with
+    the given per-minute rates (by prefix) and plan fees (by plan id)."""
+    doc = load_catalog_file(default_catalog_path()).to_document()
+    doc["version"] = CORRECTION
+    doc["corrects"] = CATALOG
+    doc["effective_from"] = effective_from
+    for rate in doc["rates"]:
+        rate["per_minute"] = (rates or {}).get(rate["prefix"], rate["per_minute"])
+    for plan in doc["plans"]:
+        plan["fee"] = (plan_fees or {}).get(plan["id"], plan["fee"])
+    return {
+        "event_id": f"catalog-{CORRECTION}",
+        "type": "catalog.published",
+        "account_id": "*",
+        "occurred_at": effective_from,
+        "schema_version": 1,
+        "catalog": doc,
+    }
+
+
+def outcome_of(ledger: Ledger, event_id: str) -> dict[str, Any]:
+    """The stored outcome of one of the account's events (the decision is in its effects)."""
+    for stored in ledger.app.account_events(ACC):
+        if isinstance(stored, Account.FactApplied) and stored.fact["event_id"] == event_id:
+            return stored.outcome
+    raise AssertionError(f"no stored event {event_id} on {ACC}")
+
+
+def dispute(ledger: Ledger, charge_id: str, event_id: str, **fields: Any) -> dict[str, Any]:
+    """Feed one refund request on its own batch; return its stored outcome."""
+    feed_ok(ledger, refund(charge_id, event_id, **fields))
+    return outcome_of(ledger, event_id)
+
+
+def charge_of(ledger: Ledger, charge_id: str) -> dict[str, Any]:
+    found = [c for c in ledger.charges(ACC) if c["charge_id"] == charge_id]
+    assert len(found) == 1, (charge_id, found)
+    return found[0]
+
+
+def lines_of(ledger: Ledger, period: str, kind: str) -> list[dict[str, Any]]:
+    doc = ledger.invoice(ACC, period)
+    assert doc is not None, f"no invoice or statement for {period}"
+    return [line for line in doc["lines"] if line["kind"] == kind]
+
+
+def assert_denied(outcome: dict[str, Any], clause: str, charged: str) -> None:
+    """Denied (F1): the clause cited, its policy text verbatim from seed 001, nothing moves."""
+    decision = outcome["effects"]
+    assert outcome["status"] == "applied"
+    assert outcome["rule"] == "F1"
+    assert decision["decision"] == "denied", decision
+    assert decision["clause"] == clause, decision
+    assert decision["policy"] in refund_policy(), decision["policy"]
+    assert decision["charged"] == charged
+    assert decision["credited"] == "0.0000"
+    assert outcome["charges"] == []
+    assert outcome["balance_delta"] == "0.0000"
+
+
+def duplicated_call(mode: str = "prepaid") -> Ledger:
+    """One call recorded twice (two event ids, the same msisdn and call_id), both charged."""
+    ledger = setup(mode)
+    feed_ok(ledger, call("call-a", "2026-11-05T10:00:00Z"))
+    feed_ok(ledger, call("call-b", "2026-11-05T10:02:00Z"))
+    return ledger
+
+
+# ---------------------------------------------------------------------------------------------
+# F1: a charge that duplicates another for the same call is credited in full
+
+
+def test_f1_two_records_of_one_call_are_both_charged() -> None:
+    """F1: the ledger charges what it is given; the duplicate is settled by a dispute."""
+    ledger = duplicated_call()
+    # 95 s to +1 -> 120 s billed = 2 min x 0.0150 = 0.0300, each record.
+    assert charge_of(ledger, "call-a:payg")["amount"] == "0.0300"
+    assert charge_of(ledger, "call-b:payg")["amount"] == "0.0300"
+    # 10.00 - 0.0300 - 0.0300
+    assert ledger.balance(ACC) == "9.9400"
+
+
+def test_f1_duplicate_charge_is_credited_in_full_to_the_prepaid_balance() -> None:
+    """F1: the second charge for one call is credited in full, citing the first as evidence;
+    on a prepaid account the usage credit goes back to the balance it was taken from."""
+    ledger = duplicated_call("prepaid")
+    outcome = dispute(ledger, "call-b:payg", "refund-1")
+    decision = outcome["effects"]
+    assert outcome["rule"] == "F1"
+    assert decision["decision"] == "credited"
+    assert decision["charge_id"] == "call-b:payg"
+    assert decision["charged"] == "0.0300"
+    assert decision["credited"] == "0.0300"
+    assert "call-a:payg" in decision["evidence"]  # the charge it duplicates
+    assert "call-1" in decision["evidence"]  # the call id both records carry
+    [credit] = outcome["charges"]
+    assert credit["kind"] == "refund_credit"
+    assert credit["amount"] == "-0.0300"
+    assert credit["payer"] == "balance"
+    assert credit["rule"] == "F1"
+    assert credit["msisdn"] == NUM
+    assert outcome["balance_delta"] == "0.0300"
+    # 9.9400 + 0.0300
+    assert ledger.balance(ACC) == "9.9700"
+    [line] = lines_of(ledger, "2026-11", "credits")
+    assert line["charge_ids"] == ["refund-1:refund"]
+    assert line["event_ids"] == ["refund-1"]
+    assert line["exact_amount"] == "-0.0300"
+    assert line["amount"] == "-0.03"
+    assert "refund of call-b:payg" in line["description"]
+    assert "credited to balance" in line["description"]
+    # statement: PAYG calls 0.06 + credits -0.03 = 0.03; balance 0 -> 9.9700 (recharge 10.00)
+    statement = read_invoices(ledger.views, ACC, "2026-11")[0]
+    assert statement["total"] == "0.03"
+    assert statement["balance_end"] == "9.9700"
+
+
+def test_f1_duplicate_charge_is_credited_on_the_open_postpaid_invoice() -> None:
+    """F1, I1: on a postpaid account the credit is a line of the open invoice."""
+    ledger = duplicated_call("postpaid")
+    outcome = dispute(ledger, "call-b:payg", "refund-1")
+    assert outcome["effects"]["decision"] == "credited"
+    [credit] = outcome["charges"]
+    assert (credit["amount"], credit["payer"]) == ("-0.0300", "invoice")
+    assert outcome["balance_delta"] == "0.0000"  # nothing moves on a postpaid balance
+    [line] = lines_of(ledger, "2026-11", "credits")
+    assert (line["amount"], line["charge_ids"]) == ("-0.03", ["refund-1:refund"])
+    invoice = ledger.invoice(ACC, "2026-11")
+    assert invoice is not None
+    # PAYG calls 2 x 0.0300 = 0.06, credits -0.03: total 0.03
+    assert [(x["kind"], x["amount"]) for x in invoice["lines"]] == [
+        ("payg_calls", "0.06"),
+        ("credits", "-0.03"),
+    ]
+    assert invoice["total"] == "0.03"
+
+
+def test_f1_credit_for_a_closed_period_lands_on_the_open_invoice() -> None:
+    """F1, B3: a dispute after the bill run credits the open invoice; the closed one stays."""
+    ledger = duplicated_call("postpaid")
+    feed_ok(ledger, event("cycle.started", ACC, "2026-12-01T00:00:00Z", period="2026-12"))
+    before = ledger.invoice(ACC, "2026-11")
+    outcome = dispute(ledger, "call-b:payg", "refund-1", at="2026-12-04T09:00:00Z")
+    assert outcome["effects"]["credited"] == "0.0300"
+    assert ledger.invoice(ACC, "2026-11") == before  # closed: 0.06, no credit
+    assert before is not None and before["total"] == "0.06"
+    [line] = lines_of(ledger, "2026-12", "credits")
+    assert line["amount"] == "-0.03"
+    december = ledger.invoice(ACC, "2026-12")
+    assert december is not None and december["total"] == "-0.03"
+
+
+def test_f1_a_charge_already_credited_is_denied() -> None:
+    """F1: a second request for a credited charge is denied and credits nothing more."""
+    ledger = duplicated_call()
+    dispute(ledger, "call-b:payg", "refund-1")
+    again = dispute(ledger, "call-b:payg", "refund-2", reason="still charged twice")
+    assert_denied(again, "one_time_and_recurring", "0.0300")
+    assert "already credited" in again["effects"]["evidence"]
+    assert "refund-1" in again["effects"]["evidence"]
+    assert ledger.balance(ACC) == "9.9700"  # credited once: 9.9400 + 0.0300
+    assert len(lines_of(ledger, "2026-11", "credits")) == 1
+
+
+def test_f1_two_requests_for_one_charge_in_one_batch_credit_it_once() -> None:
+    """F1: the first decision is state for the next, even within one batch."""
+    ledger = duplicated_call()
+    feed_ok(ledger, refund("call-b:payg", "refund-1"), refund("call-b:payg", "refund-2"))
+    assert outcome_of(ledger, "refund-1")["effects"]["decision"] == "credited"
+    assert_denied(outcome_of(ledger, "refund-2"), "one_time_and_recurring", "0.0300")
+    assert ledger.balance(ACC) == "9.9700"
+
+
+def test_f1_the_original_of_a_duplicated_call_is_denied() -> None:
+    """F1: the first charge for the call re-rates to what was charged: denied."""
+    ledger = duplicated_call()
+    outcome = dispute(ledger, "call-a:payg", "refund-1")
+    assert_denied(outcome, "one_time_and_recurring", "0.0300")
+    assert outcome["effects"]["rerated"] == "0.0300"
+    assert ledger.balance(ACC) == "9.9400"
+
+
+def test_f1_duplicate_of_a_call_taken_from_plan_minutes_is_credited() -> None:
+    """F1: the first record of a call used the plan's minutes (no charge); its duplicate found
+    the minutes used up and was charged PAYG. That charge duplicates the call: credited."""
+    ledger = setup("prepaid")
+    feed_ok(ledger, purchase("buy"))
+    # 500 minutes exactly: the first record takes all of the plan's 30,000 s.
+    feed_ok(ledger, call("call-a", "2026-11-05T10:00:00Z", seconds=30_000))
+    assert [c for c in ledger.charges(ACC) if c["charge_id"].startswith("call-a")] == []
+    feed_ok(ledger, call("call-b", "2026-11-05T10:02:00Z", seconds=30_000))
+    # The duplicate: no minutes left, 30,000 s PAYG = 500 min x 0.0150 = 7.5000.
+    assert charge_of(ledger, "call-b:payg")["amount"] == "7.5000"
+    decision = dispute(ledger, "call-b:payg", "refund-minutes")["effects"]
+    assert decision["decision"] == "credited" and decision["credited"] == "7.5000"
+    assert "call-a (plan minutes)" in decision["evidence"]
+    # 10.00 - 7.5000 + 7.5000
+    assert ledger.balance(ACC) == "10.0000"
+
+
+def test_f1_the_same_call_id_on_another_number_is_not_a_duplicate() -> None:
+    """F1: a duplicate is the same call: same number and call_id, not just the same call_id."""
+    ledger = setup()
+    feed_ok(ledger, call("call-a", msisdn=NUM), call("call-b", msisdn=NUM2))
+    outcome = dispute(ledger, "call-b:payg", "refund-1")
+    assert_denied(outcome, "one_time_and_recurring", "0.0300")
+    assert ledger.balance(ACC) == "9.9400"
+
+
+# ---------------------------------------------------------------------------------------------
+# F1, C4: a charge rated under a catalog later corrected is credited the difference
+
+
+def test_c4_call_rated_before_a_correction_is_credited_the_difference() -> None:
+    """C4, F1: re-rated under the correcting version, the call costs less; the difference is
+    credited, the evidence names both versions, and the original charge stays as it was."""
+    ledger = setup()
+    feed_ok(ledger, call("call-a"))  # 5 Nov, under 2026-01-a: 2 min x 0.0150 = 0.0300
+    feed_ok(ledger, correcting_catalog(rates={"+1": "0.0100"}))
+    outcome = dispute(ledger, "call-a:payg", "refund-1", reason="the +1 price was wrong")
+    decision = outcome["effects"]
+    assert decision["decision"] == "credited"
+    assert decision["charged"] == "0.0300"
+    assert decision["rerated"] == "0.0200"  # 2 min x 0.0100
+    assert decision["credited"] == "0.0100"  # 0.0300 - 0.0200
+    assert CATALOG in decision["evidence"] and CORRECTION in decision["evidence"]
+    [credit] = outcome["charges"]
+    assert (credit["kind"], credit["amount"], credit["payer"]) == (
+        "refund_credit",
+        "-0.0100",
+        "balance",
+    )
+    # 10.00 - 0.0300 + 0.0100
+    assert ledger.balance(ACC) == "9.9800"
+    original = charge_of(ledger, "call-a:payg")
+    assert (original["amount"], original["catalog_version"]) == ("0.0300", CATALOG)
+    assert original["rate"].startswith("0.0150/min")
+    [line] = lines_of(ledger, "2026-11", "payg_calls")
+    assert line["exact_amount"] == "0.0300"  # the call's line is untouched
+    [credits] = lines_of(ledger, "2026-11", "credits")
+    assert credits["exact_amount"] == "-0.0100"
+
+
+def test_c4_call_rated_under_the_correction_is_denied() -> None:
+    """C4, F1: a call after the correction took effect was rated right: denied."""
+    ledger = setup()
+    feed_ok(ledger, correcting_catalog(rates={"+1": "0.0100"}))
+    feed_ok(ledger, call("call-a", "2026-11-16T10:00:00Z"))  # 2 min x 0.0100 = 0.0200
+    charge = charge_of(ledger, "call-a:payg")
+    assert (charge["amount"], charge["catalog_version"]) == ("0.0200", CORRECTION)
+    outcome = dispute(ledger, "call-a:payg", "refund-1")
+    assert_denied(outcome, "one_time_and_recurring", "0.0200")
+    assert outcome["effects"]["rerated"] == "0.0200"
+
+
+def test_c4_a_correction_of_another_rate_credits_nothing() -> None:
+    """C4, F1: correcting +44 leaves a +1 call as charged: denied."""
+    ledger = setup()
+    feed_ok(ledger, call("call-a"))
+    feed_ok(ledger, correcting_catalog(rates={"+44": "0.0100"}))
+    outcome = dispute(ledger, "call-a:payg", "refund-1")
+    assert_denied(outcome, "one_time_and_recurring", "0.0300")
+    assert outcome["effects"]["rerated"] == "0.0300"
+    assert ledger.balance(ACC) == "9.9700"  # 10.00 - 0.0300
+
+
+def test_c4_a_correction_raising_the_rate_collects_nothing() -> None:
+    """C4, F1: re-rated higher (2 min x 0.0200 = 0.0400 > 0.0300) is denied: a dispute never
+    collects an undercharge."""
+    ledger = setup()
+    feed_ok(ledger, call("call-a"))
+    feed_ok(ledger, correcting_catalog(rates={"+1": "0.0200"}))
+    outcome = dispute(ledger, "call-a:payg", "refund-1")
+    assert_denied(outcome, "one_time_and_recurring", "0.0300")
+    assert outcome["effects"]["rerated"] == "0.0400"
+    assert ledger.balance(ACC) == "9.9700"
+
+
+def test_c4_plan_fee_under_a_corrected_fee_is_credited_to_the_payment_method() -> None:
+    """C4, F1, I3: na-500 corrected from 9.99 to 8.99: 1.00 is credited the way the fee was
+    paid (the payment method on prepaid), never to the PAYG balance."""
+    ledger = setup()
+    feed_ok(ledger, purchase("buy"))
+    feed_ok(ledger, correcting_catalog(plan_fees={"na-500": "8.99"}))
+    outcome = dispute(ledger, "buy:fee", "refund-1", reason="price was wrong")
+    decision = outcome["effects"]
+    assert decision["decision"] == "credited"
+    assert (decision["charged"], decision["rerated"], decision["credited"]) == (
+        "9.9900",
+        "8.9900",
+        "1.0000",
+    )
+    [credit] = outcome["charges"]
+    assert (credit["amount"], credit["payer"]) == ("-1.0000", "payment_method")
+    assert outcome["balance_delta"] == "0.0000"
+    assert ledger.balance(ACC) == "10.0000"
+    assert charge_of(ledger, "buy:fee")["amount"] == "9.9900"  # the original stays
+
+
+def test_c4_prorated_package_fee_is_credited_the_prorated_difference() -> None:
+    """C4, F1, D4: data-5gb subscribed on 2 Nov (postpaid) was charged 15.00 x 29/30 =
+    14.5000; corrected to 12.00 it re-rates to 12.00 x 29/30 = 11.6000: 2.9000 is credited
+    on the invoice."""
+    ledger = setup("postpaid")
+    subscribe = event(
+        "package.subscribed",
+        ACC,
+        "2026-11-02T10:00:00Z",
+        event_id="pkg",
+        msisdn=NUM,
+        package_id="data-5gb",
+    )
+    feed_ok(ledger, subscribe)
+    correction = correcting_catalog()
+    for package in correction["catalog"]["packages"]:
+        if package["id"] == "data-5gb":
+            package["fee"] = "12.00"
+    feed_ok(ledger, correction)
+    outcome = dispute(ledger, "pkg:fee", "refund-1", reason="the 5 GB price was wrong")
+    decision = outcome["effects"]
+    assert (decision["decision"], decision["charged"], decision["rerated"]) == (
+        "credited",
+        "14.5000",
+        "11.6000",
+    )
+    assert decision["credited"] == "2.9000"
+    [line] = lines_of(ledger, "2026-11", "credits")
+    assert (line["exact_amount"], line["amount"]) == ("-2.9000", "-2.90")
+    invoice = ledger.invoice(ACC, "2026-11")
+    assert invoice is not None and invoice["total"] == "11.60"  # 14.50 - 2.90
+
+
+def test_c4_call_of_a_number_since_ported_out_is_still_credited() -> None:
+    """C4, F1, P2: the number has left the account, but its charge is still re-rated from the
+    account as it was then: 0.0300 - 0.0200 = 0.0100 back to the balance."""
+    ledger = setup()
+    feed_ok(ledger, call("call-a", msisdn=NUM2))
+    feed_ok(
+        ledger,
+        event("port_out.requested", ACC, "2026-11-06T10:00:00Z", event_id="port", msisdn=NUM2),
+        event("port_out.completed", ACC, "2026-11-07T10:00:00Z", msisdn=NUM2),
+    )
+    feed_ok(ledger, correcting_catalog(rates={"+1": "0.0100"}))
+    outcome = dispute(ledger, "call-a:payg", "refund-1")
+    assert outcome["effects"]["credited"] == "0.0100"
+    assert outcome["charges"][0]["msisdn"] == NUM2
+    # 10.00 - 0.0300 + 0.0100 (the 15.00 port-out fee went to the payment method)
+    assert ledger.balance(ACC) == "9.9800"
+
+
+# ---------------------------------------------------------------------------------------------
+# F1: everything else is denied with the clause that applies
+
+
+@pytest.mark.parametrize("clause", sorted(CLAUSES))
+def test_f1_every_policy_clause_is_quoted_verbatim_from_seed_001(clause: str) -> None:
+    """F1: a denial reads the customer the policy the operator published, character for
+    character (seed 001 separates some sentences with a no-break space, U+00A0)."""
+    assert CLAUSES[clause] in refund_policy()
+
+
+def month_of_charges(mode: str) -> Ledger:
+    """One charge of every kind: plan fee, package fee, PAYG call, PAYG data, roaming,
+    port-out fee, carrier surcharge and TCR fee."""
+    ledger = setup(mode, recharge="50.00")
+    feed_ok(
+        ledger,
+        purchase("buy"),
+        event(
+            "package.subscribed",
+            ACC,
+            "2026-11-02T10:00:00Z",
+            event_id="pkg",
+            msisdn=NUM,
+            package_id="data-1gb",
+        ),
+        call("call", "2026-11-03T10:00:00Z", to=GB_LANDLINE),
+        event(
+            "data.used",
+            ACC,
+            "2026-11-03T11:00:00Z",
+            event_id="data",
+            msisdn=NUM2,
+            bytes=1_000_000,
+            roaming=False,
+        ),
+        event(
+            "data.used",
+            ACC,
+            "2026-11-03T12:00:00Z",
+            event_id="roam",
+            msisdn=NUM2,
+            bytes=1_000_000,
+            roaming=True,
+            country="FR",
+        ),
+        event("port_out.requested", ACC, "2026-11-04T10:00:00Z", event_id="port", msisdn=NUM2),
+        event(
+            "surcharge.applied",
+            ACC,
+            "2026-11-04T11:00:00Z",
+            event_id="sur",
+            amount="2.50",
+            kind="carrier",
+            description="Carrier access surcharge",
+        ),
+        event(
+            "surcharge.applied",
+            ACC,
+            "2026-11-04T12:00:00Z",
+            event_id="tcr",
+            amount="4.00",
+            kind="tcr_registration",
+            description="TCR brand registration",
+        ),
+    )
+    return ledger
+
+
+# (charge id, kind, clause, amount prepaid, amount postpaid)
+DENIED = [
+    # na-500 9.99 (V2)
+    ("buy:fee", "plan_fee", "prepaid_plans", "9.9900", "9.9900"),
+    # data-1gb: prepaid 5.00 (D7); postpaid 5.00 x 29/30 = 4.8333 (D4)
+    ("pkg:fee", "package_fee", "one_time_and_recurring", "5.0000", "4.8333"),
+    # 95 s to +44 -> 2 min x 0.0200
+    ("call:payg", "payg_call", "one_time_and_recurring", "0.0400", "0.0400"),
+    # 1 MB x 0.0500
+    ("data:payg", "payg_data", "one_time_and_recurring", "0.0500", "0.0500"),
+    # 1 MB x 1.5000 (FR)
+    ("roam:roaming", "roaming_data", "one_time_and_recurring", "1.5000", "1.5000"),
+    ("port:port_out_fee", "port_out_fee", "port_out", "15.0000", "15.0000"),
+    ("sur:surcharge", "carrier_surcharge", "surcharges", "2.5000", "2.5000"),
+    ("tcr:surcharge", "tcr_registration_fee", "tcr_registration", "4.0000", "4.0000"),
+]
+
+
+@pytest.mark.parametrize("mode", ["prepaid", "postpaid"])
+@pytest.mark.parametrize(
+    ("charge_id", "kind", "clause", "prepaid_amount", "postpaid_amount"),
+    DENIED,
+    ids=[row[1] for row in DENIED],
+)
+def test_f1_charge_rated_as_charged_is_denied_citing_its_clause(
+    mode: str,
+    charge_id: str,
+    kind: str,
+    clause: str,
+    prepaid_amount: str,
+    postpaid_amount: str,
+) -> None:
+    """F1, S1, P2: re-rated to what was charged, each kind is denied under its own clause of
+    the refund policy, quoted verbatim; nothing is credited and no invoice line moves."""
+    ledger = month_of_charges(mode)
+    amount = prepaid_amount if mode == "prepaid" else postpaid_amount
+    charge = charge_of(ledger, charge_id)
+    assert (charge["kind"], charge["amount"]) == (kind, amount)
+    balance = ledger.balance(ACC)
+    invoice = ledger.invoice(ACC, "2026-11")
+    outcome = dispute(ledger, charge_id, "refund-1", reason="I want my money back")
+    assert_denied(outcome, clause, amount)
+    assert ledger.balance(ACC) == balance
+    after = ledger.invoice(ACC, "2026-11")
+    assert after is not None and invoice is not None
+    assert after["lines"] == invoice["lines"]
+    assert after["total"] == invoice["total"]
+
+
+def test_f1_prepaid_balance_of_the_month_of_charges() -> None:
+    """I3: the figures the denial tests start from: 50.00 - package 5.00 - call 0.04 - data
+    0.05 - roaming 1.50 = 43.41 (plan fee, port-out fee and surcharges go to the card)."""
+    assert month_of_charges("prepaid").balance(ACC) == "43.4100"
+
+
+def test_f1_any_charge_on_a_blocked_account_is_denied_under_aup_blocks() -> None:
+    """F1, B2: charges made while the account is blocked (usage is still charged) are denied
+    under the acceptable-use clause, even a plan fee; after the unblock the kind's clause
+    applies again."""
+    ledger = setup(recharge="20.00")
+    feed_ok(ledger, event("account.blocked", ACC, "2026-11-02T08:00:00Z", reason="AUP 4.2"))
+    feed_ok(ledger, purchase("buy", at="2026-11-02T10:00:00Z"))
+    feed_ok(ledger, call("call-a", "2026-11-03T10:00:00Z", to=GB_LANDLINE))
+    feed_ok(ledger, event("account.unblocked", ACC, "2026-11-04T08:00:00Z", reason="appeal"))
+    feed_ok(ledger, call("call-b", "2026-11-05T10:00:00Z", to=GB_LANDLINE, call_id="call-2"))
+    assert_denied(dispute(ledger, "call-a:payg", "refund-1"), "aup_blocks", "0.0400")
+    assert_denied(dispute(ledger, "buy:fee", "refund-2"), "aup_blocks", "9.9900")
+    assert_denied(dispute(ledger, "call-b:payg", "refund-3"), "one_time_and_recurring", "0.0400")
+    # 20.00 - 0.0400 - 0.0400: nothing credited
+    assert ledger.balance(ACC) == "19.9200"
+
+
+# ---------------------------------------------------------------------------------------------
+# F2: store purchases are refunded by the store
+
+
+@pytest.mark.parametrize("channel", ["app_store", "google_play"])
+def test_f2_plan_bought_through_a_store_is_referred_to_the_store(channel: str) -> None:
+    """F2: the decision refers the customer to the store and credits nothing."""
+    ledger = setup()
+    feed_ok(ledger, purchase("buy", channel=channel))
+    outcome = dispute(ledger, "buy:fee", "refund-1", reason="did not want it")
+    decision = outcome["effects"]
+    assert outcome["rule"] == "F2"
+    assert decision["decision"] == "refer_to_store"
+    assert decision["clause"] == "store_purchases"
+    assert decision["policy"] in refund_policy()
+    assert channel in decision["evidence"]
+    assert (decision["charged"], decision["credited"]) == ("9.9900", "0.0000")
+    assert outcome["charges"] == []
+    assert ledger.balance(ACC) == "10.0000"
+    assert lines_of(ledger, "2026-11", "credits") == []
+
+
+@pytest.mark.parametrize("mode", ["prepaid", "postpaid"])
+def test_f2_renewal_fee_of_a_store_plan_is_referred_to_the_store(mode: str) -> None:
+    """F2, V6: the fee charged at renewal belongs to the store purchase too."""
+    ledger = setup(mode)
+    feed_ok(ledger, purchase("buy", channel="app_store"))
+    feed_ok(
+        ledger,
+        event("cycle.started", ACC, "2026-12-01T00:00:00Z", event_id="cycle-12", period="2026-12"),
+    )
+    renewal = charge_of(ledger, f"cycle-12:plan_fee:{NUM}")
+    assert (renewal["kind"], renewal["rule"], renewal["amount"]) == ("plan_fee", "V6", "9.9900")
+    outcome = dispute(ledger, renewal["charge_id"], "refund-1", at="2026-12-03T10:00:00Z")
+    assert outcome["rule"] == "F2"
+    assert outcome["effects"]["decision"] == "refer_to_store"
+    assert outcome["effects"]["clause"] == "store_purchases"
+    assert outcome["effects"]["credited"] == "0.0000"
+    assert outcome["charges"] == []
+    assert lines_of(ledger, "2026-12", "credits") == []
+
+
+def test_f2_portal_plan_is_denied_under_prepaid_plans() -> None:
+    """F2, F1: a plan bought in the portal is not a store purchase: its purchase and renewal
+    fees are denied under the prepaid-plans clause."""
+    ledger = setup()
+    feed_ok(ledger, purchase("buy", channel="portal"))
+    feed_ok(
+        ledger,
+        event("cycle.started", ACC, "2026-12-01T00:00:00Z", event_id="cycle-12", period="2026-12"),
+    )
+    assert_denied(dispute(ledger, "buy:fee", "refund-1"), "prepaid_plans", "9.9900")
+    renewal = f"cycle-12:plan_fee:{NUM}"
+    denied = dispute(ledger, renewal, "refund-2", at="2026-12-03T10:00:00Z")
+    assert_denied(denied, "prepaid_plans", "9.9900")
+
+
+# ---------------------------------------------------------------------------------------------
+# The decision is an event
+
+
+def test_f1_the_decision_is_an_event_in_the_account_history() -> None:
+    """F1: the refund request and its decision are in the history like any other event."""
+    ledger = duplicated_call()
+    dispute(ledger, "call-b:payg", "refund-1", reason="charged twice")
+    dispute(ledger, "call-a:payg", "refund-2", reason="charged at all")
+    entries = [e for e in ledger.history(ACC) if e["type"] == "refund.requested"]
+    assert [(e["event_id"], e["status"], e["rule"]) for e in entries] == [
+        ("refund-1", "applied", "F1"),
+        ("refund-2", "applied", "F1"),
+    ]
+    assert entries[0]["summary"] == "charge_id=call-b:payg reason=charged twice"
+    assert [c["charge_id"] for c in entries[0]["charges"]] == ["refund-1:refund"]
+    assert entries[0]["balance_delta"] == "0.0300"
+    assert entries[1]["charges"] == []
+
+
+def test_f1_refund_for_an_unknown_charge_is_dead_lettered() -> None:
+    """F1, G2: a request naming no charge of the account is dead-lettered, naming the charge."""
+    ledger = duplicated_call()
+    counts = ledger.feed(refund("call-z:payg", "refund-1"))
+    assert (counts.applied, len(counts.dead_letters)) == (0, 1)
+    assert ledger.reasons() == [f"unknown charge call-z:payg on account {ACC}"]
+    assert [e for e in ledger.history(ACC) if e["type"] == "refund.requested"] == []
+    assert ledger.balance(ACC) == "9.9400"
+
+
+def test_f1_refund_naming_another_accounts_charge_is_dead_lettered() -> None:
+    """F1, G2: a charge id is looked up on the requesting account only."""
+    ledger = duplicated_call()
+    other = "ACC-OTHER"
+    feed_ok(
+        ledger,
+        opened(other, "prepaid"),
+        event("number.added", other, "2026-11-01T09:30:00Z", msisdn="+14155550999"),
+    )
+    request = event("refund.requested", other, REQUESTED_AT, charge_id="call-b:payg", reason="x")
+    counts = ledger.feed(request)
+    assert len(counts.dead_letters) == 1
+    assert ledger.reasons() == [f"unknown charge call-b:payg on account {other}"]
+    assert ledger.balance(ACC) == "9.9400"
+
+
+def test_g1_the_same_refund_event_again_is_a_duplicate() -> None:
+    """G1, F1: the same refund event id again is ignored and counted, never credited twice."""
+    ledger = duplicated_call()
+    request = refund("call-b:payg", "refund-1")
+    feed_ok(ledger, request)
+    counts = ledger.feed(request)
+    assert (counts.applied, counts.duplicates, len(counts.dead_letters)) == (0, 1, 0)
+    assert ledger.balance(ACC) == "9.9700"
+    assert len([e for e in ledger.history(ACC) if e["type"] == "refund.requested"]) == 1
+
+
+def test_r1_a_replay_of_the_log_shows_the_credit() -> None:
+    """R1, F1: the decision is in the log, so a fresh fold of the stored events gives the
+    same views, credit included."""
+    ledger = duplicated_call()
+    dispute(ledger, "call-b:payg", "refund-1")
+    dispute(ledger, "call-a:payg", "refund-2")
+    replayed = view_documents(fold(ledger.app.stored_events()))
+    assert replayed == ledger.all_views()
+    assert replayed[f"balance/{ACC}"]["balance"] == "9.9700"
+
+
+# ---------------------------------------------------------------------------------------------
+# CLI: ledger explain (R4) and ledger dispute (F1, F2) on a SQLite store
+
+
+def cli_month(tmp_path: Path, store: str) -> None:
+    """A postpaid month: NUM has na-500 (9.99) and data-5gb (15.00 x 29/30 = 14.5000); NUM2 has
+    no plan: one 95 s call to +1 recorded twice (2 x 0.0300); a carrier surcharge 2.50."""
+    ingest_events(
+        tmp_path,
+        store,
+        catalog_published(),
+        opened(ACC, "postpaid"),
+        event("number.added", ACC, "2026-11-01T09:30:00Z", msisdn=NUM),
+        event("number.added", ACC, "2026-11-01T09:31:00Z", msisdn=NUM2),
+        purchase("buy"),
+        event(
+            "package.subscribed",
+            ACC,
+            "2026-11-02T10:00:00Z",
+            event_id="pkg",
+            msisdn=NUM,
+            package_id="data-5gb",
+        ),
+        call("call-a", "2026-11-05T10:00:00Z", msisdn=NUM2),
+        call("call-b", "2026-11-05T10:02:00Z", msisdn=NUM2),
+        event(
+            "surcharge.applied",
+            ACC,
+            "2026-11-06T10:00:00Z",
+            event_id="sur",
+            amount="2.50",
+            kind="carrier",
+            description="Carrier access surcharge",
+        ),
+    )
+
+
+def explain_lines(store: str, charge_id: str) -> list[str]:
+    lines: list[str] = run("--store", store, "explain", ACC, charge_id).stdout.splitlines()
+    return lines
+
+
+EXPLAINED = [
+    (
+        "call-a:payg",
+        [
+            "charge call-a:payg: 0.0300 (payg_call, paid by invoice), billed on 2026-11",
+            "source event: call-a call.completed at 2026-11-05T10:00:00Z",
+            "rule: V5",
+            f"catalog version: {CATALOG}",
+            "rate: 0.0150/min, 60 s increments, prefix +1 (US)",
+            # 95 s -> 120 s billed = 2 min x 0.0150
+            "arithmetic: 95 s PAYG (no plan minutes for US in 2026-11) -> 120 s billed = "
+            "120/60 min x 0.0150 = 0.0300",
+        ],
+    ),
+    (
+        "buy:fee",
+        [
+            "charge buy:fee: 9.9900 (plan_fee, paid by invoice), billed on 2026-11",
+            "source event: buy plan.purchased at 2026-11-02T10:00:00Z",
+            "rule: V2",
+            f"catalog version: {CATALOG}",
+            "rate: 9.99 per month",
+            "arithmetic: My North America 500 (na-500) monthly fee 9.99, charged at purchase; "
+            "no proration",
+        ],
+    ),
+    (
+        "pkg:fee",
+        [
+            "charge pkg:fee: 14.5000 (package_fee, paid by invoice), billed on 2026-11",
+            "source event: pkg package.subscribed at 2026-11-02T10:00:00Z",
+            "rule: D4",
+            f"catalog version: {CATALOG}",
+            "rate: 15.00 per month",
+            # 2 Nov to 30 Nov: 29 of 30 days
+            "arithmetic: 5 GB: 15.00 x 29/30 days left = 14.5000; data 5000000000 x 29/30 = "
+            "4833333333 bytes (subscription)",
+        ],
+    ),
+    (
+        "sur:surcharge",
+        [
+            "charge sur:surcharge: 2.5000 (carrier_surcharge, paid by invoice), billed on 2026-11",
+            "source event: sur surcharge.applied at 2026-11-06T10:00:00Z",
+            "rule: S1",
+            f"catalog version: {CATALOG}",
+            "rate: as given by the carrier",
+            "arithmetic: Carrier access surcharge: 2.50 as given, no proration; not refundable",
+        ],
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    ("charge_id", "expected"), EXPLAINED, ids=["payg_call", "plan_fee", "package_fee", "surcharge"]
+)
+def test_r4_explain_shows_source_event_rule_catalog_rate_and_arithmetic(
+    tmp_path: Path, sqlite_url: str, charge_id: str, expected: list[str]
+) -> None:
+    """R4: for any charge, the source event, the rule id, the catalog version and rate, and
+    the arithmetic."""
+    cli_month(tmp_path, sqlite_url)
+    lines = explain_lines(sqlite_url, charge_id)
+    assert len(lines) == 6, lines
+    assert lines[0] == expected[0]
+    assert lines[1].startswith(expected[1] + " (position "), lines[1]
+    assert lines[2:] == expected[2:]
+
+
+def test_r4_explain_json_carries_the_charge_and_its_source_event(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    """R4, SPEC 12: --json gives the stored charge and the event exactly as it came in."""
+    cli_month(tmp_path, sqlite_url)
+    doc = run_json("--store", sqlite_url, "explain", ACC, "call-b:payg")
+    assert doc["account_id"] == ACC
+    charge = doc["charge"]
+    assert charge["charge_id"] == "call-b:payg"
+    assert (charge["kind"], charge["amount"], charge["rule"]) == ("payg_call", "0.0300", "V5")
+    assert (charge["catalog_version"], charge["payer"]) == (CATALOG, "invoice")
+    assert charge["rate"] == "0.0150/min, 60 s increments, prefix +1 (US)"
+    assert charge["arithmetic"].endswith("120/60 min x 0.0150 = 0.0300")
+    source = doc["source_event"]
+    assert (source["event_id"], source["type"]) == ("call-b", "call.completed")
+    assert (source["msisdn"], source["destination"]) == (NUM2, US)
+    assert (source["duration_seconds"], source["call_id"]) == (95, "call-1")
+
+
+def test_r4_explain_unknown_charge_or_account_is_one_line_error(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    """R4, SPEC 12: one clear line on stderr, exit 1, no traceback."""
+    cli_month(tmp_path, sqlite_url)
+    unknown_charge = run("--store", sqlite_url, "explain", ACC, "nope:payg", expect=1)
+    assert unknown_charge.stdout == ""
+    assert unknown_charge.stderr.splitlines() == [
+        f"ledger: error: no charge nope:payg on account {ACC}"
+    ]
+    unknown_account = run("--store", sqlite_url, "explain", "ACC-404", "call-a:payg", expect=1)
+    assert unknown_account.stdout == ""
+    assert unknown_account.stderr.splitlines() == ["ledger: error: unknown account ACC-404"]
+
+
+def cli_dispute(store: str, charge_id: str, event_id: str, *extra: str, expect: int = 0) -> Any:
+    return run(
+        "--store",
+        store,
+        *extra,
+        "dispute",
+        ACC,
+        charge_id,
+        "--reason",
+        "charged twice for one call",
+        "--event-id",
+        event_id,
+        "--at",
+        REQUESTED_AT,
+        expect=expect,
+    )
+
+
+def test_f1_cli_dispute_denial_prints_the_decision_and_the_policy(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    """F1, SPEC 12: a denial names the charge, the evidence, the clause and its policy text."""
+    cli_month(tmp_path, sqlite_url)
+    result = cli_dispute(sqlite_url, "call-a:payg", "d-1")
+    policy = (
+        "There are no refunds for one-time or recurring charges. These includes usage credits, "
+        "feature plans, port fees etc."
+    )
+    assert policy in refund_policy()
+    assert result.stdout.splitlines() == [
+        f"denied: charge call-a:payg (0.0300); re-rated under catalog {CATALOG}: 0.0300, "
+        "as charged",
+        f"policy (one_time_and_recurring): {policy}",
+    ]
+    doc = json.loads(cli_dispute(sqlite_url, "buy:fee", "d-2", "--json").stdout)
+    assert (doc["account_id"], doc["event_id"], doc["charge_id"]) == (ACC, "d-2", "buy:fee")
+    assert (doc["decision"], doc["clause"]) == ("denied", "prepaid_plans")
+    assert doc["policy"] in refund_policy()
+    assert (doc["charged"], doc["rerated"], doc["credited"]) == ("9.9900", "9.9900", "0.0000")
+    invoice = run_json("--store", sqlite_url, "invoice", ACC)
+    assert [line["kind"] for line in invoice["lines"] if line["kind"] == "credits"] == []
+
+
+def test_f1_cli_dispute_credit_shows_on_the_invoice(tmp_path: Path, sqlite_url: str) -> None:
+    """F1, I1: the duplicate is credited; `ledger invoice` then shows the credit line, and
+    `ledger explain` explains the credit like any charge."""
+    cli_month(tmp_path, sqlite_url)
+    human = cli_dispute(sqlite_url, "call-b:payg", "d-1").stdout.splitlines()
+    assert human == [
+        "credited: charge call-b:payg (0.0300), credited 0.0300; charge call-b:payg duplicates "
+        "call-a:payg for the same call (call_id call-1)"
+    ]
+    # the same charge again, as JSON: already credited, denied
+    doc = json.loads(cli_dispute(sqlite_url, "call-b:payg", "d-2", "--json").stdout)
+    assert (doc["decision"], doc["clause"], doc["credited"]) == (
+        "denied",
+        "one_time_and_recurring",
+        "0.0000",
+    )
+    assert "already credited by d-1" in doc["evidence"]
+
+    invoice = run_json("--store", sqlite_url, "invoice", ACC)
+    assert invoice["period"] == "2026-11"
+    credits = [line for line in invoice["lines"] if line["kind"] == "credits"]
+    assert [(c["amount"], c["charge_ids"]) for c in credits] == [("-0.03", ["d-1:refund"])]
+    # plan 9.99 + package 14.50 + PAYG calls 0.06 + surcharge 2.50 + credit -0.03
+    assert invoice["total"] == "27.02"
+    text = run("--store", sqlite_url, "invoice", ACC).stdout
+    [credit_row] = [row for row in text.splitlines() if row.startswith("Credits")]
+    assert "refund of call-b:payg (charged twice for one call)" in credit_row
+    assert "-0.03" in credit_row
+    assert "total 27.02 USD" in text
+
+    explained = explain_lines(sqlite_url, "d-1:refund")
+    assert explained[0] == (
+        "charge d-1:refund: -0.0300 (refund_credit, paid by invoice), billed on 2026-11"
+    )
+    assert explained[1].startswith("source event: d-1 refund.requested at 2026-11-20T12:00:00Z")
+    assert explained[2] == "rule: F1"
+
+
+def test_f1_cli_dispute_json_credit(tmp_path: Path, sqlite_url: str) -> None:
+    """F1, SPEC 12: --json prints the decision's effects with the request's event id."""
+    cli_month(tmp_path, sqlite_url)
+    doc = json.loads(cli_dispute(sqlite_url, "call-b:payg", "d-1", "--json").stdout)
+    assert doc["account_id"] == ACC
+    assert doc["event_id"] == "d-1"
+    assert (doc["charge_id"], doc["decision"]) == ("call-b:payg", "credited")
+    assert (doc["charged"], doc["credited"]) == ("0.0300", "0.0300")
+    assert "call-a:payg" in doc["evidence"]
+    history = run_json("--store", sqlite_url, "history", ACC)
+    [entry] = [e for e in history["entries"] if e["type"] == "refund.requested"]
+    assert (entry["event_id"], entry["rule"]) == ("d-1", "F1")
+
+
+def test_f1_cli_dispute_refusals_are_one_line_errors(tmp_path: Path, sqlite_url: str) -> None:
+    """F1, G1, SPEC 12: an unknown charge, an unknown account, and a request id already
+    decided each fail with one line and exit 1; nothing is credited."""
+    cli_month(tmp_path, sqlite_url)
+    unknown = cli_dispute(sqlite_url, "nope:payg", "d-1", expect=1)
+    assert unknown.stderr.splitlines() == [
+        f"ledger: error: unknown charge nope:payg on account {ACC}"
+    ]
+    cli_dispute(sqlite_url, "call-b:payg", "d-2")
+    again = cli_dispute(sqlite_url, "call-b:payg", "d-2", expect=1)
+    assert again.stderr.splitlines() == ["ledger: error: refund request d-2 was already decided"]
+    no_account = run(
+        "--store", sqlite_url, "dispute", "ACC-404", "call-a:payg", "--reason", "x", expect=1
+    )
+    assert no_account.stderr.splitlines() == ["ledger: error: unknown account ACC-404"]
+    invoice = run_json("--store", sqlite_url, "invoice", ACC)
+    credits = [line for line in invoice["lines"] if line["kind"] == "credits"]
+    assert [c["charge_ids"] for c in credits] == [["d-2:refund"]]
+
+
+def corrected_toml(tmp_path: Path) -> Path:
+    """The default catalog as 2026-01-b, correcting 2026-01-a: +1 at 0.0100/min (C4)."""
+    text = default_catalog_path().read_text(encoding="utf-8")
+    us_rate = 'prefix = "+1"\ncountry = "US"\nper_minute = "0.0150"'
+    assert text.count(us_rate) == 1 and text.count('version = "2026-01-a"') == 1
+    text = text.replace(us_rate, us_rate.replace("0.0150", "0.0100"))
+    text = text.replace('version = "2026-01-a"', 'version = "2026-01-b"\ncorrects = "2026-01-a"')
+    path = tmp_path / "corrected.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_c4_cli_dispute_under_a_corrected_catalog(tmp_path: Path, sqlite_url: str) -> None:
+    """C4, F1: after `ledger catalog event` of a correction is ingested, disputing the original
+    call credits the difference (0.0300 - 2 min x 0.0100 = 0.0100) naming both versions, the
+    duplicate is still credited in full, and `ledger export charges` still shows the original
+    charges as they were."""
+    cli_month(tmp_path, sqlite_url)
+    published = json.loads(run("catalog", "event", str(corrected_toml(tmp_path))).stdout)
+    assert published["catalog"]["corrects"] == CATALOG
+    ingest_events(tmp_path, sqlite_url, published)
+
+    doc = json.loads(cli_dispute(sqlite_url, "call-a:payg", "d-1", "--json").stdout)
+    assert doc["decision"] == "credited"
+    assert (doc["charged"], doc["rerated"], doc["credited"]) == ("0.0300", "0.0200", "0.0100")
+    assert CATALOG in doc["evidence"] and CORRECTION in doc["evidence"]
+    duplicate = json.loads(cli_dispute(sqlite_url, "call-b:payg", "d-2", "--json").stdout)
+    assert (duplicate["decision"], duplicate["credited"]) == ("credited", "0.0300")
+
+    exported = json.loads(
+        run("--store", sqlite_url, "export", "charges", "--account", ACC, "--format", "json").stdout
+    )
+    rows = exported if isinstance(exported, list) else exported["charges"]
+    by_id = {row["charge_id"]: row for row in rows}
+    for original in ("call-a:payg", "call-b:payg"):
+        assert (by_id[original]["amount"], by_id[original]["catalog_version"]) == (
+            "0.0300",
+            CATALOG,
+        )
+    assert by_id["d-1:refund"]["amount"] == "-0.0100"
+    assert by_id["d-2:refund"]["amount"] == "-0.0300"
+    # credits -0.01 and -0.03, each on its own line: the call cost 0.0200 in the end
+    invoice = run_json("--store", sqlite_url, "invoice", ACC)
+    credits = sorted(
+        Decimal(line["amount"]) for line in invoice["lines"] if line["kind"] == "credits"
+    )
+    assert credits == [Decimal("-0.03"), Decimal("-0.01")]
+
+
+def test_r3_audit_adds_up_after_disputes(tmp_path: Path, sqlite_url: str) -> None:
+    """R3, G2: decisions recorded by `ledger dispute` keep the chains, views and intake whole."""
+    cli_month(tmp_path, sqlite_url)
+    cli_dispute(sqlite_url, "call-b:payg", "d-1")
+    cli_dispute(sqlite_url, "call-a:payg", "d-2")
+    cli_dispute(sqlite_url, "nope:payg", "d-3", expect=1)
+    report = run_json("--store", sqlite_url, "audit")
+    assert report["findings"] == []
+    assert report["adds_up"] is True
