@@ -38,8 +38,9 @@ def rated(amount: Decimal) -> Decimal:
 
 
 def shown(amount: Decimal) -> Decimal:
-    """Round an amount to the 2 places an invoice line shows (M2, HALF_UP)."""
-    return amount.quantize(SHOWN_PLACES, rounding=ROUND_HALF_UP)
+    """Round an amount to the 2 places an invoice line shows (M2, HALF_UP); never "-0.00"."""
+    rounded = amount.quantize(SHOWN_PLACES, rounding=ROUND_HALF_UP)
+    return rounded.copy_abs() if rounded == 0 else rounded
 
 
 def money_text(amount: Decimal) -> str:
