@@ -1076,3 +1076,14 @@ def test_F3_prepaid_credit_raises_the_balance_and_shows_on_the_statement() -> No
     # Only the recharge is listed as a recharge; the credit is a line, not a recharge.
     assert [r["amount"] for r in doc["recharges"]] == ["10.0000"]
     assert (doc["balance_start"], doc["balance_end"]) == ("0.0000", "11.7500")
+
+
+def test_M2_a_line_that_rounds_to_zero_shows_0_00_never_minus_zero() -> None:
+    """M2: a credit of -0.0040 rounds HALF_UP to zero; the invoice shows 0.00, not -0.00."""
+    from decimal import Decimal
+
+    from ledger.money import shown
+
+    assert str(shown(Decimal("-0.0040"))) == "0.00"
+    assert str(shown(Decimal("-0.0050"))) == "-0.01"
+    assert str(shown(Decimal("0.0049"))) == "0.00"
