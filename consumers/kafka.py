@@ -28,6 +28,10 @@ from projections.store import ViewStore
 
 DEFAULT_BOOTSTRAP = "127.0.0.1:19092"
 MAX_POLL_RECORDS = 5000  # explicit limit on one batch
+DEAD_LETTER_TIMEOUT_SECONDS = 30.0
+# A consumer that dies is noticed after this long and its partitions move to the others.
+SESSION_TIMEOUT_MS = 10_000
+HEARTBEAT_INTERVAL_MS = 3_000
 
 
 @dataclass(frozen=True)
@@ -74,8 +78,9 @@ class DeadLetterTopic:
 
     def sink_for(self, source_topic: str, partition: int) -> Callable[[Sequence[DeadLetter]], None]:
         def sink(letters: Sequence[DeadLetter]) -> None:
+            sent = []
             for letter in letters:
-                self.producer.send(
+                future = self.producer.send(
                     self.topic,
                     value=letter.value,
                     headers=[
@@ -85,7 +90,12 @@ class DeadLetterTopic:
                         ("source-offset", str(letter.position).encode("ascii")),
                     ],
                 )
+                sent.append(future)
             self.producer.flush()
+            for future in sent:
+                # A dead letter the broker did not take fails the batch (KafkaError): it is
+                # read again later rather than committed without its dead letter (G2).
+                future.get(timeout=DEAD_LETTER_TIMEOUT_SECONDS)
 
         return sink
 
@@ -253,6 +263,8 @@ def consume(
         auto_offset_reset="earliest",
         isolation_level="read_committed",
         max_poll_records=MAX_POLL_RECORDS,
+        session_timeout_ms=SESSION_TIMEOUT_MS,
+        heartbeat_interval_ms=HEARTBEAT_INTERVAL_MS,
         client_id="ledger",
     )
     outage = _Outage(max_outage)

@@ -25,7 +25,7 @@ from ledger.intake import Intake
 from ledger.outcome import Charge
 from ledger.rules import decide
 from ledger.rules.refunds import DisputeEvidence
-from ledger.store import StoreConfig
+from ledger.store import StoreConfig, schema_lock
 
 # Explicit limits on what grows in memory.
 MAX_CACHED_ACCOUNTS = 50_000
@@ -67,7 +67,8 @@ class LedgerApp(Application[UUID]):
     name = "Ledger"
 
     def __init__(self, store: StoreConfig) -> None:
-        super().__init__(env=store.eventsourcing_env())
+        with schema_lock(store):  # consumers starting together must not race to create tables
+            super().__init__(env=store.eventsourcing_env())
         self.store = store
         self._accounts: OrderedDict[UUID, Account] = OrderedDict()
         self._catalog_book: CatalogBook | None = None

@@ -4,9 +4,13 @@
 `postgresql://user:password@host:port/dbname` (production).
 """
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Literal
 from urllib.parse import unquote, urlsplit
+
+import psycopg
 
 from ledger.errors import InvalidStoreURL
 
@@ -111,3 +115,26 @@ def parse_store_url(url: str) -> StoreConfig:
     raise InvalidStoreURL(
         f"unsupported store URL {url!r}: use sqlite:///FILE or postgresql://USER:PASS@HOST:PORT/DB"
     )
+
+
+# The advisory lock every process holds while it creates tables (events and views).
+SCHEMA_LOCK_ID = 727001
+
+
+@contextmanager
+def schema_lock(store: StoreConfig) -> Iterator[None]:
+    """Serialise creating the tables across processes starting at once (PostgreSQL only).
+
+    CREATE ... IF NOT EXISTS is not safe when two sessions run it together; a session-level
+    advisory lock around the setup is.
+    """
+    if store.kind != "postgresql":
+        yield
+        return
+    assert store.postgres is not None
+    with psycopg.connect(store.postgres.conninfo(), autocommit=True, connect_timeout=10) as lock:
+        lock.execute("SELECT pg_advisory_lock(%s)", (SCHEMA_LOCK_ID,))
+        try:
+            yield
+        finally:
+            lock.execute("SELECT pg_advisory_unlock(%s)", (SCHEMA_LOCK_ID,))

@@ -13,7 +13,7 @@ from typing import Any
 
 import psycopg
 
-from ledger.store import StoreConfig
+from ledger.store import SCHEMA_LOCK_ID, StoreConfig
 
 Doc = dict[str, Any]
 DocKey = tuple[str, str]
@@ -137,7 +137,7 @@ class PostgresViewStore(ViewStore):
         self._db = psycopg.connect(conninfo, autocommit=True, connect_timeout=10)
         with self._db.transaction():
             # Several processes may start at once: serialise the creation of the tables.
-            self._db.execute("SELECT pg_advisory_xact_lock(727001)")
+            self._db.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK_ID,))
             self._db.execute(
                 f"CREATE TABLE IF NOT EXISTS {VIEW_TABLE} (view TEXT NOT NULL, key TEXT NOT NULL, "
                 "doc TEXT NOT NULL, PRIMARY KEY (view, key))"
