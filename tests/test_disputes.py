@@ -21,7 +21,7 @@ Figures used throughout:
   re-rates to 2 x 0.0100 = 0.0200, so 0.0300 - 0.0200 = 0.0100 is credited (C4, F1).
 
 The denied decisions must quote the refund policy (seed 001) word for word: each `policy` is
-looked up verbatim in /work/shared/seeds/001_9d1483cc2fed32ec.txt.
+looked up verbatim in docs/policies/refund-policy.txt (seed 001).
 """
 
 import json
@@ -49,7 +49,8 @@ GB_LANDLINE = "+442071234567"  # +44 -> GB, 0.0200/min, 60 s (not covered by na-
 
 CATALOG = "2026-01-a"
 CORRECTION = "2026-01-b"
-SEED_001 = Path(__file__).resolve().parents[2] / "shared" / "seeds" / "001_9d1483cc2fed32ec.txt"
+# The refund policy as published (seed 001), kept in the repository.
+SEED_001 = Path(__file__).resolve().parents[1] / "docs" / "policies" / "refund-policy.txt"
 REQUESTED_AT = "2026-11-20T12:00:00Z"
 
 
