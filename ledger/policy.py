@@ -1,4 +1,4 @@
-"""The refund policy's clauses (seed 001), quoted word for word, that refund decisions cite (F1).
+"""The refund policy's clauses (docs/policies/refund-policy.txt, seed 001), quoted word for word,
 
 A denied refund names the clause that applies, so support can read the customer the policy
 the operator published. Quotes keep the seed's own spelling and spacing (two sentences there
