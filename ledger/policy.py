@@ -1,4 +1,5 @@
-"""The refund policy's clauses (docs/policies/refund-policy.txt, seed 001), quoted word for word,
+"""The refund policy's clauses that refund decisions cite (F1), quoted word for word from
+docs/policies/refund-policy.txt (seed 001).
 
 A denied refund names the clause that applies, so support can read the customer the policy
 the operator published. Quotes keep the seed's own spelling and spacing (two sentences there
