@@ -32,6 +32,14 @@ echo
 echo "== the last entries of an account's history"
 ledger history ACC-1001 --limit 6
 echo
+echo "== November's postpaid invoice and prepaid statement (closed by the December bill run)"
+ledger invoice ACC-2001 --period 2026-11
+ledger invoice ACC-1001 --period 2026-11
+echo
+echo "== finance: explain a charge, and prove the ledger adds up"
+ledger explain ACC-2001 sample-00019:fee
+ledger audit
+echo
 echo "== the same for machines (--json)"
 ledger --json balance ACC-1001
 echo
