@@ -482,15 +482,9 @@ def _table(headers: list[str], rows: list[list[str]]) -> str:
 @pass_context
 def minutes(context: Context, account: str, msisdn: str | None, period: str | None) -> None:
     """Show plan minutes per number: granted, used, remaining and when they expire (V6)."""
-    from ledger.instants import parse_period
-
     with user_errors(), context.views() as views:
         _known_account(views, account)
-        if period is not None:
-            try:
-                parse_period(period, "--period")
-            except ValueError as error:
-                fail(str(error))
+        _check_period(period)
         prefix = f"{account}|{msisdn}|" if msisdn else f"{account}|"
         docs = [doc for _, doc in views.scan("minutes", prefix)]
         if period is None:
@@ -509,6 +503,17 @@ def minutes(context: Context, account: str, msisdn: str | None, period: str | No
             else f"{account}: no plan minutes" + (f" in {period}" if period else "")
         )
         context.emit({"account_id": account, "lines": lines}, human)
+
+
+def _check_period(period: str | None) -> None:
+    """A --period must name a month, YYYY-MM: one line and exit 1 otherwise."""
+    from ledger.instants import parse_period
+
+    if period is not None:
+        try:
+            parse_period(period, "--period")
+        except ValueError as error:
+            fail(str(error))
 
 
 def _number_lines(
@@ -702,16 +707,11 @@ def invoice(context: Context, account: str, period: str | None) -> None:
     the ids of its charges (see `ledger history` or `ledger export charges`). Amounts are
     rounded per line to 2 places; the total is the sum of the lines shown.
     """
-    from ledger.instants import parse_period
     from projections.invoices import read_invoices
 
     with user_errors(), context.views() as views:
         _known_account(views, account)
-        if period is not None:
-            try:
-                parse_period(period, "--period")
-            except ValueError as error:
-                fail(str(error))
+        _check_period(period)
         docs = read_invoices(views, account)
         if period is None:
             docs = [d for d in docs if d["status"] == "open"][-1:]
@@ -800,15 +800,10 @@ def export(
     import csv
 
     from ledger.history import CHARGE_COLUMNS, charge_rows
-    from ledger.instants import parse_period
     from projections.invoices import read_invoices
 
     with user_errors():
-        if period is not None:
-            try:
-                parse_period(period, "--period")
-            except ValueError as error:
-                fail(str(error))
+        _check_period(period)
         columns: tuple[str, ...]
         with context.views() as views:
             if account is not None:

@@ -33,3 +33,18 @@ def ingest_events(tmp_path: Path, store: str, *events: dict[str, Any]) -> None:
     path.write_text(jsonl(*events), encoding="utf-8")
     report = run_json("--store", store, "ingest", "--quiet", str(path))
     assert report["totals"]["dead_lettered"] == 0, report
+
+
+def kafka_args(bootstrap: str, names: dict[str, str], group: bool = False) -> list[str]:
+    """The Kafka options of `ledger publish`/`consume` for one test's topics (and group)."""
+    args = [
+        "--bootstrap",
+        bootstrap,
+        "--topic",
+        names["topic"],
+        "--catalog-topic",
+        names["catalog_topic"],
+        "--dead-letter-topic",
+        names["dead_letter_topic"],
+    ]
+    return [*args, "--group", names["group"]] if group else args

@@ -37,7 +37,7 @@ from ledger.ids import account_stream_id, intake_stream_id
 from ledger.rules import RULES
 from ledger.store import parse_store_url
 from projections.store import open_view_store
-from tests.cli_helpers import balances, run, run_json
+from tests.cli_helpers import balances, kafka_args, run, run_json
 from tests.factories import catalog_published, event, jsonl, mixed_month, opened
 from tests.harness import Ledger
 
@@ -115,19 +115,6 @@ def settings_for(bootstrap: str, names: dict[str, str]) -> KafkaSettings:
         dead_letter_topic=names["dead_letter_topic"],
         group=names["group"],
     )
-
-
-def kafka_args(bootstrap: str, names: dict[str, str]) -> list[str]:
-    return [
-        "--bootstrap",
-        bootstrap,
-        "--topic",
-        names["topic"],
-        "--catalog-topic",
-        names["catalog_topic"],
-        "--dead-letter-topic",
-        names["dead_letter_topic"],
-    ]
 
 
 class ConsumeProcess:

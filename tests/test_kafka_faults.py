@@ -34,6 +34,7 @@ from ledger.catalog import default_catalog_path, load_catalog_file
 from ledger.instants import instant_text
 from ledger.store import parse_store_url
 from projections.store import open_view_store
+from tests.cli_helpers import kafka_args
 
 pytestmark = pytest.mark.kafka
 
@@ -362,19 +363,6 @@ def reference(tmp_path_factory: pytest.TempPathFactory) -> Reference:
 
 # ---------------------------------------------------------------------------------------------
 # Real services and processes.
-
-
-def kafka_args(bootstrap: str, names: dict[str, str]) -> list[str]:
-    return [
-        "--bootstrap",
-        bootstrap,
-        "--topic",
-        names["topic"],
-        "--catalog-topic",
-        names["catalog_topic"],
-        "--dead-letter-topic",
-        names["dead_letter_topic"],
-    ]
 
 
 class Consumer:

@@ -6,24 +6,10 @@ from typing import Any
 import pytest
 from kafka import KafkaConsumer
 
-from tests.cli_helpers import balances, run, run_json
+from tests.cli_helpers import balances, kafka_args, run, run_json
 from tests.factories import MIXED_MONTH_BALANCES, mixed_month
 
 pytestmark = pytest.mark.kafka
-
-
-def kafka_args(bootstrap: str, names: dict[str, str], group: bool = False) -> list[str]:
-    args = [
-        "--bootstrap",
-        bootstrap,
-        "--topic",
-        names["topic"],
-        "--catalog-topic",
-        names["catalog_topic"],
-        "--dead-letter-topic",
-        names["dead_letter_topic"],
-    ]
-    return [*args, "--group", names["group"]] if group else args
 
 
 def consume(store: str, bootstrap: str, names: dict[str, str], idle: str = "3") -> dict[str, Any]:
