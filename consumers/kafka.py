@@ -181,6 +181,9 @@ class ConsumeReport:
     retries: int = 0
     lag: int | None = None  # records on the assigned partitions not yet consumed
     last_error: str | None = None
+    # Kafka timestamps (ms) of the records whose effects the views show since the last batch:
+    # for event-to-view latency. Replaced every batch (bounded by MAX_POLL_RECORDS).
+    last_batch_timestamps: list[int] = field(default_factory=list)
 
 
 class _Outage:
@@ -294,6 +297,9 @@ def consume(
                     report.totals.add(_batch(app, sink, tp.topic, tp.partition, messages))
                     del pending[tp]
                 catch_up(app, views)
+                report.last_batch_timestamps = [
+                    m.timestamp for messages in polled.values() for m in messages
+                ]
             except TRANSIENT_ERRORS as error:
                 app.forget_cached()
                 for tp, first in pending.items():

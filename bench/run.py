@@ -1,0 +1,282 @@
+"""One benchmark run: raw baselines and the ledger, measured on the same machine in one go.
+
+    .venv/bin/python -m bench.run [--accounts 2000] [--events 100000] [--partitions 4]
+
+Needs the real services (bash scripts/postgres.sh start; bash scripts/kafka.sh start). Prints:
+raw kafka-python consume rate, raw PostgreSQL batched insert rate, the ledger's end-to-end rate
+(Kafka -> rated -> stored exactly once in PostgreSQL -> views current) with its ratio to each,
+event-to-view latency percentiles, replay and audit rates, query latency, and memory. Nothing is
+asserted: the machines are shared and noisy, so read ratios, not absolute figures.
+"""
+
+import argparse
+import json
+import resource
+import statistics
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from kafka import KafkaConsumer, TopicPartition
+
+from bench.traffic import generate
+from consumers.kafka import ConsumeReport, KafkaSettings, consume, ensure_topics, publish
+from consumers.pipeline import RawRecord
+from ledger.application import LedgerApp
+from ledger.audit import audit_chains, audit_intake
+from ledger.store import parse_store_url
+from projections.invoices import read_invoices
+from projections.runner import fold
+from projections.store import open_view_store
+
+ADMIN_URL = "postgresql://ledger:ledger@127.0.0.1:55432/ledger"
+RAW_BATCH = 1000
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--accounts", type=int, default=2000)
+    parser.add_argument("--events", type=int, default=100_000, help="usage events (calls, data...)")
+    parser.add_argument("--partitions", type=int, default=4)
+    parser.add_argument("--admin-url", default=ADMIN_URL, help="a PostgreSQL role with CREATEDB")
+    parser.add_argument("--bootstrap", default="127.0.0.1:19092")
+    parser.add_argument("--output", default="bench/out/latest.json")
+    args = parser.parse_args(argv)
+
+    lines = list(generate(args.accounts, args.events))
+    figures: dict[str, Any] = {"records": len(lines), "accounts": args.accounts}
+    say(f"bench: {len(lines):,} records for {args.accounts:,} accounts")
+    run_id = uuid.uuid4().hex[:8]
+    settings = KafkaSettings(
+        bootstrap=args.bootstrap,
+        topic=f"bench-{run_id}.events",
+        catalog_topic=f"bench-{run_id}.catalog",
+        dead_letter_topic=f"bench-{run_id}.deadletter",
+        group=f"bench-{run_id}",
+    )
+    ensure_topics(settings, args.partitions)
+    records = [RawRecord(i + 1, line) for i, line in enumerate(lines)]
+    start = time.perf_counter()
+    published = publish(records, settings, validate=False, partitions=args.partitions)
+    figures["publish_per_s"] = rate(len(lines), time.perf_counter() - start)
+    events_in_topic = published.events
+
+    figures["raw_kafka_consume_per_s"] = raw_kafka_consume(settings, events_in_topic)
+    with scratch_database(args.admin_url) as url:
+        figures["raw_postgres_insert_per_s"] = raw_postgres_insert(url, lines)
+    with scratch_database(args.admin_url) as url:
+        end_to_end(url, settings, events_in_topic, figures)
+    figures["ratio_to_raw_kafka"] = round(
+        figures["end_to_end_per_s"] / figures["raw_kafka_consume_per_s"], 3
+    )
+    figures["ratio_to_raw_postgres"] = round(
+        figures["end_to_end_per_s"] / figures["raw_postgres_insert_per_s"], 3
+    )
+    figures["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    report(figures)
+    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.output).write_text(json.dumps(figures, indent=2, sort_keys=True) + "\n")
+
+
+def raw_kafka_consume(settings: KafkaSettings, expected: int) -> float:
+    """kafka-python reading the events topic, doing nothing with the records."""
+    consumer = KafkaConsumer(
+        bootstrap_servers=settings.bootstrap, enable_auto_commit=False, group_id=None
+    )
+    partitions = [
+        TopicPartition(settings.topic, p)
+        for p in sorted(consumer.partitions_for_topic(settings.topic) or ())
+    ]
+    consumer.assign(partitions)
+    consumer.seek_to_beginning(*partitions)
+    seen = 0
+    start = time.perf_counter()
+    while seen < expected:
+        for messages in consumer.poll(timeout_ms=1000, max_records=5000).values():
+            seen += len(messages)
+    elapsed = time.perf_counter() - start
+    consumer.close()
+    return rate(seen, elapsed)
+
+
+def raw_postgres_insert(url: str, lines: list[bytes]) -> float:
+    """psycopg inserting the same records as rows, 1,000 per transaction (no rating, no views)."""
+    with psycopg.connect(url) as db:
+        db.execute(
+            "CREATE TABLE raw_events (id BIGSERIAL PRIMARY KEY, stream UUID NOT NULL, "
+            "version INTEGER NOT NULL, topic TEXT NOT NULL, state BYTEA NOT NULL, "
+            "UNIQUE (stream, version))"
+        )
+        db.commit()
+        rows = [(uuid.uuid4(), 1, "raw", line) for line in lines]
+        start = time.perf_counter()
+        for i in range(0, len(rows), RAW_BATCH):
+            with db.cursor() as cur:
+                cur.executemany(
+                    "INSERT INTO raw_events (stream, version, topic, state) VALUES (%s,%s,%s,%s)",
+                    rows[i : i + RAW_BATCH],
+                )
+            db.commit()
+        return rate(len(rows), time.perf_counter() - start)
+
+
+def end_to_end(url: str, settings: KafkaSettings, expected: int, figures: dict[str, Any]) -> None:
+    """The ledger consuming the topic into PostgreSQL with views kept current."""
+    store = parse_store_url(url)
+    app = LedgerApp(store)
+    rss: list[float] = []
+    done = {"records": 0, "last_at": 0.0}
+
+    def on_batch(progress: ConsumeReport) -> None:
+        done["records"] = progress.totals.consumed
+        done["last_at"] = time.perf_counter()
+        while len(rss) < 4 and progress.totals.consumed >= expected * (len(rss) + 1) / 4:
+            rss.append(current_rss_mb())
+
+    with open_view_store(store) as views:
+        start = time.perf_counter()
+        result = consume(
+            app,
+            views,
+            settings,
+            until_idle=3.0,
+            should_stop=lambda: done["records"] >= expected,
+            on_batch=on_batch,
+        )
+        elapsed = done["last_at"] - start
+        figures["end_to_end_per_s"] = rate(result.totals.consumed, elapsed)
+        figures["end_to_end_seconds"] = round(elapsed, 2)
+        figures["applied"] = result.totals.applied
+        figures["dead_lettered"] = len(result.totals.dead_letters)
+        figures["rss_mb_at_quarters"] = rss
+
+        figures["event_to_view_ms"] = latency(app, settings, views)
+
+        stored = sum(1 for _ in app.stored_events())
+        start = time.perf_counter()
+        fold(app.stored_events())
+        figures["replay_per_s"] = rate(stored, time.perf_counter() - start)
+        start = time.perf_counter()
+        audit_chains(app.stored_events())
+        audit_intake(app.stored_events(), app.process_recorder.max_tracking_id)
+        fold(app.stored_events())
+        figures["audit_per_s"] = rate(stored, time.perf_counter() - start)
+
+        figures["query_ms"] = query_latency(views, figures["accounts"])
+
+
+def latency(app: LedgerApp, settings: KafkaSettings, views: Any) -> dict[str, float]:
+    """Publish a trickle while consuming: event (Kafka timestamp) to views current."""
+    samples: list[float] = []
+    stop = threading.Event()
+
+    def on_batch(progress: ConsumeReport) -> None:
+        now_ms = time.time() * 1000
+        samples.extend(now_ms - ts for ts in progress.last_batch_timestamps)
+
+    trickle = list(generate(50, 2000, seed=99))[1:]  # new accounts, no catalog again
+    records = [
+        RawRecord(i, line.replace(b'"ACC-', b'"LAT-').replace(b'"u', b'"lat-u'))
+        for i, line in enumerate(trickle)
+    ]
+    consumer = threading.Thread(
+        target=consume,
+        kwargs={
+            "app": app,
+            "views": views,
+            "settings": settings,
+            "should_stop": stop.is_set,
+            "on_batch": on_batch,
+        },
+    )
+    consumer.start()
+    time.sleep(2)
+    for i in range(0, len(records), 50):  # about 1,000 events/s in bursts of 50
+        publish(records[i : i + 50], settings, validate=False)
+        time.sleep(0.05)
+    time.sleep(3)
+    stop.set()
+    consumer.join()
+    if not samples:
+        return {}
+    samples.sort()
+    return {
+        "p50": round(statistics.median(samples), 1),
+        "p95": round(samples[int(len(samples) * 0.95) - 1], 1),
+        "p99": round(samples[int(len(samples) * 0.99) - 1], 1),
+        "max": round(samples[-1], 1),
+        "samples": len(samples),
+    }
+
+
+def query_latency(views: Any, accounts: int) -> dict[str, float]:
+    """Support queries in the process: a balance and a whole invoice read."""
+    timings: list[float] = []
+    for i in range(1000):
+        account = f"ACC-{(i * 7919) % accounts:06d}"
+        start = time.perf_counter()
+        views.get("balance", account)
+        read_invoices(views, account, "2026-11")
+        timings.append((time.perf_counter() - start) * 1000)
+    timings.sort()
+    return {"p50": round(statistics.median(timings), 2), "p99": round(timings[989], 2)}
+
+
+@contextmanager
+def scratch_database(admin_url: str) -> Iterator[str]:
+    name = f"bench_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(admin_url, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield admin_url.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        with psycopg.connect(admin_url, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def current_rss_mb() -> float:
+    with open("/proc/self/statm") as statm:
+        pages = int(statm.read().split()[1])
+    return round(pages * resource.getpagesize() / 1024 / 1024, 1)
+
+
+def rate(count: int, seconds: float) -> float:
+    return round(count / max(seconds, 1e-9), 1)
+
+
+def say(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+def report(figures: dict[str, Any]) -> None:
+    rows: list[tuple[str, Callable[[Any], str], str]] = [
+        ("records", str, "records"),
+        ("raw_kafka_consume_per_s", fmt_rate, "raw kafka-python consume"),
+        ("raw_postgres_insert_per_s", fmt_rate, "raw PostgreSQL batched insert"),
+        ("end_to_end_per_s", fmt_rate, "ledger end to end (Kafka -> PostgreSQL -> views)"),
+        ("ratio_to_raw_kafka", str, "  ratio to raw Kafka consume"),
+        ("ratio_to_raw_postgres", str, "  ratio to raw PostgreSQL insert"),
+        ("event_to_view_ms", json.dumps, "event-to-view latency (ms)"),
+        ("replay_per_s", fmt_rate, "replay (fold every stored event)"),
+        ("audit_per_s", fmt_rate, "audit (chains, intake, views)"),
+        ("query_ms", json.dumps, "query: balance + invoice (ms)"),
+        ("rss_mb_at_quarters", json.dumps, "RSS at 25/50/75/100% of the run (MB)"),
+        ("peak_rss_mb", str, "peak RSS (MB)"),
+    ]
+    width = max(len(label) for _, _, label in rows)
+    for key, show, label in rows:
+        print(f"{label:<{width}}  {show(figures.get(key, '-'))}")
+
+
+def fmt_rate(value: float) -> str:
+    return f"{value:,.0f} /s"
+
+
+if __name__ == "__main__":
+    main()
