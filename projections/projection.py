@@ -11,10 +11,25 @@ class ViewChanges:
     def __init__(self, store: ViewStore) -> None:
         self._store = store
         self.changed: dict[DocKey, Doc | None] = {}  # None: deleted
+        self._read: dict[DocKey, Doc] = {}
+        self._read_accounts: set[str] = set()
+
+    def prefetch(self, account_ids: set[str]) -> None:
+        """Read every document of these accounts at once, where the store can (one round trip
+        per page of events instead of one per document)."""
+        wanted = account_ids - self._read_accounts
+        if not wanted:
+            return
+        docs = self._store.documents_of(wanted)
+        if docs is not None:
+            self._read.update(docs)
+            self._read_accounts |= wanted
 
     def get(self, view: str, key: str) -> Doc | None:
         if (view, key) in self.changed:
             return self.changed[(view, key)]
+        if key.split("|", 1)[0] in self._read_accounts:
+            return self._read.get((view, key))
         return self._store.get(view, key)
 
     def put(self, view: str, key: str, doc: Doc) -> None:

@@ -6,6 +6,7 @@ events is written with the new position in one transaction (exactly once).
 
 from collections.abc import Callable, Iterable, Sequence
 
+from ledger.account import Account
 from ledger.application import LedgerApp
 from projections.balance import BalanceProjection
 from projections.data import DataProjection
@@ -15,6 +16,7 @@ from projections.projection import Projection, ViewChanges
 from projections.store import Doc, MemoryViewStore, StaleViewPosition, ViewStore
 
 PAGE_SIZE = 1000  # explicit limit on the events held in one catch-up step
+ACCOUNT_EVENTS = (Account.Opened, Account.FactApplied)
 
 
 def default_projections() -> list[Projection]:
@@ -39,8 +41,11 @@ def catch_up(
             return applied
         changes = ViewChanges(views)
         try:
-            for notification in notifications:
-                event = app.mapper.to_domain_event(notification)
+            events = [app.mapper.to_domain_event(n) for n in notifications]
+            changes.prefetch(
+                {e.fact["account_id"] for e in events if isinstance(e, ACCOUNT_EVENTS)}
+            )
+            for event in events:
                 for projection in projections:
                     projection.apply(event, changes)
         except Exception:
