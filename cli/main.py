@@ -937,9 +937,17 @@ def _view_differences(live: dict[str, Any], replayed: dict[str, Any]) -> list[st
     return findings
 
 
+def _stored_events(app: LedgerApp, account: str) -> list[Any]:
+    """The account's stored events, read once; fails with one line for an unknown account."""
+    events = list(app.account_events(account))
+    if not events:
+        fail(f"unknown account {account}")
+    return events
+
+
 def _find_charge(app: LedgerApp, account: str, charge_id: str) -> tuple[Any, dict[str, Any]]:
     """The stored event that made the charge, and the charge; fails with one line if none."""
-    for event in app.account_events(account):
+    for event in _stored_events(app, account):
         for charge in getattr(event, "outcome", {}).get("charges", []):
             if charge["charge_id"] == charge_id:
                 return event, charge
@@ -954,10 +962,7 @@ def explain(context: Context, account: str, charge_id: str) -> None:
     """Explain one charge (R4): its source event, rule, catalog version, rate and arithmetic,
     and the invoice or statement it is billed on."""
     with user_errors():
-        app = context.app()
-        if app.account(account) is None:
-            fail(f"unknown account {account}")
-        event, charge = _find_charge(app, account, charge_id)
+        event, charge = _find_charge(context.app(), account, charge_id)
         doc = {
             "account_id": account,
             "charge": charge,
@@ -1095,9 +1100,7 @@ def replay(
         if position is not None and as_of is not None:
             fail("give --position or --as-of, not both")
         app = context.app()
-        if app.account(account) is None:
-            fail(f"unknown account {account}")
-        events: list[Any] = list(app.account_events(account))
+        events = _stored_events(app, account)
         if position is not None:
             events = events[:position]
         if as_of is not None:

@@ -12,7 +12,7 @@ import psycopg
 from eventsourcing import persistence
 from eventsourcing.persistence import Tracking
 
-from ledger.application import BatchCounts, DeadLetter, LedgerApp
+from ledger.application import Batch, BatchCounts, DeadLetter, LedgerApp
 from ledger.contract import parse_event
 from ledger.errors import LedgerError
 
@@ -54,35 +54,35 @@ def process_batch(
     poisoned: dict[int, str] = {}
     while True:
         batch = app.begin(source)
-        try:
-            for record in records:
-                reason = poisoned.get(record.position)
-                if reason is not None:
-                    batch.dead_letter(record.position, record.value, reason)
-                    continue
-                try:
-                    event = parse_event(record.value)
-                    batch.apply(record.position, event)
-                except LedgerError as error:
-                    batch.dead_letter(record.position, record.value, error.reason)
-                except STORE_ERRORS:
-                    app.forget_cached()
-                    raise  # the store is away: not the record's fault, the source retries
-                except Exception as defect:
-                    poisoned[record.position] = (
-                        f"internal error while applying this record: "
-                        f"{type(defect).__name__}: {defect}"
-                    )
-                    app.forget_cached()  # earlier records of the batch moved cached state
-                    raise _StartAgain from defect
-        except _StartAgain:
-            continue  # the batch's memory was dropped (Batch.apply); nothing was stored
-        break
+        if _apply_records(app, batch, records, poisoned):
+            break
+        # A record was poisoned: the batch's memory was dropped and nothing was stored.
     if batch.counts.dead_letters:
         # The sink first: a crash between the two repeats a dead letter, never loses one.
         dead_letter_sink(batch.counts.dead_letters)
     return batch.commit(tracking)
 
 
-class _StartAgain(Exception):
-    """A record was poisoned: run the batch again without it."""
+def _apply_records(
+    app: LedgerApp, batch: Batch, records: Sequence[RawRecord], poisoned: dict[int, str]
+) -> bool:
+    """Apply every record to the batch; False when one turned out poisoned (now in `poisoned`)."""
+    for record in records:
+        reason = poisoned.get(record.position)
+        if reason is not None:
+            batch.dead_letter(record.position, record.value, reason)
+            continue
+        try:
+            batch.apply(record.position, parse_event(record.value))
+        except LedgerError as error:
+            batch.dead_letter(record.position, record.value, error.reason)
+        except STORE_ERRORS:
+            app.forget_cached()
+            raise  # the store is away: not the record's fault, the source retries
+        except Exception as defect:
+            poisoned[record.position] = (
+                f"internal error while applying this record: {type(defect).__name__}: {defect}"
+            )
+            app.forget_cached()  # earlier records of the batch moved cached state
+            return False
+    return True

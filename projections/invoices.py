@@ -35,6 +35,7 @@ LINE_KINDS: dict[str, str] = {
     "adjustments": "Adjustments",
     "credits": "Credits",
 }
+_LINE_ORDER = {kind: order for order, kind in enumerate(LINE_KINDS)}
 _CHARGE_LINE_KINDS = {
     "plan_fee": "plan_fees",
     "package_fee": "package_fees",
@@ -84,7 +85,7 @@ def line_description(kind: str, charge: dict[str, Any], billing_mode: str) -> st
 def _line_id(kind: str, charge: dict[str, Any]) -> tuple[int, str, str, str, str, str]:
     """Charges sharing this land on one line; a labelled charge has a line of its own."""
     return (
-        list(LINE_KINDS).index(kind),
+        _LINE_ORDER[kind],
         charge["msisdn"] or "",
         charge["period"],
         charge["kind"] if kind == "late_usage" else "",

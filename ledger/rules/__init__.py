@@ -80,11 +80,11 @@ def decide(
     check_references(account, event, catalogs)
     if event.type == "refund.requested":
         outcome = refunds.refund_requested(account, event, catalogs, evidence)
-        return bill(account, event, outcome) if outcome.status == "applied" else outcome
-    rule = RULES.get(event.type)
-    if rule is None:
-        return not_yet_rated(event.type)
-    outcome = rule(account, event, catalogs)
+    else:
+        rule = RULES.get(event.type)
+        if rule is None:
+            return not_yet_rated(event.type)
+        outcome = rule(account, event, catalogs)
     return bill(account, event, outcome) if outcome.status == "applied" else outcome
 
 

@@ -10,13 +10,13 @@ from typing import Any
 
 from ledger.account import Account
 from ledger.catalog import CatalogHistory
-from ledger.contract import IncomingEvent, parse_document
+from ledger.contract import IncomingEvent
 from ledger.errors import LedgerError, RejectedEvent
 from ledger.instants import period_of
 from ledger.money import ZERO, money_text
 from ledger.outcome import Charge, Outcome, applied, charged
 from ledger.policy import CLAUSE_FOR_KIND, CLAUSES
-from ledger.rerate import corrected_history
+from ledger.rerate import corrected_history, decide_again
 
 STORE_CHANNELS = frozenset({"app_store", "google_play"})
 
@@ -97,11 +97,8 @@ def refund_requested(
 
 def _rerate(evidence: DisputeEvidence, catalogs: CatalogHistory) -> tuple[Decimal | None, str]:
     """The charge's amount when its source event is rated again (C4 corrections applied)."""
-    from ledger.rules import decide  # this module is one of the rules decide dispatches to
-
-    history = corrected_history(catalogs)
     try:
-        again = decide(evidence.before, parse_document(evidence.source_fact), history)
+        again = decide_again(evidence.before, evidence.source_fact, corrected_history(catalogs))
     except LedgerError:
         return None, "-"
     for charge in again.charges:
