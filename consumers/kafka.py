@@ -23,6 +23,7 @@ from consumers.pipeline import STORE_ERRORS, RawRecord, process_batch
 from ledger.application import BatchCounts, DeadLetter, LedgerApp
 from ledger.contract import parse_event
 from ledger.errors import InvalidEvent, LedgerError
+from projections.projection import KnownDocuments
 from projections.runner import catch_up
 from projections.store import ViewStore
 
@@ -271,6 +272,7 @@ def consume(
         client_id="ledger",
     )
     outage = _Outage(max_outage)
+    known = KnownDocuments()  # view documents of this process's accounts, across batches
     try:
         subscribed = False
         last_record_at = time.monotonic()
@@ -280,7 +282,7 @@ def consume(
             try:
                 report.catalog.add(read_catalog_topic(app, settings, sink, catalog_consumer))
                 if not subscribed:
-                    catch_up(app, views)
+                    catch_up(app, views, known=known)
                     consumer.subscribe(
                         [settings.topic], listener=_SeekToStoredPosition(app, consumer)
                     )
@@ -296,7 +298,7 @@ def consume(
                 for tp, messages in polled.items():
                     report.totals.add(_batch(app, sink, tp.topic, tp.partition, messages))
                     del pending[tp]
-                catch_up(app, views)
+                catch_up(app, views, known=known)
                 report.last_batch_timestamps = [
                     m.timestamp for messages in polled.values() for m in messages
                 ]

@@ -6,14 +6,14 @@ instant loses nothing and applies nothing twice (G1).
 """
 
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.domain import Aggregate
-from eventsourcing.persistence import ProcessRecorder, Tracking
+from eventsourcing.persistence import ProcessRecorder, Recording, Tracking, Transcoder
 
 from ledger.account import Account
 from ledger.catalog import CatalogHistory
@@ -26,11 +26,13 @@ from ledger.outcome import Charge
 from ledger.rules import decide
 from ledger.rules.refunds import DisputeEvidence
 from ledger.store import StoreConfig, schema_lock
+from ledger.transcoder import LedgerTranscoder
 
 # Explicit limits on what grows in memory.
 MAX_CACHED_ACCOUNTS = 50_000
 MAX_BATCH_RECORDS = 100_000
 MAX_CACHED_INTAKES = 10_000
+MAX_RECENT_EVENTS = 20_000
 
 Applied = Literal["applied", "duplicate"]
 
@@ -73,6 +75,12 @@ class LedgerApp(Application[UUID]):
         self._accounts: OrderedDict[UUID, Account] = OrderedDict()
         self._catalog_book: CatalogBook | None = None
         self._intakes: dict[str, Intake] = {}
+        # Events this process stored lately, by notification id: the views take them from
+        # here rather than reading and decoding them back from the log.
+        self._recent: OrderedDict[int, object] = OrderedDict()
+
+    def construct_transcoder(self) -> Transcoder:
+        return LedgerTranscoder()
 
     def construct_recorder(self) -> ProcessRecorder:
         return self.factory.process_recorder()
@@ -137,6 +145,24 @@ class LedgerApp(Application[UUID]):
             for notification in page:
                 yield self.mapper.to_domain_event(notification)
             after = page[-1].id
+
+    def recently_stored(self, after: int, limit: int) -> list[tuple[int, object]]:
+        """The events stored by this process right after that log position, as (notification
+        id, event), up to the first gap; empty when the next one was not stored here."""
+        while self._recent and next(iter(self._recent)) <= after:
+            self._recent.popitem(last=False)
+        page: list[tuple[int, object]] = []
+        for notification_id, event in self._recent.items():
+            if notification_id != after + 1 + len(page) or len(page) >= limit:
+                break
+            page.append((notification_id, event))
+        return page
+
+    def _stored(self, recordings: Sequence[Recording[UUID]]) -> None:
+        for recording in recordings:
+            self._recent[recording.notification.id] = recording.domain_event
+        while len(self._recent) > MAX_RECENT_EVENTS:
+            self._recent.popitem(last=False)
 
     def account_events(self, account_id: str) -> Iterator[object]:
         """The stored events of one account's stream, in order (nothing when unknown)."""
@@ -308,7 +334,7 @@ class Batch:
                     dead_letters=[d.document() for d in self.counts.dead_letters],
                 )
                 self._events.extend(intake.collect_events())
-            self.app.events.put(self._events, tracking=tracking)
+            self.app._stored(self.app.events.put(self._events, tracking=tracking))
         except Exception:
             self.app.forget_cached()
             raise

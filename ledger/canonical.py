@@ -1,8 +1,9 @@
 """Canonical JSON: one byte-identical text for one value, on every run and machine (R1)."""
 
-import json
 from decimal import Decimal
 from typing import Any
+
+import orjson
 
 
 def _default(value: object) -> str:
@@ -11,8 +12,10 @@ def _default(value: object) -> str:
     raise TypeError(f"{type(value).__name__} has no canonical JSON form")
 
 
-def canonical_json(value: Any) -> str:
+def canonical_bytes(value: Any) -> bytes:
     """Sorted keys, no insignificant white space, UTF-8 text kept as is, Decimal as string."""
-    return json.dumps(
-        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_default
-    )
+    return orjson.dumps(value, default=_default, option=orjson.OPT_SORT_KEYS)
+
+
+def canonical_json(value: Any) -> str:
+    return canonical_bytes(value).decode("utf-8")

@@ -13,6 +13,7 @@ from urllib.parse import unquote, urlsplit
 import psycopg
 
 from ledger.errors import InvalidStoreURL
+from ledger.recorder import TOPIC as RECORDER_TOPIC
 
 DEFAULT_STORE_URL = "sqlite:///ledger.db"
 
@@ -69,6 +70,7 @@ class StoreConfig:
                 POSTGRES_MAX_OVERFLOW="2",
                 # Check a pooled connection before use, so a restarted server costs one retry.
                 POSTGRES_PRE_PING="y",
+                PROCESS_RECORDER_TOPIC=RECORDER_TOPIC,
             )
         return env
 

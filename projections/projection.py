@@ -4,15 +4,52 @@ from abc import ABC, abstractmethod
 
 from projections.store import Doc, DocKey, ViewStore
 
+MAX_KNOWN_ACCOUNTS = 20_000
+
+
+class KnownDocuments:
+    """Every document of some accounts, as the store holds them at `position`: kept by a
+    consuming process across catch-up steps, so the accounts of the next page that it already
+    knows are not read again. Valid only while nobody else moves the views on."""
+
+    def __init__(self, max_accounts: int = MAX_KNOWN_ACCOUNTS) -> None:
+        self.max_accounts = max_accounts
+        self.position: int | None = None
+        self.docs: dict[DocKey, Doc] = {}
+        self.accounts: set[str] = set()
+
+    def at(self, position: int) -> "KnownDocuments":
+        """These documents, if they are the store's at that position; otherwise none."""
+        if position != self.position:
+            self.forget()
+            self.position = position
+        return self
+
+    def committed(self, changes: dict[DocKey, Doc | None], position: int) -> None:
+        for key, doc in changes.items():
+            if doc is None:
+                self.docs.pop(key, None)
+            else:
+                self.docs[key] = doc
+        self.position = position
+        if len(self.accounts) > self.max_accounts:
+            self.forget()
+
+    def forget(self) -> None:
+        self.position = None
+        self.docs = {}
+        self.accounts = set()
+
 
 class ViewChanges:
     """The documents one catch-up step changed, read through to the store on first use."""
 
-    def __init__(self, store: ViewStore) -> None:
+    def __init__(self, store: ViewStore, known: KnownDocuments | None = None) -> None:
         self._store = store
         self.changed: dict[DocKey, Doc | None] = {}  # None: deleted
-        self._read: dict[DocKey, Doc] = {}
-        self._read_accounts: set[str] = set()
+        known = KnownDocuments() if known is None else known
+        self._read = known.docs
+        self._read_accounts = known.accounts
 
     def prefetch(self, account_ids: set[str]) -> None:
         """Read every document of these accounts at once, where the store can (one round trip

@@ -12,7 +12,7 @@ from projections.balance import BalanceProjection
 from projections.data import DataProjection
 from projections.invoices import InvoiceProjection
 from projections.minutes import MinutesProjection
-from projections.projection import Projection, ViewChanges
+from projections.projection import KnownDocuments, Projection, ViewChanges
 from projections.store import Doc, MemoryViewStore, StaleViewPosition, ViewStore
 
 PAGE_SIZE = 1000  # explicit limit on the events held in one catch-up step
@@ -28,20 +28,29 @@ def catch_up(
     views: ViewStore,
     projections: Sequence[Projection] | None = None,
     progress: Callable[[int, int], None] | None = None,
+    known: KnownDocuments | None = None,
 ) -> int:
-    """Apply every stored event the views have not seen yet; return how many were applied."""
+    """Apply every stored event the views have not seen yet; return how many were applied.
+
+    Events this process just stored are taken from memory, and `known` (kept by a consuming
+    process across calls) spares reading documents again while no other process writes."""
     projections = default_projections() if projections is None else projections
+    known = KnownDocuments() if known is None else known
     applied = 0
     while True:
         position = views.position()
-        notifications = app.recorder.select_notifications(
-            start=position, limit=PAGE_SIZE, inclusive_of_start=False
-        )
-        if not notifications:
+        page = app.recently_stored(after=position, limit=PAGE_SIZE)
+        if not page:
+            notifications = app.recorder.select_notifications(
+                start=position, limit=PAGE_SIZE, inclusive_of_start=False
+            )
+            page = [(n.id, app.mapper.to_domain_event(n)) for n in notifications]
+        if not page:
             return applied
-        changes = ViewChanges(views)
+        last = page[-1][0]
+        changes = ViewChanges(views, known.at(position))
         try:
-            events = [app.mapper.to_domain_event(n) for n in notifications]
+            events = [event for _, event in page]
             changes.prefetch(
                 {e.fact["account_id"] for e in events if isinstance(e, ACCOUNT_EVENTS)}
             )
@@ -51,16 +60,21 @@ def catch_up(
         except Exception:
             # Documents are read one by one: if another process moved the views on meanwhile,
             # this step mixed two states and may trip an invariant. Stale, not a defect.
+            known.forget()
             if views.position() != position:
                 continue
             raise
         try:
-            views.write(changes.changed, expected=position, position=notifications[-1].id)
-        except StaleViewPosition:
-            continue  # another process moved the views on; read from where it left them
-        applied += len(notifications)
+            views.write(changes.changed, expected=position, position=last)
+        except BaseException as error:
+            known.forget()
+            if isinstance(error, StaleViewPosition):
+                continue  # another process moved the views on; read from where it left them
+            raise
+        known.committed(changes.changed, last)
+        applied += len(page)
         if progress is not None:
-            progress(applied, notifications[-1].id)
+            progress(applied, last)
 
 
 def rebuild(

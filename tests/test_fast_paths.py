@@ -1,0 +1,106 @@
+"""The shortcuts taken for speed give exactly what the long way gives (issue 8).
+
+- Stored events are written and read by `LedgerTranscoder` (orjson) in the library's format.
+- PostgreSQL inserts go through `LedgerPostgresRecorder` (binary arrays).
+- Views take the events a process just stored from memory, not from the log, and keep the
+  documents of its accounts across catch-up steps while no other process moves them on.
+"""
+
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.persistence import DatetimeAsISO, DecimalAsStr, JSONTranscoder, UUIDAsHex
+
+from bench.traffic import generate
+from consumers.pipeline import RawRecord, process_batch
+from ledger.application import LedgerApp
+from ledger.store import memory_store, parse_store_url
+from ledger.transcoder import LedgerTranscoder
+from projections.projection import KnownDocuments
+from projections.runner import catch_up, fold, view_documents
+from projections.store import open_view_store
+
+LINES = list(generate(40, 1500, seed=7))
+
+
+def _library_transcoder() -> JSONTranscoder:
+    transcoder = JSONTranscoder()
+    for transcoding in (UUIDAsHex(), DecimalAsStr(), DatetimeAsISO()):
+        transcoder.register(transcoding)
+    return transcoder
+
+
+def _ingest(app: LedgerApp, lines: list[bytes], source: str = "bench", start: int = 0) -> None:
+    records = [RawRecord(start + i + 1, line) for i, line in enumerate(lines)]
+    process_batch(app, source, records, lambda letters: None)
+
+
+def _state(event: object) -> tuple[str, dict[str, Any]]:
+    return type(event).__qualname__, dict(vars(event))
+
+
+def test_every_stored_event_is_byte_for_byte_the_library_format() -> None:
+    app = LedgerApp(memory_store())
+    _ingest(app, LINES)
+    library, ours = _library_transcoder(), LedgerTranscoder()
+    notifications = app.recorder.select_notifications(start=1, limit=100_000)
+    topics = {n.topic.rsplit(".", 1)[-1] for n in notifications}
+    assert {"Opened", "FactApplied", "VersionPublished", "BatchTaken"} <= topics
+    for notification in notifications:
+        expected = library.decode(notification.state)
+        assert ours.decode(notification.state) == expected
+        assert ours.encode(expected) == library.encode(expected) == notification.state
+
+
+def test_tags_anywhere_read_back_as_the_library_reads_them() -> None:
+    ours, library = LedgerTranscoder(), _library_transcoder()
+    state = {
+        "id": UUID("6f1c7a9e-3b52-4d1a-9a57-2d0e6c1b8f40"),
+        "at": datetime(2026, 11, 21, 12, 0, tzinfo=UTC),
+        "nested": {"amount": Decimal("1.2300"), "when": [datetime(2026, 1, 1, tzinfo=UTC)]},
+        "text": "_type_",
+    }
+    encoded = ours.encode(state)
+    assert encoded == library.encode(state)
+    assert ours.decode(encoded) == state
+
+
+def test_views_from_memory_equal_views_from_the_log(postgres_url: str) -> None:
+    store = parse_store_url(postgres_url)
+    app = LedgerApp(store)
+    half = len(LINES) // 2
+    _ingest(app, LINES[:half])
+    from_memory = app.recently_stored(after=0, limit=100_000)
+    logged = app.recorder.select_notifications(start=1, limit=100_000)
+    assert [n.id for n in logged] == [nid for nid, _ in from_memory]
+    assert [_state(app.mapper.to_domain_event(n)) for n in logged] == [
+        _state(event) for _, event in from_memory
+    ]
+    with open_view_store(store) as views:
+        catch_up(app, views)
+        _ingest(app, LINES[half:], start=half)
+        catch_up(app, views)
+        assert view_documents(views) == view_documents(fold(app.stored_events()))
+
+
+def test_documents_kept_across_steps_are_dropped_when_another_process_writes(
+    postgres_url: str,
+) -> None:
+    store = parse_store_url(postgres_url)
+    first, second = LedgerApp(store), LedgerApp(store)
+    known = KnownDocuments()
+    thirds = [LINES[: len(LINES) // 3], LINES[len(LINES) // 3 : 2 * len(LINES) // 3]]
+    thirds.append(LINES[2 * len(LINES) // 3 :])
+    with open_view_store(store) as views, open_view_store(store) as other_views:
+        _ingest(first, thirds[0], source="a")
+        catch_up(first, views, known=known)
+        assert known.accounts, "the first process keeps its accounts' documents"
+        # Another process moves the same accounts' views on.
+        _ingest(second, thirds[1], source="b")
+        catch_up(second, other_views)
+        first.forget_cached()  # the accounts moved on in the store, not in this memory
+        _ingest(first, thirds[2], source="a", start=len(thirds[0]))
+        catch_up(first, views, known=known)
+        assert view_documents(views) == view_documents(fold(first.stored_events()))
