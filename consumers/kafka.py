@@ -24,8 +24,8 @@ from ledger.application import BatchCounts, DeadLetter, LedgerApp
 from ledger.contract import parse_event
 from ledger.errors import InvalidEvent, LedgerError
 from projections.projection import KnownDocuments
-from projections.runner import catch_up
-from projections.store import ViewStore
+from projections.runner import ViewsAlongside, catch_up
+from projections.store import PostgresViewStore, StaleViewPosition, ViewStore
 
 DEFAULT_BOOTSTRAP = "127.0.0.1:19092"
 MAX_POLL_RECORDS = 5000  # explicit limit on one batch
@@ -112,7 +112,12 @@ def _producer(settings: KafkaSettings) -> KafkaProducer:
 
 
 def _batch(
-    app: LedgerApp, sink: DeadLetterTopic, topic: str, partition: int, messages: Sequence[object]
+    app: LedgerApp,
+    sink: DeadLetterTopic,
+    topic: str,
+    partition: int,
+    messages: Sequence[object],
+    views: ViewsAlongside | None,
 ) -> BatchCounts:
     records = [RawRecord(m.offset, m.value or b"") for m in messages]  # type: ignore[attr-defined]
     name = tracking_name(topic, partition)
@@ -122,11 +127,16 @@ def _batch(
         records,
         sink.sink_for(topic, partition),
         Tracking(application_name=name, notification_id=records[-1].position + 1),
+        views,
     )
 
 
 def read_catalog_topic(
-    app: LedgerApp, settings: KafkaSettings, sink: DeadLetterTopic, consumer: KafkaConsumer
+    app: LedgerApp,
+    settings: KafkaSettings,
+    sink: DeadLetterTopic,
+    consumer: KafkaConsumer,
+    views: ViewsAlongside | None = None,
 ) -> BatchCounts:
     """Read the catalog topic from the stored position to its current end (C1)."""
     totals = BatchCounts()
@@ -141,21 +151,22 @@ def read_catalog_topic(
     end = consumer.end_offsets(assigned)
     while any(consumer.position(tp) < end[tp] for tp in assigned):
         for tp, messages in consumer.poll(timeout_ms=1000, max_records=MAX_POLL_RECORDS).items():
-            totals.add(_batch(app, sink, tp.topic, tp.partition, messages))
+            totals.add(_batch(app, sink, tp.topic, tp.partition, messages, views))
     return totals
 
 
 class _SeekToStoredPosition(ConsumerRebalanceListener):  # type: ignore[misc]
-    def __init__(self, app: LedgerApp, consumer: KafkaConsumer) -> None:
+    def __init__(self, app: LedgerApp, consumer: KafkaConsumer, forget: Callable[[], None]) -> None:
         self.app = app
         self.consumer = consumer
+        self.forget = forget
 
     def on_partitions_revoked(self, revoked: Iterable[TopicPartition]) -> None:
         # Another consumer may now write these accounts: cached state could go stale.
-        self.app.forget_cached()
+        self.forget()
 
     def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
-        self.app.forget_cached()
+        self.forget()
         for tp in assigned:
             self.consumer.seek(tp, self.app.next_position(tracking_name(tp.topic, tp.partition)))
 
@@ -272,19 +283,37 @@ def consume(
         client_id="ledger",
     )
     outage = _Outage(max_outage)
-    known = KnownDocuments()  # view documents of this process's accounts, across batches
+    # On PostgreSQL the views commit with each batch; elsewhere they catch up after it.
+    alongside = (
+        ViewsAlongside(app, views)
+        if isinstance(views, PostgresViewStore) and app.store.kind == "postgresql"
+        else None
+    )
+    known = KnownDocuments()  # for catching up: view documents of this process's accounts
+
+    def forget() -> None:
+        app.forget_cached()
+        known.forget()
+        if alongside is not None:
+            alongside.forget()
+
     try:
         subscribed = False
+        views_behind = True  # until the first catch-up
         last_record_at = time.monotonic()
         lag_asked_at = 0.0
         while not should_stop():
             pending: dict[TopicPartition, int] = {}  # polled, not yet committed: first offset
             try:
-                report.catalog.add(read_catalog_topic(app, settings, sink, catalog_consumer))
-                if not subscribed:
+                if views_behind:
                     catch_up(app, views, known=known)
+                    views_behind = False
+                report.catalog.add(
+                    read_catalog_topic(app, settings, sink, catalog_consumer, alongside)
+                )
+                if not subscribed:
                     consumer.subscribe(
-                        [settings.topic], listener=_SeekToStoredPosition(app, consumer)
+                        [settings.topic], listener=_SeekToStoredPosition(app, consumer, forget)
                     )
                     subscribed = True
                 polled = consumer.poll(timeout_ms=500)
@@ -296,14 +325,25 @@ def consume(
                 last_record_at = time.monotonic()
                 pending = {tp: messages[0].offset for tp, messages in polled.items()}
                 for tp, messages in polled.items():
-                    report.totals.add(_batch(app, sink, tp.topic, tp.partition, messages))
+                    report.totals.add(
+                        _batch(app, sink, tp.topic, tp.partition, messages, alongside)
+                    )
                     del pending[tp]
-                catch_up(app, views, known=known)
+                if alongside is None:
+                    catch_up(app, views, known=known)
                 report.last_batch_timestamps = [
                     m.timestamp for messages in polled.values() for m in messages
                 ]
+            except StaleViewPosition:
+                # Events were stored without their views (a file ingest meanwhile): the batch
+                # rolled back; catch the views up, then read it again.
+                forget()
+                for tp, first in pending.items():
+                    _rewind(app, consumer, tp, first)
+                views_behind = True
+                continue
             except TRANSIENT_ERRORS as error:
-                app.forget_cached()
+                forget()
                 for tp, first in pending.items():
                     _rewind(app, consumer, tp, first)
                 report.retries += 1

@@ -12,7 +12,7 @@ import psycopg
 from eventsourcing import persistence
 from eventsourcing.persistence import Tracking
 
-from ledger.application import Batch, BatchCounts, DeadLetter, LedgerApp
+from ledger.application import Batch, BatchCounts, DeadLetter, LedgerApp, WrittenAlongside
 from ledger.contract import parse_event
 from ledger.errors import LedgerError
 
@@ -45,6 +45,7 @@ def process_batch(
     records: Sequence[RawRecord],
     dead_letter_sink: DeadLetterSink,
     tracking: Tracking | None = None,
+    alongside: WrittenAlongside | None = None,
 ) -> BatchCounts:
     """Apply a batch as one transaction; bad records go to the sink before the commit.
 
@@ -60,7 +61,7 @@ def process_batch(
     if batch.counts.dead_letters:
         # The sink first: a crash between the two repeats a dead letter, never loses one.
         dead_letter_sink(batch.counts.dead_letters)
-    return batch.commit(tracking)
+    return batch.commit(tracking, alongside)
 
 
 def _apply_records(

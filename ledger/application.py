@@ -8,7 +8,7 @@ instant loses nothing and applies nothing twice (G1).
 from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application
@@ -23,6 +23,7 @@ from ledger.errors import LedgerError, RejectedEvent
 from ledger.ids import CATALOG_STREAM_ID, account_stream_id, intake_stream_id
 from ledger.intake import Intake
 from ledger.outcome import Charge
+from ledger.recorder import Alongside
 from ledger.rules import decide
 from ledger.rules.refunds import DisputeEvidence
 from ledger.store import StoreConfig, schema_lock
@@ -35,6 +36,20 @@ MAX_CACHED_INTAKES = 10_000
 MAX_RECENT_EVENTS = 20_000
 
 Applied = Literal["applied", "duplicate"]
+
+
+class WrittenAlongside(Protocol):
+    """What commits in the same transaction as a batch's events (the views, on PostgreSQL):
+    prepared from the events, written by the recorder under its lock (ledger.recorder)."""
+
+    def prepare(self, events: Sequence[object]) -> Alongside:
+        """What to write with these events; called before the transaction."""
+
+    def committed(self) -> None:
+        """The transaction committed what `prepare` returned."""
+
+    def abandoned(self) -> None:
+        """The transaction failed: nothing prepared was stored."""
 
 
 @dataclass
@@ -314,8 +329,11 @@ class Batch:
         # Collected straight away so the stored order is the source's order (T2).
         self._events.extend(aggregate.collect_events())
 
-    def commit(self, tracking: Tracking | None = None) -> BatchCounts:
-        """Store the batch's events, its Intake record and the tracking in one transaction."""
+    def commit(
+        self, tracking: Tracking | None = None, alongside: WrittenAlongside | None = None
+    ) -> BatchCounts:
+        """Store the batch's events, its Intake record and the tracking in one transaction,
+        with what is written alongside (PostgreSQL only)."""
         if self.counts.consumed == 0 and tracking is None:
             return self.counts
         try:
@@ -334,9 +352,18 @@ class Batch:
                     dead_letters=[d.document() for d in self.counts.dead_letters],
                 )
                 self._events.extend(intake.collect_events())
-            self.app._stored(self.app.events.put(self._events, tracking=tracking))
+            if alongside is None:
+                self.app._stored(self.app.events.put(self._events, tracking=tracking))
+            else:
+                assert self.app.store.kind == "postgresql", "only PostgreSQL writes alongside"
+                written = alongside.prepare(self._events)
+                self.app.events.put(self._events, tracking=tracking, alongside=written)
         except Exception:
             self.app.forget_cached()
+            if alongside is not None:
+                alongside.abandoned()
             raise
+        if alongside is not None:
+            alongside.committed()
         self._events = []
         return self.counts

@@ -1,23 +1,29 @@
-"""The PostgreSQL recorder the ledger uses: the library's process recorder, inserting faster.
+"""The PostgreSQL recorder the ledger uses: the library's process recorder, inserting faster
+and letting the caller write what must commit with the events (the views).
 
 The library sends a batch of stored events as one array of composite values in text form,
 which psycopg escapes value by value with regular expressions: about a fifth of the ledger's
 time when it was profiled (docs/PERFORMANCE.md). This recorder sends the same rows as four
-arrays of plain types in binary form, with nothing to escape. Everything else (the table lock
-that keeps notification ids in commit order, NOTIFY, tracking in the same transaction, the
-returned notification ids) is the library's own.
+arrays of plain types in binary form, with nothing to escape. The table lock that keeps
+notification ids in commit order, NOTIFY, and the tracking record in the same transaction are
+the library's own.
+
+`insert_events(..., alongside=write)` calls `write(cursor, previous, ids)` inside the
+transaction, after the insert and under the table lock: `previous` is the last notification id
+committed before these, `ids` the new ones. Whatever it writes commits or rolls back with them.
 """
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
-from eventsourcing.persistence import StoredEvent
+from eventsourcing.persistence import InterfaceError, OperationalError, StoredEvent, Tracking
 from eventsourcing.postgres import PostgresDatastore, PostgresProcessRecorder
-from psycopg import Cursor
-from psycopg.rows import DictRow
+from eventsourcing.utils import retry
 from psycopg.sql import SQL, Identifier
 
 TOPIC = "ledger.recorder:LedgerPostgresRecorder"  # how the library's factory is told to use it
+
+Alongside = Callable[[Any, int, Sequence[int]], None]
 
 
 class LedgerPostgresRecorder(PostgresProcessRecorder):
@@ -33,24 +39,49 @@ class LedgerPostgresRecorder(PostgresProcessRecorder):
             events_table_name=events_table_name,
             tracking_table_name=tracking_table_name,
         )
+        table = Identifier(datastore.schema, events_table_name)
         self.insert_columns_statement = SQL(
-            "INSERT INTO {schema}.{table} (originator_id, originator_version, topic, state) "
+            "INSERT INTO {table} (originator_id, originator_version, topic, state) "
             "SELECT * FROM unnest(%b::uuid[], %b::bigint[], %b::text[], %b::bytea[]) "
             "RETURNING notification_id"
-        ).format(schema=Identifier(datastore.schema), table=Identifier(events_table_name))
+        ).format(table=table)
+        self.previous_id_statement = SQL(
+            "SELECT coalesce(max(notification_id), 0) AS previous FROM {table} "
+            "WHERE notification_id < %s"
+        ).format(table=table)
 
-    def _insert_stored_events(
-        self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **_: Any
-    ) -> None:
-        self._lock_table(curs)
-        self._notify_channel(curs)
-        curs.execute(
-            self.insert_columns_statement,
-            (
-                [event.originator_id for event in stored_events],
-                [event.originator_version for event in stored_events],
-                [event.topic for event in stored_events],
-                [event.state for event in stored_events],
-            ),
-            prepare=True,
-        )
+    @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)  # as the library
+    def insert_events(
+        self, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
+        tracking: Tracking | None = kwargs.get("tracking")
+        alongside: Alongside | None = kwargs.get("alongside")
+        with (
+            self.datastore.get_connection() as connection,
+            connection.transaction(),
+            connection.cursor() as curs,
+        ):
+            if tracking is not None:
+                self._insert_tracking(curs, tracking=tracking)
+            if not stored_events:
+                return []
+            self._lock_table(curs)
+            self._notify_channel(curs)
+            curs.execute(
+                self.insert_columns_statement,
+                (
+                    [event.originator_id for event in stored_events],
+                    [event.originator_version for event in stored_events],
+                    [event.topic for event in stored_events],
+                    [event.state for event in stored_events],
+                ),
+                prepare=True,
+            )
+            ids = [row["notification_id"] for row in curs.fetchall()]
+            assert len(ids) == len(stored_events), "one notification id per stored event"
+            if alongside is not None:
+                curs.execute(self.previous_id_statement, (ids[0],), prepare=True)
+                row = curs.fetchone()
+                assert row is not None
+                alongside(curs, int(row["previous"]), ids)
+            return ids

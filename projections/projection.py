@@ -8,9 +8,10 @@ MAX_KNOWN_ACCOUNTS = 20_000
 
 
 class KnownDocuments:
-    """Every document of some accounts, as the store holds them at `position`: kept by a
-    consuming process across catch-up steps, so the accounts of the next page that it already
-    knows are not read again. Valid only while nobody else moves the views on."""
+    """Every document of some accounts, as the store holds them: kept by a consuming process
+    between steps, so the accounts it already knows are not read again. Catch-up keeps them
+    while the views stay at `position` (nobody else moved them on); views written alongside
+    the events keep them while the process owns the accounts (position None)."""
 
     def __init__(self, max_accounts: int = MAX_KNOWN_ACCOUNTS) -> None:
         self.max_accounts = max_accounts
@@ -25,7 +26,7 @@ class KnownDocuments:
             self.position = position
         return self
 
-    def committed(self, changes: dict[DocKey, Doc | None], position: int) -> None:
+    def committed(self, changes: dict[DocKey, Doc | None], position: int | None) -> None:
         for key, doc in changes.items():
             if doc is None:
                 self.docs.pop(key, None)

@@ -5,15 +5,23 @@ events is written with the new position in one transaction (exactly once).
 """
 
 from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
 from ledger.account import Account
 from ledger.application import LedgerApp
+from ledger.recorder import Alongside
 from projections.balance import BalanceProjection
 from projections.data import DataProjection
 from projections.invoices import InvoiceProjection
 from projections.minutes import MinutesProjection
 from projections.projection import KnownDocuments, Projection, ViewChanges
-from projections.store import Doc, MemoryViewStore, StaleViewPosition, ViewStore
+from projections.store import (
+    Doc,
+    MemoryViewStore,
+    PostgresViewStore,
+    StaleViewPosition,
+    ViewStore,
+)
 
 PAGE_SIZE = 1000  # explicit limit on the events held in one catch-up step
 ACCOUNT_EVENTS = (Account.Opened, Account.FactApplied)
@@ -75,6 +83,62 @@ def catch_up(
         applied += len(page)
         if progress is not None:
             progress(applied, last)
+
+
+class ViewsAlongside:
+    """Views written in the same PostgreSQL transaction as the events they reflect.
+
+    A consumer on PostgreSQL projects each batch's events before storing them, and the
+    recorder writes the changed documents under its table lock, moving the views' position
+    from the last event committed before the batch to the batch's last. So the views are never
+    behind, and several consumers each project only their own partitions' accounts (views are
+    kept per account) instead of all catching up on the whole log. The documents of the
+    accounts a consumer writes are kept between batches: while it owns their partitions, no
+    one else changes them. If the views were behind (events stored without them, by a file
+    ingest say), the write fails with StaleViewPosition and the consumer catches up first.
+    """
+
+    def __init__(self, app: LedgerApp, views: PostgresViewStore) -> None:
+        self.app = app
+        self.views = views
+        self.projections = default_projections()
+        self.known = KnownDocuments()
+        self._changes: ViewChanges | None = None
+
+    def prepare(self, events: Sequence[object]) -> Alongside:
+        changes = ViewChanges(self.views, self.known)
+        try:
+            changes.prefetch(
+                {e.fact["account_id"] for e in events if isinstance(e, ACCOUNT_EVENTS)}
+            )
+            for event in events:
+                for projection in self.projections:
+                    projection.apply(event, changes)
+        except Exception:
+            self.forget()
+            # Documents missing or older than the events expect: the views are behind.
+            if self.views.position() != (self.app.recorder.max_notification_id() or 0):
+                raise StaleViewPosition("views are behind the log") from None
+            raise
+        self._changes = changes
+
+        def write(cursor: Any, previous: int, ids: Sequence[int]) -> None:
+            self.views.write_in(cursor, changes.changed, expected=previous, position=ids[-1])
+
+        return write
+
+    def committed(self) -> None:
+        assert self._changes is not None
+        self.known.committed(self._changes.changed, position=None)
+        self._changes = None
+
+    def abandoned(self) -> None:
+        self.forget()
+
+    def forget(self) -> None:
+        """Drop the kept documents: partitions moved, or a batch failed."""
+        self.known.forget()
+        self._changes = None
 
 
 def rebuild(

@@ -199,30 +199,41 @@ class PostgresViewStore(ViewStore):
 
     def write(self, changes: Mapping[DocKey, Doc | None], expected: int, position: int) -> None:
         with self._connection().transaction(), self._connection().cursor() as cur:
+            self.write_in(cur, changes, expected, position)
+
+    def write_in(
+        self,
+        cur: "psycopg.Cursor[Any]",
+        changes: Mapping[DocKey, Doc | None],
+        expected: int,
+        position: int,
+    ) -> None:
+        """`write` inside a transaction someone else holds: the ledger's own, so the views
+        commit with the events they reflect (ViewsAlongside)."""
+        cur.execute(
+            f"UPDATE {POSITION_TABLE} SET position = %s WHERE position = %s",
+            (position, expected),
+        )
+        if cur.rowcount != 1:
+            raise StaleViewPosition(f"views are no longer at position {expected}")
+        # One statement each, the rows as binary arrays: no per-row round trip or escaping.
+        upserts = [(v, k, _encode(doc)) for (v, k), doc in changes.items() if doc is not None]
+        if upserts:
+            views, keys, docs = zip(*upserts, strict=True)
             cur.execute(
-                f"UPDATE {POSITION_TABLE} SET position = %s WHERE position = %s",
-                (position, expected),
+                f"INSERT INTO {VIEW_TABLE} (view, key, doc) "
+                "SELECT * FROM unnest(%b::text[], %b::text[], %b::text[]) "
+                "ON CONFLICT (view, key) DO UPDATE SET doc = EXCLUDED.doc",
+                (list(views), list(keys), list(docs)),
             )
-            if cur.rowcount != 1:
-                raise StaleViewPosition(f"views are no longer at position {expected}")
-            # One statement each, the rows as binary arrays: no per-row round trip or escaping.
-            upserts = [(v, k, _encode(doc)) for (v, k), doc in changes.items() if doc is not None]
-            if upserts:
-                views, keys, docs = zip(*upserts, strict=True)
-                cur.execute(
-                    f"INSERT INTO {VIEW_TABLE} (view, key, doc) "
-                    "SELECT * FROM unnest(%b::text[], %b::text[], %b::text[]) "
-                    "ON CONFLICT (view, key) DO UPDATE SET doc = EXCLUDED.doc",
-                    (list(views), list(keys), list(docs)),
-                )
-            deletes = [key for key, doc in changes.items() if doc is None]
-            if deletes:
-                views, keys = zip(*deletes, strict=True)
-                cur.execute(
-                    f"DELETE FROM {VIEW_TABLE} WHERE (view, key) IN "
-                    "(SELECT * FROM unnest(%b::text[], %b::text[]))",
-                    (list(views), list(keys)),
-                )
+        deletes = [key for key, doc in changes.items() if doc is None]
+        if deletes:
+            views, keys = zip(*deletes, strict=True)
+            cur.execute(
+                f"DELETE FROM {VIEW_TABLE} WHERE (view, key) IN "
+                "(SELECT * FROM unnest(%b::text[], %b::text[]))",
+                (list(views), list(keys)),
+            )
 
     def reset(self) -> None:
         with self._connection().transaction():

@@ -4,6 +4,7 @@
 - PostgreSQL inserts go through `LedgerPostgresRecorder` (binary arrays).
 - Views take the events a process just stored from memory, not from the log, and keep the
   documents of its accounts across catch-up steps while no other process moves them on.
+- On PostgreSQL a consumer writes the views in the events' own transaction (ViewsAlongside).
 """
 
 from datetime import UTC, datetime
@@ -11,6 +12,7 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
+import pytest
 from eventsourcing.persistence import DatetimeAsISO, DecimalAsStr, JSONTranscoder, UUIDAsHex
 
 from bench.traffic import generate
@@ -19,8 +21,8 @@ from ledger.application import LedgerApp
 from ledger.store import memory_store, parse_store_url
 from ledger.transcoder import LedgerTranscoder
 from projections.projection import KnownDocuments
-from projections.runner import catch_up, fold, view_documents
-from projections.store import open_view_store
+from projections.runner import ViewsAlongside, catch_up, fold, view_documents
+from projections.store import PostgresViewStore, StaleViewPosition, open_view_store
 
 LINES = list(generate(40, 1500, seed=7))
 
@@ -104,3 +106,38 @@ def test_documents_kept_across_steps_are_dropped_when_another_process_writes(
         _ingest(first, thirds[2], source="a", start=len(thirds[0]))
         catch_up(first, views, known=known)
         assert view_documents(views) == view_documents(fold(first.stored_events()))
+
+
+def test_views_alongside_commit_with_the_events_they_reflect(postgres_url: str) -> None:
+    store = parse_store_url(postgres_url)
+    app = LedgerApp(store)
+    with open_view_store(store) as views:
+        assert isinstance(views, PostgresViewStore)
+        alongside = ViewsAlongside(app, views)
+        half = len(LINES) // 2
+        for start, lines in ((0, LINES[:half]), (half, LINES[half:])):
+            records = [RawRecord(start + i + 1, line) for i, line in enumerate(lines)]
+            process_batch(app, "bench", records, lambda letters: None, None, alongside)
+            # No catch-up: the views are at the log's end as soon as the batch commits.
+            assert views.position() == app.recorder.max_notification_id()
+        assert view_documents(views) == view_documents(fold(app.stored_events()))
+
+
+def test_views_behind_the_log_refuse_the_batch_and_lose_nothing(postgres_url: str) -> None:
+    store = parse_store_url(postgres_url)
+    app = LedgerApp(store)
+    half = len(LINES) // 2
+    _ingest(app, LINES[:half])  # stored without views: they are behind
+    with open_view_store(store) as views:
+        assert isinstance(views, PostgresViewStore)
+        alongside = ViewsAlongside(app, views)
+        stored = app.recorder.max_notification_id()
+        records = [RawRecord(half + i + 1, line) for i, line in enumerate(LINES[half:])]
+        with pytest.raises(StaleViewPosition):
+            process_batch(app, "late", records, lambda letters: None, None, alongside)
+        assert app.recorder.max_notification_id() == stored  # rolled back: nothing stored
+        assert views.position() == 0
+        catch_up(app, views)
+        process_batch(app, "late", records, lambda letters: None, None, alongside)
+        assert views.position() == app.recorder.max_notification_id()
+        assert view_documents(views) == view_documents(fold(app.stored_events()))
