@@ -11,6 +11,7 @@ asserted: the machines are shared and noisy, so read ratios, not absolute figure
 
 import argparse
 import json
+import multiprocessing
 import resource
 import statistics
 import sys
@@ -19,6 +20,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +49,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--admin-url", default=ADMIN_URL, help="a PostgreSQL role with CREATEDB")
     parser.add_argument("--bootstrap", default="127.0.0.1:19092")
     parser.add_argument("--output", default="bench/out/latest.json")
+    parser.add_argument(
+        "--consumers",
+        type=lambda text: [int(n) for n in text.split(",")],
+        default=[1, 2],
+        help="consumer process counts to measure sustained throughput with (e.g. 1,2)",
+    )
     args = parser.parse_args(argv)
 
     lines = list(generate(args.accounts, args.events))
@@ -78,6 +86,13 @@ def main(argv: list[str] | None = None) -> None:
     figures["ratio_to_raw_postgres"] = round(
         figures["end_to_end_per_s"] / figures["raw_postgres_insert_per_s"], 3
     )
+    for processes in args.consumers:
+        with scratch_database(args.admin_url) as url:
+            rate_n = scale_out(url, settings, events_in_topic, processes)
+        figures[f"consumers_{processes}_per_s"] = rate_n
+        figures[f"consumers_{processes}_ratio_to_raw_kafka"] = round(
+            rate_n / figures["raw_kafka_consume_per_s"], 3
+        )
     figures["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
     report(figures)
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
@@ -171,6 +186,68 @@ def end_to_end(url: str, settings: KafkaSettings, expected: int, figures: dict[s
         figures["query_ms"] = query_latency(views, figures["accounts"])
 
 
+def scale_out(url: str, settings: KafkaSettings, expected: int, processes: int) -> float:
+    """Sustained rate of `processes` consumer processes in one group, each rating, storing
+    and writing views: from the moment every one has committed a batch (the group is settled)
+    until every record is stored."""
+    LedgerApp(parse_store_url(url))  # the schema, before the processes race for it
+    context = multiprocessing.get_context("spawn")
+    stop = context.Event()
+    started = context.Value("i", 0)
+    group = replace(settings, group=f"{settings.group}-x{processes}")
+    workers = [
+        context.Process(target=_consumer_process, args=(url, group, stop, started))
+        for _ in range(processes)
+    ]
+    for worker in workers:
+        worker.start()
+    settled_at, settled_count = None, 0
+    try:
+        while True:
+            count = _stored_records(url, settings.topic)
+            now = time.perf_counter()
+            if settled_at is None and started.value >= processes:
+                settled_at, settled_count = now, count
+            if count >= expected:
+                break
+            if not any(worker.is_alive() for worker in workers):
+                raise RuntimeError("every consumer process stopped before the end")
+            time.sleep(0.01)
+    finally:
+        stop.set()
+        for worker in workers:
+            worker.join(timeout=60)
+    assert settled_at is not None, "the consumers never all committed a batch"
+    say(f"bench: {processes} consumer(s) settled with {settled_count:,} of {expected:,} stored")
+    return rate(expected - settled_count, now - settled_at)
+
+
+def _consumer_process(url: str, settings: KafkaSettings, stop: Any, started: Any) -> None:
+    store = parse_store_url(url)
+    app = LedgerApp(store)
+    first = {"batch": True}
+
+    def on_batch(progress: ConsumeReport) -> None:
+        if first["batch"] and progress.totals.consumed:
+            first["batch"] = False
+            with started.get_lock():
+                started.value += 1
+
+    with open_view_store(store) as views:
+        consume(app, views, settings, should_stop=stop.is_set, on_batch=on_batch)
+
+
+def _stored_records(url: str, topic: str) -> int:
+    """Records consumed and stored: the sum of the partitions' stored next offsets."""
+    with psycopg.connect(url) as db:
+        row = db.execute(
+            "SELECT coalesce(sum(n), 0) FROM (SELECT max(notification_id) AS n "
+            "FROM ledger_tracking WHERE application_name LIKE %s GROUP BY application_name) p",
+            (f"kafka:{topic}:%",),
+        ).fetchone()
+    return int(row[0]) if row else 0
+
+
 def latency(app: LedgerApp, settings: KafkaSettings, views: Any) -> dict[str, float]:
     """Publish a trickle while consuming: event (Kafka timestamp) to views current."""
     samples: list[float] = []
@@ -262,6 +339,10 @@ def report(figures: dict[str, Any]) -> None:
         ("end_to_end_per_s", fmt_rate, "ledger end to end (Kafka -> PostgreSQL -> views)"),
         ("ratio_to_raw_kafka", str, "  ratio to raw Kafka consume"),
         ("ratio_to_raw_postgres", str, "  ratio to raw PostgreSQL insert"),
+        ("consumers_1_per_s", fmt_rate, "sustained, 1 consumer process"),
+        ("consumers_1_ratio_to_raw_kafka", str, "  ratio to raw Kafka consume"),
+        ("consumers_2_per_s", fmt_rate, "sustained, 2 consumer processes"),
+        ("consumers_2_ratio_to_raw_kafka", str, "  ratio to raw Kafka consume"),
         ("event_to_view_ms", json.dumps, "event-to-view latency (ms)"),
         ("replay_per_s", fmt_rate, "replay (fold every stored event)"),
         ("audit_per_s", fmt_rate, "audit (chains, intake, views)"),
@@ -271,7 +352,8 @@ def report(figures: dict[str, Any]) -> None:
     ]
     width = max(len(label) for _, _, label in rows)
     for key, show, label in rows:
-        print(f"{label:<{width}}  {show(figures.get(key, '-'))}")
+        if key in figures:
+            print(f"{label:<{width}}  {show(figures[key])}")
 
 
 def fmt_rate(value: float) -> str:

@@ -53,6 +53,13 @@ class Charge:
             "label": self.label,
         }
 
+    def billed_on(self, period: str) -> "Charge":
+        """This charge on the invoice or statement of that period (dataclasses.replace, at a
+        fraction of its cost: it runs for every charge)."""
+        billed = object.__new__(Charge)
+        billed.__dict__.update(self.__dict__, billed_period=period)
+        return billed
+
     @classmethod
     def from_document(cls, doc: Mapping[str, Any]) -> "Charge":
         return cls(

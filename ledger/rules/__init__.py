@@ -102,8 +102,7 @@ def bill(account: Account, event: IncomingEvent, outcome: Outcome) -> Outcome:
     return replace(
         outcome,
         charges=tuple(
-            replace(charge, billed_period=max(charge.period, open_period))
-            for charge in outcome.charges
+            charge.billed_on(max(charge.period, open_period)) for charge in outcome.charges
         ),
         billed_period=max(own_period, open_period),
     )
