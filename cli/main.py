@@ -852,8 +852,8 @@ def audit(context: Context, account: str | None) -> None:
 
     Views are first brought up to the end of the log.
     """
-    from ledger.audit import audit_chains, audit_intake
-    from projections.runner import fold, view_documents
+    from ledger.audit import ChainAudit, IntakeTally
+    from projections.runner import Fold, view_documents
 
     with user_errors():
         app = context.app()
@@ -861,17 +861,25 @@ def audit(context: Context, account: str | None) -> None:
             if account is not None:
                 _known_account(views, account)
             catch_up(app, views)
-
-            def events() -> Iterator[object]:
-                return app.stored_events() if account is None else app.account_events(account)
-
-            streams, chain_findings = audit_chains(events())
             live = view_documents(views, account)
-        try:
-            view_findings = _view_differences(live, view_documents(fold(events()), account))
-        except Exception as error:  # a log tampered with can break the projections' invariants
+        # One read of the log feeds every check.
+        chains, tally, replay = ChainAudit(), IntakeTally(), Fold()
+        replay_error: Exception | None = None
+        for event in app.stored_events() if account is None else app.account_events(account):
+            chains.see(event)
+            tally.see(event)
+            if replay_error is None:
+                try:
+                    replay.see(event)
+                except Exception as error:  # a tampered log can break the views' invariants
+                    replay_error = error
+        streams, chain_findings = chains.streams, chains.findings
+        if replay_error is None:
+            view_findings = _view_differences(live, view_documents(replay.views(), account))
+        else:
             view_findings = [
-                f"the stored events cannot be replayed into views ({type(error).__name__}: {error})"
+                "the stored events cannot be replayed into views "
+                f"({type(replay_error).__name__}: {replay_error})"
             ]
         doc: dict[str, Any] = {
             "scope": account or "all",
@@ -886,7 +894,7 @@ def audit(context: Context, account: str | None) -> None:
             + (f"{len(view_findings)} differ from a replay" if view_findings else "equal a replay"),
         ]
         if account is None:
-            intake = audit_intake(app.stored_events(), app.process_recorder.max_tracking_id)
+            intake = tally.result(app.process_recorder.max_tracking_id)
             doc["intake"] = intake.document()
             findings += intake.findings + [
                 f"{s.source}: {finding}" for s in intake.sources for finding in s.findings

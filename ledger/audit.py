@@ -79,17 +79,28 @@ def audit_intake(
     `stored_position` gives a source's stored tracking position (the next Kafka offset), or
     None for sources without one (files are read from their start on every run).
     """
-    by_stream: dict[Any, SourceAudit] = {}
-    ledger_events = 0
+    tally = IntakeTally()
     for event in events:
+        tally.see(event)
+    return tally.result(stored_position)
+
+
+class IntakeTally:
+    """`audit_intake` one event at a time, so one read of the log can feed every audit."""
+
+    def __init__(self) -> None:
+        self.by_stream: dict[Any, SourceAudit] = {}
+        self.ledger_events = 0
+
+    def see(self, event: object) -> None:
         if isinstance(event, Intake.Started):
-            by_stream[event.originator_id] = SourceAudit(event.source)
+            self.by_stream[event.originator_id] = SourceAudit(event.source)
         elif isinstance(event, Intake.BatchTaken):
-            source = by_stream.get(event.originator_id)
+            source = self.by_stream.get(event.originator_id)
             if source is None:
                 source = SourceAudit(f"intake {event.originator_id}", version=0)
                 source.findings.append("the record that names this source is missing")
-                by_stream[event.originator_id] = source
+                self.by_stream[event.originator_id] = source
             if event.originator_version != source.version + 1:
                 # A record of the stream is gone: its batch's positions are unaccounted for.
                 source.findings.append(
@@ -100,31 +111,34 @@ def audit_intake(
             source.version = event.originator_version
             _check_batch(source, event)
         elif isinstance(event, (Account.Opened, Account.FactApplied, CatalogBook.VersionPublished)):
-            ledger_events += 1
-    sources = sorted(by_stream.values(), key=lambda s: s.source)
-    for source in sources:
-        source.resumes_at = stored_position(source.source)
-        if source.resumes_at is None:
-            continue
-        for (_, previous_last), (first, last) in pairwise(source.spans):
-            if first <= previous_last:
+            self.ledger_events += 1
+
+    def result(self, stored_position: Callable[[str], int | None]) -> IntakeAudit:
+        sources = sorted(self.by_stream.values(), key=lambda s: s.source)
+        for source in sources:
+            source.resumes_at = stored_position(source.source)
+            if source.resumes_at is None:
+                continue
+            for (_, previous_last), (first, last) in pairwise(source.spans):
+                if first <= previous_last:
+                    source.findings.append(
+                        f"batch at offsets {first}-{last} overlaps the one before, which ended "
+                        f"at {previous_last}: records applied twice"
+                    )
+            expected = None if source.last_position is None else source.last_position + 1
+            if source.resumes_at != expected:
                 source.findings.append(
-                    f"batch at offsets {first}-{last} overlaps the one before, which ended at "
-                    f"{previous_last}: records applied twice"
+                    f"stored position {source.resumes_at} but the last batch ends at offset "
+                    f"{source.last_position}"
                 )
-        expected = None if source.last_position is None else source.last_position + 1
-        if source.resumes_at != expected:
-            source.findings.append(
-                f"stored position {source.resumes_at} but the last batch ends at offset "
-                f"{source.last_position}"
+        findings = []
+        applied = sum(s.applied for s in sources)
+        if applied != self.ledger_events:
+            findings.append(
+                f"{applied} records applied by the sources but {self.ledger_events} ledger "
+                "events stored"
             )
-    findings = []
-    applied = sum(s.applied for s in sources)
-    if applied != ledger_events:
-        findings.append(
-            f"{applied} records applied by the sources but {ledger_events} ledger events stored"
-        )
-    return IntakeAudit(sources, ledger_events, findings)
+        return IntakeAudit(sources, self.ledger_events, findings)
 
 
 def _check_batch(source: SourceAudit, batch: Intake.BatchTaken) -> None:
@@ -153,10 +167,26 @@ def audit_chains(events: Iterable[object]) -> tuple[int, list[str]]:
     ones break both links, and an event moved into another stream names the wrong account.
     Returns the number of streams checked and the findings.
     """
-    heads: dict[Any, tuple[int, str]] = {}  # stream -> (last version, chain head)
-    names: dict[Any, str] = {}
-    findings: list[str] = []
+    chains = ChainAudit()
     for event in events:
+        chains.see(event)
+    return chains.streams, chains.findings
+
+
+class ChainAudit:
+    """`audit_chains` one event at a time, so one read of the log can feed every audit."""
+
+    def __init__(self) -> None:
+        self.heads: dict[Any, tuple[int, str]] = {}  # stream -> (last version, chain head)
+        self.names: dict[Any, str] = {}
+        self.findings: list[str] = []
+
+    @property
+    def streams(self) -> int:
+        return len(self.heads)
+
+    def see(self, event: object) -> None:
+        heads, names, findings = self.heads, self.names, self.findings
         if isinstance(event, (Account.Opened, Account.FactApplied)):
             fact = event.fact
             stream = event.originator_id
@@ -174,7 +204,6 @@ def audit_chains(events: Iterable[object]) -> tuple[int, list[str]]:
         elif isinstance(event, CatalogBook.VersionPublished):
             names.setdefault(event.originator_id, "catalog book")
             _check_link(heads, names[event.originator_id], event, event.fact, None, findings)
-    return len(heads), findings
 
 
 def _check_link(

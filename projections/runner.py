@@ -164,17 +164,32 @@ VIEWS = (
 
 def fold(events: Iterable[object], views: ViewStore | None = None) -> ViewStore:
     """Views of exactly these stored events, in a throwaway store unless one is given (R1)."""
-    views = MemoryViewStore() if views is None else views
-    projections = default_projections()
-    changes = ViewChanges(views)
-    folded = 0
+    replay = Fold(views)
     for event in events:
-        for projection in projections:
-            projection.apply(event, changes)
-        folded += 1
-    position = views.position()
-    views.write(changes.changed, expected=position, position=position + folded)
-    return views
+        replay.see(event)
+    return replay.views()
+
+
+class Fold:
+    """`fold` one event at a time, so one read of the log can feed an audit's every check."""
+
+    def __init__(self, views: ViewStore | None = None) -> None:
+        self._views = MemoryViewStore() if views is None else views
+        self._projections = default_projections()
+        self._changes = ViewChanges(self._views)
+        self._folded = 0
+
+    def see(self, event: object) -> None:
+        for projection in self._projections:
+            projection.apply(event, self._changes)
+        self._folded += 1
+
+    def views(self) -> ViewStore:
+        position = self._views.position()
+        self._views.write(
+            self._changes.changed, expected=position, position=position + self._folded
+        )
+        return self._views
 
 
 def view_documents(views: ViewStore, account_id: str | None = None) -> dict[str, Doc]:

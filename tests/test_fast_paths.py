@@ -18,6 +18,7 @@ from eventsourcing.persistence import DatetimeAsISO, DecimalAsStr, JSONTranscode
 from bench.traffic import generate
 from consumers.pipeline import RawRecord, process_batch
 from ledger.application import LedgerApp
+from ledger.recorder import LedgerPostgresRecorder
 from ledger.store import memory_store, parse_store_url
 from ledger.transcoder import LedgerTranscoder
 from projections.projection import KnownDocuments
@@ -141,3 +142,15 @@ def test_views_behind_the_log_refuse_the_batch_and_lose_nothing(postgres_url: st
         process_batch(app, "late", records, lambda letters: None, None, alongside)
         assert views.position() == app.recorder.max_notification_id()
         assert view_documents(views) == view_documents(fold(app.stored_events()))
+
+
+def test_log_pages_read_as_binary_rows_equal_the_librarys(postgres_url: str) -> None:
+    app = LedgerApp(parse_store_url(postgres_url))
+    _ingest(app, LINES)
+    recorder = app.recorder
+    assert isinstance(recorder, LedgerPostgresRecorder)
+    library = super(LedgerPostgresRecorder, recorder)
+    for start, inclusive in ((None, True), (1, True), (1, False), (57, True), (57, False)):
+        ours = recorder.select_notifications(start, 100, inclusive_of_start=inclusive)
+        theirs = library.select_notifications(start, 100, inclusive_of_start=inclusive)
+        assert ours == theirs and len(ours) == 100
