@@ -13,6 +13,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from bench.scratch import scratch_database
+
 PG_ADMIN_URL = os.environ.get(
     "LEDGER_TEST_PG_URL", "postgresql://ledger:ledger@127.0.0.1:55432/ledger"
 )
@@ -47,13 +49,8 @@ def postgres_server() -> str:
 @pytest.fixture
 def postgres_url(postgres_server: str) -> Iterator[str]:
     """A fresh, empty database on the real server, dropped after the test."""
-    name = f"ledger_test_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(postgres_server, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    base = postgres_server.rsplit("/", 1)[0]
-    yield f"{base}/{name}"
-    with psycopg.connect(postgres_server, autocommit=True) as admin:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with scratch_database(postgres_server, prefix="ledger_test") as url:
+        yield url
 
 
 @pytest.fixture(scope="session")
