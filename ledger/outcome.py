@@ -106,6 +106,13 @@ class Outcome:
             "billed_period": self.billed_period,
         }
 
+    def billed_on(self, period: str, charges: tuple[Charge, ...]) -> "Outcome":
+        """This outcome on the invoice or statement of that period, with its charges billed
+        (dataclasses.replace, at a fraction of its cost: it runs for every event)."""
+        billed = object.__new__(Outcome)
+        billed.__dict__.update(self.__dict__, billed_period=period, charges=charges)
+        return billed
+
     @classmethod
     def from_document(cls, doc: Mapping[str, Any]) -> "Outcome":
         return cls(

@@ -7,7 +7,6 @@ One module per family of rules; this one dispatches by event type.
 """
 
 from collections.abc import Callable
-from dataclasses import replace
 
 from ledger.account import Account
 from ledger.catalog import CatalogHistory
@@ -99,10 +98,7 @@ def bill(account: Account, event: IncomingEvent, outcome: Outcome) -> Outcome:
     assert len(set(ids)) == len(ids), f"charge ids repeat in one outcome: {ids}"
     open_period = account.current_period
     own_period = period_of(event.occurred_at, account.timezone)
-    return replace(
-        outcome,
-        charges=tuple(
-            charge.billed_on(max(charge.period, open_period)) for charge in outcome.charges
-        ),
-        billed_period=max(own_period, open_period),
+    return outcome.billed_on(
+        max(own_period, open_period),
+        tuple(charge.billed_on(max(charge.period, open_period)) for charge in outcome.charges),
     )
