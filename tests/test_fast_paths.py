@@ -13,7 +13,13 @@ from typing import Any
 from uuid import UUID
 
 import pytest
-from eventsourcing.persistence import DatetimeAsISO, DecimalAsStr, JSONTranscoder, UUIDAsHex
+from eventsourcing.persistence import (
+    DatetimeAsISO,
+    DecimalAsStr,
+    IntegrityError,
+    JSONTranscoder,
+    UUIDAsHex,
+)
 
 from bench.traffic import generate
 from consumers.pipeline import RawRecord, process_batch
@@ -154,3 +160,29 @@ def test_log_pages_read_as_binary_rows_equal_the_librarys(postgres_url: str) -> 
         ours = recorder.select_notifications(start, 100, inclusive_of_start=inclusive)
         theirs = library.select_notifications(start, 100, inclusive_of_start=inclusive)
         assert ours == theirs and len(ours) == 100
+
+
+def test_a_consumer_starts_again_from_the_store_when_another_process_wrote_its_accounts(
+    postgres_url: str,
+) -> None:
+    store = parse_store_url(postgres_url)
+    consumer, other = LedgerApp(store), LedgerApp(store)
+    third = len(LINES) // 3
+    parts = [LINES[:third], LINES[third : 2 * third], LINES[2 * third :]]
+    records = [RawRecord(2 * third + i + 1, line) for i, line in enumerate(parts[2])]
+    with open_view_store(store) as views, open_view_store(store) as other_views:
+        assert isinstance(views, PostgresViewStore)
+        alongside = ViewsAlongside(consumer, views)
+        first = [RawRecord(i + 1, line) for i, line in enumerate(parts[0])]
+        process_batch(consumer, "kafka", first, lambda letters: None, None, alongside)
+        assert alongside.known.accounts, "the consumer keeps its accounts' documents"
+        # A file ingest of the same accounts, its views caught up: the position is current,
+        # but the consumer's kept documents and aggregates are not.
+        _ingest(other, parts[1], source="file", start=third)
+        catch_up(other, other_views)
+        with pytest.raises(IntegrityError):  # the accounts' stream versions moved on
+            process_batch(consumer, "kafka", records, lambda letters: None, None, alongside)
+        assert not alongside.known.accounts, "a failed batch forgets the kept documents"
+        process_batch(consumer, "kafka", records, lambda letters: None, None, alongside)
+        assert views.position() == consumer.recorder.max_notification_id()
+        assert view_documents(views) == view_documents(fold(consumer.stored_events()))
