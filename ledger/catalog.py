@@ -367,12 +367,17 @@ def _parse_rate(index: int, raw: object) -> Rate:
         prefix=prefix,
         country=_country(_required(entry, "country", where), f"{where}country"),
         per_minute=_money(_required(entry, "per_minute", where), where, "per_minute"),
-        increment_seconds=_integer(
-            _required(entry, "increment_seconds", where),
-            f"{where}increment_seconds",
-            minimum=1,
-            maximum=MAX_INCREMENT_SECONDS,
-        ),
+        increment_seconds=_increment_seconds(entry, where),
+    )
+
+
+def _increment_seconds(entry: Mapping[str, Any], where: str) -> int:
+    """The billing increment of a rate or plan: whole seconds, at least 1."""
+    return _integer(
+        _required(entry, "increment_seconds", where),
+        f"{where}increment_seconds",
+        minimum=1,
+        maximum=MAX_INCREMENT_SECONDS,
     )
 
 
@@ -402,12 +407,7 @@ def _parse_plan(index: int, raw: object) -> Plan:
         if country in countries:
             raise InvalidCatalog(f"{where}countries lists {country} twice")
         countries.add(country)
-    increment = _integer(
-        _required(entry, "increment_seconds", where),
-        f"{where}increment_seconds",
-        minimum=1,
-        maximum=MAX_INCREMENT_SECONDS,
-    )
+    increment = _increment_seconds(entry, where)
     return Plan(
         id=plan_id,
         name=name,

@@ -31,6 +31,16 @@ def default_projections() -> list[Projection]:
     return [BalanceProjection(), MinutesProjection(), DataProjection(), InvoiceProjection()]
 
 
+def project(
+    events: Sequence[object], changes: ViewChanges, projections: Sequence[Projection]
+) -> None:
+    """Fold events into the documents they concern, reading their accounts' documents at once."""
+    changes.prefetch({e.fact["account_id"] for e in events if isinstance(e, ACCOUNT_EVENTS)})
+    for event in events:
+        for projection in projections:
+            projection.apply(event, changes)
+
+
 def catch_up(
     app: LedgerApp,
     views: ViewStore,
@@ -58,13 +68,7 @@ def catch_up(
         last = page[-1][0]
         changes = ViewChanges(views, known.at(position))
         try:
-            events = [event for _, event in page]
-            changes.prefetch(
-                {e.fact["account_id"] for e in events if isinstance(e, ACCOUNT_EVENTS)}
-            )
-            for event in events:
-                for projection in projections:
-                    projection.apply(event, changes)
+            project([event for _, event in page], changes, projections)
         except Exception:
             # Documents are read one by one: if another process moved the views on meanwhile,
             # this step mixed two states and may trip an invariant. Stale, not a defect.
@@ -74,10 +78,11 @@ def catch_up(
             raise
         try:
             views.write(changes.changed, expected=position, position=last)
-        except BaseException as error:
+        except StaleViewPosition:
             known.forget()
-            if isinstance(error, StaleViewPosition):
-                continue  # another process moved the views on; read from where it left them
+            continue  # another process moved the views on; read from where it left them
+        except BaseException:
+            known.forget()
             raise
         known.committed(changes.changed, last)
         applied += len(page)
@@ -111,12 +116,7 @@ class ViewsAlongside:
     def prepare(self, events: Sequence[object]) -> Alongside:
         changes = ViewChanges(self.views, self.known)
         try:
-            changes.prefetch(
-                {e.fact["account_id"] for e in events if isinstance(e, ACCOUNT_EVENTS)}
-            )
-            for event in events:
-                for projection in self.projections:
-                    projection.apply(event, changes)
+            project(events, changes, self.projections)
         except Exception:
             self.forget()
             # Documents missing or older than the events expect: the views are behind.
