@@ -1,10 +1,12 @@
-"""Running the `ledger` command in-process, as a user would type it."""
+"""Running the `ledger` command in-process, as a user would type it; reading its topics."""
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
 from click.testing import CliRunner, Result
+from kafka import KafkaConsumer, TopicPartition
 
 from cli.main import main
 
@@ -48,3 +50,25 @@ def kafka_args(bootstrap: str, names: dict[str, str], group: bool = False) -> li
         names["dead_letter_topic"],
     ]
     return [*args, "--group", names["group"]] if group else args
+
+
+def read_topic(bootstrap: str, topic: str) -> list[Any]:
+    """Every record of a topic, from its start to its current end."""
+    consumer = KafkaConsumer(
+        bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False, max_poll_records=5000
+    )
+    try:
+        numbers = sorted(consumer.partitions_for_topic(topic))
+        partitions = [TopicPartition(topic, p) for p in numbers]
+        consumer.assign(partitions)
+        consumer.seek_to_beginning(*partitions)
+        ends = consumer.end_offsets(partitions)
+        records: list[Any] = []
+        deadline = time.monotonic() + 60
+        while any(consumer.position(tp) < ends[tp] for tp in partitions):
+            assert time.monotonic() < deadline, f"could not read {topic} to its end"
+            for batch in consumer.poll(timeout_ms=1000).values():
+                records.extend(batch)
+        return records
+    finally:
+        consumer.close()

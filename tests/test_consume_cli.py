@@ -26,7 +26,6 @@ from typing import Any
 
 import pytest
 from eventsourcing import persistence
-from kafka import KafkaConsumer
 
 from consumers.kafka import KafkaSettings, publish
 from consumers.pipeline import RawRecord, process_batch
@@ -36,13 +35,13 @@ from ledger.contract import MAX_RECORD_BYTES, IncomingEvent
 from ledger.ids import account_stream_id, intake_stream_id
 from ledger.rules import RULES
 from ledger.store import parse_store_url
+from projections.runner import view_documents
 from projections.store import open_view_store
-from tests.cli_helpers import balances, kafka_args, run, run_json
+from tests.cli_helpers import balances, kafka_args, read_topic, run, run_json
 from tests.factories import catalog_published, event, jsonl, mixed_month, opened
 from tests.harness import Ledger
 
 ROOT = Path(__file__).resolve().parent.parent
-VIEWS = ("balance", "minutes", "plans", "accounts", "data", "throttle", "invoices", "invoice_index")
 # consume: N read, A applied, D duplicates, X dead-lettered (R events/s, lag L)
 PROGRESS = re.compile(
     r"consume: (\d+) read, (\d+) applied, (\d+) duplicates, (\d+) dead-lettered "
@@ -170,32 +169,8 @@ class ConsumeProcess:
 
 
 def views_of(store: str) -> dict[str, dict[str, Any]]:
-    docs: dict[str, dict[str, Any]] = {}
     with open_view_store(parse_store_url(store)) as views:
-        for view in VIEWS:
-            for key, doc in views.scan(view):
-                docs[f"{view}/{key}"] = doc
-    return docs
-
-
-def read_topic(bootstrap: str, topic: str, expected: int) -> list[Any]:
-    consumer = KafkaConsumer(
-        topic,
-        bootstrap_servers=bootstrap,
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-        consumer_timeout_ms=10000,
-        group_id=None,
-    )
-    records: list[Any] = []
-    try:
-        for record in consumer:
-            records.append(record)
-            if len(records) >= expected:
-                break
-    finally:
-        consumer.close()
-    return records
+        return view_documents(views)
 
 
 def chunks(items: Sequence[dict[str, Any]], size: int) -> Iterator[Sequence[dict[str, Any]]]:
@@ -598,10 +573,9 @@ def test_G2_bad_records_through_kafka_reach_the_dead_letter_topic_and_audit_find
     assert balances(sqlite_url, "ACC-K") == {"ACC-K": "6.6000"}  # the consumer went on
 
     sources = {
-        (r.partition, r.offset): r.value
-        for r in read_topic(kafka_server, kafka_names["topic"], expected=7)
+        (r.partition, r.offset): r.value for r in read_topic(kafka_server, kafka_names["topic"])
     }
-    letters = read_topic(kafka_server, kafka_names["dead_letter_topic"], expected=3)
+    letters = read_topic(kafka_server, kafka_names["dead_letter_topic"])
     by_value = {letter.value: dict(letter.headers) for letter in letters}
     assert set(by_value) == {garbage, truncated, big}  # the original bytes, each once
     for value, headers in by_value.items():

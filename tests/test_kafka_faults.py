@@ -18,9 +18,7 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -30,17 +28,18 @@ import psycopg
 import pytest
 from kafka import KafkaConsumer
 
+from bench.scratch import scratch_database
 from ledger.catalog import default_catalog_path, load_catalog_file
 from ledger.instants import instant_text
 from ledger.store import parse_store_url
+from projections.runner import VIEWS
 from projections.store import open_view_store
-from tests.cli_helpers import kafka_args
+from tests.cli_helpers import kafka_args, read_topic
 
 pytestmark = pytest.mark.kafka
 
 ROOT = Path(__file__).resolve().parent.parent
 PARTITIONS = 4
-VIEWS = ("balance", "minutes", "plans", "accounts", "data", "throttle", "invoices", "invoice_index")
 
 # ---------------------------------------------------------------------------------------------
 # The run: a month of 40 accounts, its bill run, some December and late November records.
@@ -569,43 +568,6 @@ def service(name: str, action: str) -> None:
     subprocess.run(["bash", str(ROOT / "scripts" / f"{name}.sh"), action], check=True, timeout=300)
 
 
-@contextmanager
-def fresh_database(admin_url: str) -> Iterator[str]:
-    """Another empty database on the real server (as conftest's postgres_url makes one)."""
-    name = f"ledger_test_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(admin_url, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield f"{admin_url.rsplit('/', 1)[0]}/{name}"
-    finally:
-        with psycopg.connect(admin_url, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-def read_topic(bootstrap: str, topic: str) -> list[Any]:
-    """Every record of a topic, from its start to its current end."""
-    from kafka import TopicPartition
-
-    consumer = KafkaConsumer(
-        bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False, max_poll_records=5000
-    )
-    try:
-        numbers = sorted(consumer.partitions_for_topic(topic))
-        partitions = [TopicPartition(topic, p) for p in numbers]
-        consumer.assign(partitions)
-        consumer.seek_to_beginning(*partitions)
-        ends = consumer.end_offsets(partitions)
-        records: list[Any] = []
-        deadline = time.monotonic() + 60
-        while any(consumer.position(tp) < ends[tp] for tp in partitions):
-            assert time.monotonic() < deadline, f"could not read {topic} to its end"
-            for batch in consumer.poll(timeout_ms=1000).values():
-                records.extend(batch)
-        return records
-    finally:
-        consumer.close()
-
-
 # ---------------------------------------------------------------------------------------------
 # What must hold after every fault.
 
@@ -756,7 +718,7 @@ def test_G3_consumers_started_together_on_an_empty_database_all_come_up(
     moment matters: in a round of four, one or more fail to start more often than not)."""
     rig.publish(reference.run.lines)
     for round_ in range(5):
-        with fresh_database(postgres_server) as url:
+        with scratch_database(postgres_server, prefix="ledger_test") as url:
             names = {**rig.names, "group": f"{rig.names['group']}-{round_}"}
             crew = Rig(url, rig.bootstrap, names, rig.folder / f"round-{round_}")
             crew.folder.mkdir()

@@ -4,9 +4,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kafka import KafkaConsumer
 
-from tests.cli_helpers import balances, kafka_args, run, run_json
+from tests.cli_helpers import balances, kafka_args, read_topic, run, run_json
 from tests.factories import MIXED_MONTH_BALANCES, mixed_month
 
 pytestmark = pytest.mark.kafka
@@ -23,26 +22,6 @@ def consume(store: str, bootstrap: str, names: dict[str, str], idle: str = "3") 
         idle,
         *kafka_args(bootstrap, names, group=True),
     )
-
-
-def read_topic(bootstrap: str, topic: str, expected: int) -> list[object]:
-    consumer = KafkaConsumer(
-        topic,
-        bootstrap_servers=bootstrap,
-        auto_offset_reset="earliest",
-        enable_auto_commit=False,
-        consumer_timeout_ms=10000,
-        group_id=None,
-    )
-    records = []
-    try:
-        for record in consumer:
-            records.append(record)
-            if len(records) >= expected:
-                break
-    finally:
-        consumer.close()
-    return records
 
 
 def test_publish_then_consume_gives_the_same_balances_as_file_ingest(
@@ -80,7 +59,7 @@ def test_G2_dead_letter_topic_keeps_original_bytes_and_reason(
     path.write_text(mixed_month(), encoding="utf-8")
     run("publish", str(path), "--no-validate", *kafka_args(kafka_server, kafka_names))
     consume(sqlite_url, kafka_server, kafka_names, idle="3")
-    letters = read_topic(kafka_server, kafka_names["dead_letter_topic"], expected=4)
+    letters = read_topic(kafka_server, kafka_names["dead_letter_topic"])
     assert len(letters) == 4
     by_value = {letter.value: dict(letter.headers) for letter in letters}  # type: ignore[attr-defined]
     headers = by_value[b"this is not JSON"]
