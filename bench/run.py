@@ -26,7 +26,7 @@ from typing import Any
 import psycopg
 from kafka import KafkaConsumer, TopicPartition
 
-from bench.scratch import scratch_database
+from bench.scratch import scratch_database, scratch_topics
 from bench.traffic import generate
 from consumers.kafka import ConsumeReport, KafkaSettings, consume, ensure_topics, publish
 from consumers.pipeline import RawRecord
@@ -60,14 +60,18 @@ def main(argv: list[str] | None = None) -> None:
     lines = list(generate(args.accounts, args.events))
     figures: dict[str, Any] = {"records": len(lines), "accounts": args.accounts}
     say(f"bench: {len(lines):,} records for {args.accounts:,} accounts")
-    run_id = uuid.uuid4().hex[:8]
-    settings = KafkaSettings(
-        bootstrap=args.bootstrap,
-        topic=f"bench-{run_id}.events",
-        catalog_topic=f"bench-{run_id}.catalog",
-        dead_letter_topic=f"bench-{run_id}.deadletter",
-        group=f"bench-{run_id}",
-    )
+    with scratch_topics(args.bootstrap, prefix="bench-") as names:
+        settings = KafkaSettings(bootstrap=args.bootstrap, **names)
+        measure(args, settings, lines, figures)
+    figures["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+    report(figures)
+    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.output).write_text(json.dumps(figures, indent=2, sort_keys=True) + "\n")
+
+
+def measure(
+    args: argparse.Namespace, settings: KafkaSettings, lines: list[bytes], figures: dict[str, Any]
+) -> None:
     ensure_topics(settings, args.partitions)
     records = [RawRecord(i + 1, line) for i, line in enumerate(lines)]
     start = time.perf_counter()
@@ -95,10 +99,6 @@ def main(argv: list[str] | None = None) -> None:
         figures[f"consumers_{processes}_ratio_to_raw_kafka"] = round(
             rate_n / figures["raw_kafka_consume_per_s"], 3
         )
-    figures["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
-    report(figures)
-    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.output).write_text(json.dumps(figures, indent=2, sort_keys=True) + "\n")
 
 
 def raw_kafka_consume(settings: KafkaSettings, expected: int) -> float:

@@ -4,7 +4,12 @@
 # the broker jars come from Maven Central (services/kafka/pom.xml) and are
 # cached under $LEDGER_CACHE, never inside the repository.
 #
-#   scripts/kafka.sh start|stop|status
+#   scripts/kafka.sh start [--fresh]|stop|status
+#
+# --fresh: if the broker has to be started, start it on empty storage. The tests and
+# the benchmark delete their topics, but a run that is killed leaves them behind, and
+# a broker loads every partition it holds before it serves (1,600 left-over
+# partitions took it more than two minutes). scripts/test.sh starts it this way.
 #
 # Environment:
 #   LEDGER_CACHE                  cache/data root (default: $HOME/.cache/ledger)
@@ -24,7 +29,7 @@ CONTROLLER_PORT="${LEDGER_KAFKA_CONTROLLER_PORT:-19093}"
 HEAP="${LEDGER_KAFKA_HEAP:--Xms256m -Xmx512m}"
 HOST=127.0.0.1
 NODE_ID=1
-START_TIMEOUT=120
+START_TIMEOUT=300
 STOP_TIMEOUT=60
 
 LIBS="$CACHE/kafka-libs"
@@ -160,6 +165,9 @@ wait_ready() {
       return 0
     fi
     waited=$((SECONDS - t0))
+    if ((waited > 0 && waited % 30 == 0)); then
+      say "still starting after $waited s: $(grep -c 'Completed load of Log' "$LOG") partitions loaded"
+    fi
     if ((waited >= START_TIMEOUT)); then
       printf -- '--- last lines of %s ---\n' "$LOG" >&2
       tail -n 40 "$LOG" >&2
@@ -177,7 +185,8 @@ take_lock() {
 }
 
 cmd_start() {
-  local pid
+  local pid fresh="${1:-}"
+  [[ -z "$fresh" || "$fresh" == --fresh ]] || die "unknown option for start: $fresh"
   take_lock
   if pid="$(running_pid)"; then
     if port_open "$PORT" && grep -q 'Kafka Server started' "$LOG" 2>/dev/null; then
@@ -199,6 +208,10 @@ cmd_start() {
   command -v "$JAVA" >/dev/null || die "java not found (Kafka 4.x needs Java 17+)"
   mkdir -p "$CACHE"
   fetch_jars
+  if [[ -n "$fresh" && -d "$DATA" ]]; then
+    say "--fresh: removing the previous broker's storage ($DATA)"
+    rm -rf "$DATA"
+  fi
   write_config
   # Keep the previous run's log for post-mortems; the new log is this run only.
   if [[ -f "$LOG" ]]; then
@@ -273,11 +286,11 @@ cmd_status() {
 }
 
 case "${1:-}" in
-  start) cmd_start ;;
+  start) cmd_start "${2:-}" ;;
   stop) cmd_stop ;;
   status) cmd_status ;;
   *)
-    echo "usage: $0 {start|stop|status}" >&2
+    echo "usage: $0 {start [--fresh]|stop|status}" >&2
     exit 2
     ;;
 esac

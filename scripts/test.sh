@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 
 bash scripts/install.sh
 bash scripts/postgres.sh start
-bash scripts/kafka.sh start
+bash scripts/kafka.sh start --fresh
 
 echo "== ruff"
 .venv/bin/ruff check .

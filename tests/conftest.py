@@ -6,14 +6,13 @@ and scripts/kafka.sh. They are skipped only when switched off explicitly
 """
 
 import os
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
 import pytest
 
-from bench.scratch import scratch_database
+from bench.scratch import scratch_database, scratch_topics
 
 PG_ADMIN_URL = os.environ.get(
     "LEDGER_TEST_PG_URL", "postgresql://ledger:ledger@127.0.0.1:55432/ledger"
@@ -72,12 +71,8 @@ def kafka_server() -> str:
 
 
 @pytest.fixture
-def kafka_names() -> dict[str, str]:
-    """Topic and group names of one test, so tests never see each other's records."""
-    run = uuid.uuid4().hex[:10]
-    return {
-        "topic": f"t{run}.events",
-        "catalog_topic": f"t{run}.catalog",
-        "dead_letter_topic": f"t{run}.deadletter",
-        "group": f"g{run}",
-    }
+def kafka_names(kafka_server: str) -> Iterator[dict[str, str]]:
+    """Topic and group names of one test, so tests never see each other's records; the topics
+    are deleted after the test."""
+    with scratch_topics(kafka_server, prefix="t") as names:
+        yield names
