@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 from uuid import UUID
 
-from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.application import AggregateNotFoundError, Application, project_aggregate
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import ProcessRecorder, Recording, Tracking, Transcoder
 
@@ -183,11 +183,20 @@ class LedgerApp(Application[UUID]):
         """The stored events of one account's stream, in order (nothing when unknown)."""
         return iter(self.events.get(account_stream_id(account_id)))
 
-    def dispute_evidence(self, account: Account, charge_id: str) -> DisputeEvidence | None:
-        """The stored charge a refund request names, its source event, the account just before
-        it, and an earlier charge for the same call (F1). None: no such charge is stored."""
+    def dispute_evidence(
+        self, account: Account, charge_id: str, pending: Sequence[object] = ()
+    ) -> DisputeEvidence | None:
+        """The charge a refund request names, its source event, the account just before it,
+        and an earlier charge for the same call (F1). None: the account has no such charge.
+
+        `pending` are the events of the batch being decided, not stored yet: a charge recorded
+        earlier in the same batch is found as if it had arrived in a batch of its own (T2)."""
+        stream: list[Any] = [*self.account_events(account.account_id)]
+        stream += [
+            event for event in pending if getattr(event, "originator_id", None) == account.id
+        ]
         first_charge_of_call: dict[tuple[str, str], str] = {}
-        for event in self.account_events(account.account_id):
+        for index, event in enumerate(stream):
             if not isinstance(event, Account.FactApplied):
                 continue
             fact, charges = event.fact, event.outcome["charges"]
@@ -195,8 +204,9 @@ class LedgerApp(Application[UUID]):
             for doc in charges:
                 if doc["charge_id"] != charge_id:
                     continue
-                before: Any = self.repository.get(account.id, version=event.originator_version - 1)
+                before = project_aggregate(None, stream[:index])
                 assert isinstance(before, Account)
+                assert before.version == event.originator_version - 1, (before.version, index)
                 charge = Charge.from_document(doc)
                 channel = None
                 if charge.kind == "plan_fee" and charge.msisdn is not None:
@@ -319,7 +329,9 @@ class Batch:
             return "duplicate"
         evidence = None
         if event.type == "refund.requested":
-            evidence = self.app.dispute_evidence(account, event.fields["charge_id"])
+            evidence = self.app.dispute_evidence(
+                account, event.fields["charge_id"], pending=self._events
+            )
         outcome = decide(account, event, self.app.catalogs(), evidence)
         account.record(fact, outcome)
         self._collect(account)

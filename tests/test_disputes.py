@@ -706,6 +706,34 @@ def test_f1_refund_for_an_unknown_charge_is_dead_lettered() -> None:
     assert ledger.balance(ACC) == "9.9400"
 
 
+def test_f1_a_refund_of_a_charge_in_the_same_batch_is_decided_as_in_a_batch_of_its_own() -> None:
+    """F1, T2: the decision does not depend on where a consumer's batches happen to end. A
+    request for a charge recorded earlier in the same batch (not yet stored) finds it, the
+    record of the call it duplicates and the account as it was before it, exactly as when
+    every record arrives on its own."""
+    records = [
+        call("call-a", "2026-11-05T10:00:00Z"),
+        call("call-b", "2026-11-05T10:02:00Z"),  # the same call recorded again
+        purchase("buy-1", channel="app_store"),
+        refund("call-b:payg", "refund-1"),  # duplicate: credited in full
+        refund("call-b:payg", "refund-2"),  # already credited: denied
+        refund("buy-1:fee", "refund-3"),  # bought through the app store: referred
+    ]
+    one_by_one, together = setup(), setup()
+    one_by_one.feed_each(records)
+    feed_ok(together, *records)
+
+    assert together.reasons() == []
+    decisions = {}
+    for refund_id in ("refund-1", "refund-2", "refund-3"):
+        outcome = outcome_of(together, refund_id)
+        assert outcome == outcome_of(one_by_one, refund_id)
+        decisions[refund_id] = outcome["effects"]["decision"]
+    assert decisions == {"refund-1": "credited", "refund-2": "denied", "refund-3": "refer_to_store"}
+    assert "call-a:payg" in outcome_of(together, "refund-1")["effects"]["evidence"]
+    assert together.balance(ACC) == one_by_one.balance(ACC)
+
+
 def test_f1_refund_naming_another_accounts_charge_is_dead_lettered() -> None:
     """F1, G2: a charge id is looked up on the requesting account only."""
     ledger = duplicated_call()
