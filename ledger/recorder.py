@@ -84,6 +84,7 @@ class LedgerPostgresRecorder(PostgresProcessRecorder):
             connection.cursor(row_factory=tuple_row, binary=True) as curs,
         ):
             curs.execute(self.select_page_statement, (after, limit), prepare=True)
+            rows = curs.fetchall()  # one call, not one per row
             return [
                 Notification(
                     id=notification_id,
@@ -92,7 +93,7 @@ class LedgerPostgresRecorder(PostgresProcessRecorder):
                     topic=topic,
                     state=state,
                 )
-                for notification_id, originator_id, originator_version, topic, state in curs
+                for notification_id, originator_id, originator_version, topic, state in rows
             ]
 
     @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)  # as the library

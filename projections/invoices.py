@@ -116,7 +116,7 @@ def empty_invoice(account_id: str, period: str, billing_mode: str, currency: str
 
 
 def add_charge(doc: dict[str, Any], charge: dict[str, Any], event_id: str) -> None:
-    """Put one charge on its line (creating the line), then recompute the total (M2)."""
+    """Put one charge on its line (creating the line), and move the total with it (M2)."""
     kind = line_kind(charge)
     line_id = list(_line_id(kind, charge))
     lines: list[dict[str, Any]] = doc["lines"]
@@ -143,9 +143,12 @@ def add_charge(doc: dict[str, Any], charge: dict[str, Any], event_id: str) -> No
     if not line["event_ids"] or line["event_ids"][-1] != event_id:
         line["event_ids"].append(event_id)
     exact = Decimal(line["exact_amount"]) + Decimal(charge["amount"])
+    shown_before, shown_now = Decimal(line["amount"]), shown(exact)
     line["exact_amount"] = money_text(exact)
-    line["amount"] = str(shown(exact))
-    doc["total"] = str(sum((Decimal(ln["amount"]) for ln in lines), start=Decimal("0.00")))
+    line["amount"] = str(shown_now)
+    # The sum of the lines' shown amounts, moved by this line's change rather than summed
+    # again over every line (Decimal addition is exact, so both give the same text).
+    doc["total"] = str(Decimal(doc["total"]) - shown_before + shown_now)
 
 
 def with_balances(statements: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
