@@ -226,7 +226,8 @@ def _settings(
     "--until-idle",
     type=click.FloatRange(min=0.1),
     default=None,
-    help="Stop after this many seconds without a record (batch runs and tests).",
+    help="Stop after this many seconds without a record once partitions are assigned "
+    "(batch runs and tests).",
 )
 @click.option("--quiet", is_flag=True, help="No progress lines on stderr.")
 @pass_context

@@ -179,6 +179,9 @@ TRANSIENT_ERRORS: tuple[type[Exception], ...] = (*STORE_ERRORS, KafkaError)
 # supervisor can alert and restart it, rather than retrying silently for ever.
 MAX_OUTAGE_SECONDS = 300.0
 LAG_EVERY_SECONDS = 1.0  # how often the progress line asks the broker for end offsets
+# How long --until-idle waits for partitions before idleness counts anyway: a member of a group
+# with more members than partitions never gets one.
+JOIN_WAIT_SECONDS = 60.0
 
 
 class TooLongOutage(LedgerError):
@@ -247,6 +250,31 @@ def _lag(consumer: KafkaConsumer) -> int | None:
         return None
 
 
+class IdleClock:
+    """When `--until-idle` ends a consumer: after `limit` seconds without a record while it held
+    the same partitions. Joining the group or a rebalance is not idleness (on a busy broker a
+    join can take longer than the limit), but a member left without partitions (more members
+    than partitions) stops waiting for them after `join_wait` seconds."""
+
+    def __init__(
+        self, limit: float | None, started_at: float, join_wait: float = JOIN_WAIT_SECONDS
+    ) -> None:
+        self.limit = limit
+        self.started_at = self.since = started_at
+        self.join_wait = join_wait
+        self.held: frozenset[TopicPartition] = frozenset()
+
+    def record_seen(self, now: float) -> None:
+        self.since = now
+
+    def is_over(self, now: float, assignment: Iterable[TopicPartition]) -> bool:
+        """Whether to stop, after a poll that brought nothing."""
+        held = frozenset(assignment)
+        if held != self.held or (not held and now - self.started_at < self.join_wait):
+            self.held, self.since = held, now
+        return self.limit is not None and now - self.since >= self.limit
+
+
 def consume(
     app: LedgerApp,
     views: ViewStore,
@@ -256,7 +284,8 @@ def consume(
     on_batch: Callable[[ConsumeReport], None] | None = None,
     max_outage: float = MAX_OUTAGE_SECONDS,
 ) -> ConsumeReport:
-    """Consume until stopped (or until no record came for `until_idle` seconds).
+    """Consume until stopped (or until no record came for `until_idle` seconds while this
+    consumer held partitions: joining the group and rebalancing do not count as idle).
 
     Stopping (SIGTERM, Ctrl-C) is checked between batches: the batch in hand is finished and
     committed first. Transient failures of the store or broker are retried with back-off.
@@ -300,7 +329,7 @@ def consume(
     try:
         subscribed = False
         views_behind = True  # until the first catch-up
-        last_record_at = time.monotonic()
+        idle = IdleClock(until_idle, started_at=time.monotonic())
         lag_asked_at = 0.0
         while not should_stop():
             pending: dict[TopicPartition, int] = {}  # polled, not yet committed: first offset
@@ -319,10 +348,10 @@ def consume(
                 polled = consumer.poll(timeout_ms=500)
                 if not polled:
                     outage.over()
-                    if until_idle is not None and time.monotonic() - last_record_at >= until_idle:
+                    if idle.is_over(time.monotonic(), consumer.assignment()):
                         break
                     continue
-                last_record_at = time.monotonic()
+                idle.record_seen(time.monotonic())
                 pending = {tp: messages[0].offset for tp, messages in polled.items()}
                 for tp, messages in polled.items():
                     report.totals.add(

@@ -26,8 +26,9 @@ from typing import Any
 
 import pytest
 from eventsourcing import persistence
+from kafka import TopicPartition
 
-from consumers.kafka import KafkaSettings, publish
+from consumers.kafka import IdleClock, KafkaSettings, publish
 from consumers.pipeline import RawRecord, process_batch
 from ledger.application import DeadLetter
 from ledger.audit import audit_intake
@@ -771,3 +772,41 @@ def test_R3_audit_finds_a_ledger_event_deleted_from_the_store(
         "10 records applied by the sources but 9 ledger events stored"
     ]
     assert "10 records applied by the sources but 9 ledger events stored" in doc["findings"]
+
+
+# `--until-idle`: idleness counts while the consumer holds partitions (the clock in memory).
+P0, P1 = TopicPartition("events", 0), TopicPartition("events", 1)
+
+
+def test_until_idle_does_not_count_the_time_spent_joining_the_group() -> None:
+    """A join slower than the limit (a busy broker) did end a consumer before its first
+    record: the clock starts when partitions are assigned."""
+    clock = IdleClock(3.0, started_at=0.0)
+    assert not clock.is_over(2.0, set())
+    assert not clock.is_over(4.5, set())  # still joining, past the limit
+    assert not clock.is_over(5.0, {P0, P1})  # assigned: the clock starts now
+    assert not clock.is_over(7.9, {P0, P1})
+    assert clock.is_over(8.0, {P0, P1})
+
+
+def test_until_idle_starts_again_after_a_record_or_a_rebalance() -> None:
+    clock = IdleClock(3.0, started_at=0.0)
+    assert not clock.is_over(1.0, {P0, P1})
+    clock.record_seen(2.0)
+    assert not clock.is_over(4.9, {P0, P1})
+    assert not clock.is_over(5.0, {P0})  # a rebalance took P1 away: counts from here
+    assert not clock.is_over(7.9, {P0})
+    assert clock.is_over(8.0, {P0})
+
+
+def test_until_idle_ends_a_member_that_never_gets_partitions_after_the_join_wait() -> None:
+    """More members than partitions: one of them holds none, and must still stop."""
+    clock = IdleClock(3.0, started_at=0.0, join_wait=60.0)
+    assert not clock.is_over(59.0, set())
+    assert not clock.is_over(61.0, set())
+    assert clock.is_over(62.0, set())  # 3 s past the join wait
+
+
+def test_without_until_idle_a_consumer_never_stops_on_its_own() -> None:
+    clock = IdleClock(None, started_at=0.0)
+    assert not clock.is_over(1e9, {P0})
