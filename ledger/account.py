@@ -35,7 +35,7 @@ class Account(Aggregate):
 
         def apply(self, aggregate: Any) -> None:
             assert isinstance(aggregate, Account)
-            aggregate.evolve(self.fact, Outcome.from_document(self.outcome), self.chain)
+            aggregate.evolve(self.fact, self.outcome, self.chain)
 
     def __init__(self, fact: dict[str, Any], chain: str) -> None:
         self.account_id: str = fact["account_id"]
@@ -75,16 +75,18 @@ class Account(Aggregate):
             chain=link(self.chain_head, fact, outcome_doc),
         )
 
-    def evolve(self, fact: dict[str, Any], outcome: Outcome, chain: str) -> None:
+    def evolve(self, fact: dict[str, Any], outcome: dict[str, Any], chain: str) -> None:
+        # From the outcome's document: state moves by the balance delta and the effects, so
+        # its charges are not parsed again for every event recorded or loaded.
         self.seen_event_ids.add(fact["event_id"])
         self.chain_head = chain
         self.applied_events += 1
-        if outcome.status != "applied":
+        if outcome["status"] != "applied":
             return
-        self.balance += outcome.balance_delta
+        self.balance += Decimal(outcome["balance_delta"])
         evolver = _EVOLVERS.get(fact["type"])
         if evolver is not None:
-            evolver(self, fact, outcome.effects)
+            evolver(self, fact, outcome.get("effects", {}))
 
 
 Evolver = Callable[[Account, dict[str, Any], Mapping[str, Any]], None]
