@@ -151,15 +151,17 @@ class LedgerApp(Application[UUID]):
 
     def stored_events(self, after: int = 0, page_size: int = 1000) -> Iterator[object]:
         """Every stored domain event after that log position, in log order, page by page."""
-        while True:
-            page = self.recorder.select_notifications(
-                start=after, limit=page_size, inclusive_of_start=False
-            )
-            if not page:
-                return
-            for notification in page:
-                yield self.mapper.to_domain_event(notification)
-            after = page[-1].id
+        while page := self.stored_page(after, page_size):
+            for _, event in page:
+                yield event
+            after = page[-1][0]
+
+    def stored_page(self, after: int, limit: int) -> list[tuple[int, object]]:
+        """Up to `limit` stored events after that log position, as (notification id, event)."""
+        notifications = self.recorder.select_notifications(
+            start=after, limit=limit, inclusive_of_start=False
+        )
+        return [(n.id, self.mapper.to_domain_event(n)) for n in notifications]
 
     def recently_stored(self, after: int, limit: int) -> list[tuple[int, object]]:
         """The events stored by this process right after that log position, as (notification

@@ -57,12 +57,7 @@ def catch_up(
     applied = 0
     while True:
         position = views.position()
-        page = app.recently_stored(after=position, limit=PAGE_SIZE)
-        if not page:
-            notifications = app.recorder.select_notifications(
-                start=position, limit=PAGE_SIZE, inclusive_of_start=False
-            )
-            page = [(n.id, app.mapper.to_domain_event(n)) for n in notifications]
+        page = app.recently_stored(position, PAGE_SIZE) or app.stored_page(position, PAGE_SIZE)
         if not page:
             return applied
         last = page[-1][0]
