@@ -32,6 +32,7 @@ from consumers.kafka import ConsumeReport, KafkaSettings, consume, ensure_topics
 from consumers.pipeline import RawRecord
 from ledger.application import LedgerApp
 from ledger.audit import ChainAudit, IntakeTally
+from ledger.runtime import tune_for_long_runs
 from ledger.store import parse_store_url
 from projections.invoices import read_invoices
 from projections.runner import Fold, fold, view_documents
@@ -56,6 +57,7 @@ def main(argv: list[str] | None = None) -> None:
         help="consumer process counts to measure sustained throughput with (e.g. 1,2)",
     )
     args = parser.parse_args(argv)
+    tune_for_long_runs()  # as the `ledger` command does
 
     lines = list(generate(args.accounts, args.events))
     figures: dict[str, Any] = {"records": len(lines), "accounts": args.accounts}
@@ -231,6 +233,7 @@ def scale_out(url: str, settings: KafkaSettings, expected: int, processes: int) 
 
 
 def _consumer_process(url: str, settings: KafkaSettings, stop: Any, started: Any) -> None:
+    tune_for_long_runs()
     store = parse_store_url(url)
     app = LedgerApp(store)
     first = {"batch": True}

@@ -16,6 +16,7 @@ from ledger.application import BatchCounts, LedgerApp
 from ledger.canonical import canonical_json
 from ledger.errors import LedgerError
 from ledger.money import money_text
+from ledger.runtime import tune_for_long_runs
 from ledger.store import DEFAULT_STORE_URL, StoreConfig, parse_store_url
 from projections.runner import catch_up, rebuild
 from projections.store import ViewStore, open_view_store
@@ -82,6 +83,7 @@ def main(ctx: click.Context, store: str, as_json: bool) -> None:
     from files or Kafka; the ledger rates them by the catalog in force and keeps views that
     support and finance query here.
     """
+    tune_for_long_runs()
     ctx.obj = Context(store, as_json)
 
 

@@ -7,12 +7,14 @@
 - On PostgreSQL a consumer writes the views in the events' own transaction (ViewsAlongside).
 """
 
+import gc
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
 import pytest
+from click.testing import CliRunner
 from eventsourcing.persistence import (
     DatetimeAsISO,
     DecimalAsStr,
@@ -22,9 +24,11 @@ from eventsourcing.persistence import (
 )
 
 from bench.traffic import generate
+from cli.main import main
 from consumers.pipeline import RawRecord, process_batch
 from ledger.application import LedgerApp
 from ledger.recorder import LedgerPostgresRecorder
+from ledger.runtime import GC_THRESHOLDS
 from ledger.store import memory_store, parse_store_url
 from ledger.transcoder import LedgerTranscoder
 from projections.projection import KnownDocuments
@@ -186,3 +190,19 @@ def test_a_consumer_starts_again_from_the_store_when_another_process_wrote_its_a
         process_batch(consumer, "kafka", records, lambda letters: None, None, alongside)
         assert views.position() == consumer.recorder.max_notification_id()
         assert view_documents(views) == view_documents(fold(consumer.stored_events()))
+
+
+def test_the_ledger_command_runs_the_garbage_collector_less_often(tmp_path: Any) -> None:
+    """Every `ledger` command (consume, ingest, replay, audit...) sets the collector's
+    thresholds before it works: with the defaults, scans of the many live events and view
+    documents cost a third of a replay."""
+    before = gc.get_threshold()
+    try:
+        gc.set_threshold(700, 10, 10)
+        result = CliRunner().invoke(
+            main, ["--store", f"sqlite:///{tmp_path / 'ledger.db'}", "balance", "ACC-NONE"]
+        )
+        assert result.exit_code == 1, result.output
+        assert gc.get_threshold() == GC_THRESHOLDS
+    finally:
+        gc.set_threshold(*before)
