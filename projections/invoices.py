@@ -48,6 +48,7 @@ _CHARGE_LINE_KINDS = {
     "adjustment": "adjustments",
 }
 USAGE_CHARGE_KINDS = frozenset({"payg_call", "payg_data", "roaming_data"})
+_NO_CHANGE = money_text(ZERO)  # how an outcome writes "the balance did not move"
 _PAYERS = {"balance": "from balance", "payment_method": "to payment method", "invoice": ""}
 
 
@@ -59,7 +60,8 @@ def line_kind(charge: dict[str, Any]) -> str:
     """The line a charge belongs on: late usage (B3) and credits have lines of their own."""
     if charge["kind"] in USAGE_CHARGE_KINDS and charge["billed_period"] != charge["period"]:
         return "late_usage"
-    if Decimal(charge["amount"]) < ZERO:
+    amount: str = charge["amount"]
+    if amount.startswith("-") and Decimal(amount) < ZERO:  # "-0.0000" is not a credit
         return "credits"
     return _CHARGE_LINE_KINDS.get(charge["kind"], "one_time_fees")
 
@@ -115,15 +117,46 @@ def empty_invoice(account_id: str, period: str, billing_mode: str, currency: str
     return doc
 
 
-def add_charge(doc: dict[str, Any], charge: dict[str, Any], event_id: str) -> None:
+class LineIndex:
+    """Each open invoice's lines by grouping key, kept beside the documents a process holds.
+
+    Spares scanning and comparing every line's key for each charge of a replay or a batch
+    (an invoice of the bench's month has up to 16 lines). An entry is used only while it belongs to the very same list
+    of lines (a document read again from the store is a new list), and the index is bounded.
+    """
+
+    def __init__(self, max_invoices: int = 50_000) -> None:
+        self.max_invoices = max_invoices
+        self._by_lines: dict[
+            int, tuple[list[dict[str, Any]], dict[tuple[Any, ...], dict[str, Any]]]
+        ] = {}
+
+    def of(self, lines: list[dict[str, Any]]) -> dict[tuple[Any, ...], dict[str, Any]]:
+        entry = self._by_lines.get(id(lines))
+        if entry is not None and entry[0] is lines:
+            return entry[1]
+        if len(self._by_lines) >= self.max_invoices:
+            self._by_lines.clear()
+        index = {tuple(line["line_id"]): line for line in lines}
+        self._by_lines[id(lines)] = (lines, index)
+        return index
+
+
+def add_charge(
+    doc: dict[str, Any],
+    charge: dict[str, Any],
+    event_id: str,
+    index: LineIndex | None = None,
+) -> None:
     """Put one charge on its line (creating the line), and move the total with it (M2)."""
     kind = line_kind(charge)
-    line_id = list(_line_id(kind, charge))
+    line_id = _line_id(kind, charge)
     lines: list[dict[str, Any]] = doc["lines"]
-    line = next((ln for ln in lines if ln["line_id"] == line_id), None)
+    by_id = (index or LineIndex()).of(lines)
+    line = by_id.get(line_id)
     if line is None:
         line = {
-            "line_id": line_id,
+            "line_id": list(line_id),
             "kind": kind,
             "description": line_description(kind, charge, doc["billing_mode"]),
             "msisdn": charge["msisdn"],
@@ -136,19 +169,23 @@ def add_charge(doc: dict[str, Any], charge: dict[str, Any], event_id: str) -> No
         }
         lines.append(line)
         lines.sort(key=lambda ln: ln["line_id"])
+        by_id[line_id] = line
     # No membership check against the line's charge ids: it grew with the square of a month's
     # calls. A charge id is unique by construction (its event's id, deduplicated, and
     # `rules.bill` asserts it within an outcome).
     line["charge_ids"].append(charge["charge_id"])
-    if not line["event_ids"] or line["event_ids"][-1] != event_id:
-        line["event_ids"].append(event_id)
+    event_ids = line["event_ids"]
+    if not event_ids or event_ids[-1] != event_id:
+        event_ids.append(event_id)
     exact = Decimal(line["exact_amount"]) + Decimal(charge["amount"])
-    shown_before, shown_now = Decimal(line["amount"]), shown(exact)
     line["exact_amount"] = money_text(exact)
-    line["amount"] = str(shown_now)
-    # The sum of the lines' shown amounts, moved by this line's change rather than summed
-    # again over every line (Decimal addition is exact, so both give the same text).
-    doc["total"] = str(Decimal(doc["total"]) - shown_before + shown_now)
+    shown_now = shown(exact)
+    shown_text = str(shown_now)
+    if shown_text != line["amount"]:
+        # The sum of the lines' shown amounts, moved by this line's change rather than summed
+        # again over every line (Decimal addition is exact, so both give the same text).
+        doc["total"] = str(Decimal(doc["total"]) - Decimal(line["amount"]) + shown_now)
+        line["amount"] = shown_text
 
 
 def with_balances(statements: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -164,6 +201,9 @@ def with_balances(statements: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 class InvoiceProjection(Projection):
+    def __init__(self) -> None:
+        self._lines = LineIndex()
+
     def apply(self, event: object, changes: ViewChanges) -> None:
         if isinstance(event, Account.Opened):
             fact = event.fact
@@ -183,20 +223,20 @@ class InvoiceProjection(Projection):
         account_id = fact["account_id"]
         if fact["type"] == "cycle.started":
             self._bill_run(changes, account_id, outcome["effects"]["period"], fact)
-        charges = outcome["charges"]
-        for charge in charges:
+        paid_by_balance = ZERO
+        for charge in outcome["charges"]:
             doc = self._invoice(changes, account_id, charge["billed_period"])
-            add_charge(doc, charge, fact["event_id"])
+            add_charge(doc, charge, fact["event_id"], self._lines)
             if charge["payer"] == "balance":
-                doc["balance_change"] = money_text(
-                    Decimal(doc["balance_change"]) - Decimal(charge["amount"])
-                )
+                amount = Decimal(charge["amount"])
+                paid_by_balance += amount
+                doc["balance_change"] = money_text(Decimal(doc["balance_change"]) - amount)
             changes.put(VIEW, invoice_key(account_id, doc["period"]), doc)
-        paid_by_balance = sum(
-            (Decimal(c["amount"]) for c in charges if c["payer"] == "balance"), start=ZERO
-        )
         # What moved the balance besides charges: a recharge (I2).
-        other = Decimal(outcome["balance_delta"]) + paid_by_balance
+        balance_delta: str = outcome["balance_delta"]
+        if paid_by_balance == ZERO and balance_delta == _NO_CHANGE:
+            return
+        other = Decimal(balance_delta) + paid_by_balance
         if other != ZERO:
             doc = self._invoice(changes, account_id, outcome["billed_period"])
             assert doc["billing_mode"] == "prepaid", (account_id, fact["event_id"])

@@ -13,6 +13,7 @@ from decimal import Decimal
 from typing import Any
 from uuid import UUID
 
+import orjson
 import pytest
 from click.testing import CliRunner
 from eventsourcing.persistence import (
@@ -31,6 +32,7 @@ from ledger.recorder import LedgerPostgresRecorder
 from ledger.runtime import GC_THRESHOLDS
 from ledger.store import memory_store, parse_store_url
 from ledger.transcoder import LedgerTranscoder
+from projections.invoices import LineIndex, add_charge, empty_invoice, line_kind
 from projections.projection import KnownDocuments
 from projections.runner import ViewsAlongside, catch_up, fold, view_documents
 from projections.store import PostgresViewStore, StaleViewPosition, open_view_store
@@ -206,3 +208,33 @@ def test_the_ledger_command_runs_the_garbage_collector_less_often(tmp_path: Any)
         assert gc.get_threshold() == GC_THRESHOLDS
     finally:
         gc.set_threshold(*before)
+
+
+def _charge(charge_id: str, amount: str) -> dict[str, Any]:
+    return {
+        "charge_id": charge_id,
+        "kind": "payg_call",
+        "amount": amount,
+        "period": "2026-11",
+        "billed_period": "2026-11",
+        "payer": "invoice",
+        "msisdn": "+14150000001",
+        "label": None,
+    }
+
+
+def test_an_invoice_read_again_is_not_billed_through_the_lines_of_its_old_copy() -> None:
+    index = LineIndex()
+    kept = empty_invoice("ACC-1", "2026-11", "postpaid", "USD")
+    add_charge(kept, _charge("c1", "1.2345"), "e1", index)
+    # The same invoice as the store gives it back: equal, but new lists and dicts.
+    read_again = orjson.loads(orjson.dumps(kept))
+    add_charge(read_again, _charge("c2", "0.0055"), "e2", index)
+    assert [line["charge_ids"] for line in read_again["lines"]] == [["c1", "c2"]]
+    assert (read_again["lines"][0]["exact_amount"], read_again["total"]) == ("1.2400", "1.24")
+    assert kept["lines"][0]["charge_ids"] == ["c1"] and kept["total"] == "1.23"
+
+
+def test_a_negative_zero_charge_is_not_a_credit() -> None:
+    assert line_kind(_charge("c1", "-0.0000")) == "payg_calls"
+    assert line_kind(_charge("c1", "-0.0001")) == "credits"
