@@ -13,7 +13,7 @@ from uuid import UUID
 
 from eventsourcing.application import AggregateNotFoundError, Application, project_aggregate
 from eventsourcing.domain import Aggregate
-from eventsourcing.persistence import ProcessRecorder, Recording, Tracking, Transcoder
+from eventsourcing.persistence import Mapper, ProcessRecorder, Recording, Tracking, Transcoder
 
 from ledger.account import Account
 from ledger.catalog import CatalogHistory
@@ -27,7 +27,7 @@ from ledger.recorder import Alongside
 from ledger.rules import decide
 from ledger.rules.refunds import DisputeEvidence
 from ledger.store import StoreConfig, schema_lock
-from ledger.transcoder import LedgerTranscoder
+from ledger.transcoder import LedgerMapper, LedgerTranscoder
 
 # Explicit limits on what grows in memory.
 MAX_CACHED_ACCOUNTS = 50_000
@@ -96,6 +96,11 @@ class LedgerApp(Application[UUID]):
 
     def construct_transcoder(self) -> Transcoder:
         return LedgerTranscoder()
+
+    def construct_mapper(self) -> Mapper[UUID]:
+        return self.factory.mapper(
+            transcoder=self.construct_transcoder(), mapper_class=LedgerMapper
+        )
 
     def construct_recorder(self) -> ProcessRecorder:
         return self.factory.process_recorder()

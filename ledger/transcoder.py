@@ -10,19 +10,25 @@ event's state only; ledger events hold UUIDs nowhere else (tests/test_transcoder
 every kind of stored event). Reading falls back to the library where a tag is nested.
 """
 
+from datetime import datetime
 from typing import Any
 from uuid import UUID
 
 import orjson
+from eventsourcing.domain import DomainEventProtocol
 from eventsourcing.persistence import (
     DatetimeAsISO,
     DecimalAsStr,
     JSONTranscoder,
+    Mapper,
+    StoredEvent,
     Transcoder,
     UUIDAsHex,
 )
+from eventsourcing.utils import resolve_topic
 
 _TAG = b'"_type_"'
+_DATETIME = DatetimeAsISO.name
 
 
 class LedgerTranscoder(Transcoder):
@@ -48,9 +54,49 @@ class LedgerTranscoder(Transcoder):
         obj = orjson.loads(data)
         if type(obj) is not dict:
             return self._library.decode(data)
+        if tags == 1:  # every domain event: its timestamp, and nothing else tagged
+            stamp = obj.get("timestamp")
+            if type(stamp) is dict and len(stamp) == 2 and stamp.get("_type_") == _DATETIME:
+                obj["timestamp"] = datetime.fromisoformat(stamp["_data_"])
+                return obj
         for key, value in obj.items():
             if type(value) is dict and len(value) == 2 and "_type_" in value and "_data_" in value:
                 obj[key] = self._library._decode_obj(value)
                 tags -= 1
         # A tag deeper down (or the text "_type_" in a value): the library walks it all.
         return obj if tags == 0 else self._library.decode(data)
+
+
+class LedgerMapper(Mapper[UUID]):
+    """The library's mapper, reading a stored event back in fewer steps when it can.
+
+    A replay or an audit maps every stored event: the event's class is looked up once per
+    topic, and an event of the current class version with a UUID id (no cipher, no compressor:
+    the ledger uses neither) is built directly, as the library builds it. Anything else takes
+    the library's way.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._classes: dict[str, tuple[type[Any], int]] = {}
+
+    def to_domain_event(self, stored_event: StoredEvent) -> DomainEventProtocol[UUID]:
+        if self.cipher or self.compressor or type(stored_event.originator_id) is not UUID:
+            return super().to_domain_event(stored_event)
+        found = self._classes.get(stored_event.topic)
+        if found is None:
+            cls = resolve_topic(stored_event.topic)
+            found = self._classes[stored_event.topic] = (cls, getattr(cls, "class_version", 1))
+        cls, class_version = found
+        try:
+            state: dict[str, Any] = self.transcoder.decode(stored_event.state)
+        except Exception:
+            return super().to_domain_event(stored_event)  # raises the library's error
+        if type(state) is not dict or state.get("class_version", 1) != class_version:
+            return super().to_domain_event(stored_event)  # to be upcast
+        state.pop("class_version", None)
+        state["originator_id"] = stored_event.originator_id
+        state["originator_version"] = stored_event.originator_version
+        domain_event: DomainEventProtocol[UUID] = object.__new__(cls)
+        object.__setattr__(domain_event, "__dict__", state)
+        return domain_event
