@@ -43,10 +43,8 @@ def instant_text(instant: datetime) -> str:
     """The canonical text of an instant: UTC, RFC 3339, 'Z' suffix (deterministic output, R1)."""
     if instant.tzinfo is None:
         raise ValueError("naive datetimes have no place in the ledger (T1)")
-    utc = instant.astimezone(UTC)
-    if utc.microsecond:
-        return utc.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-    return utc.strftime("%Y-%m-%dT%H:%M:%SZ")
+    # isoformat, not strftime: a third of the time, and a four-digit year before 1000 too.
+    return instant.astimezone(UTC).replace(tzinfo=None).isoformat() + "Z"
 
 
 def zone(name: str) -> ZoneInfo:

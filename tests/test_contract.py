@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import re
 import time
-from datetime import datetime
+from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -32,6 +32,7 @@ from ledger.contract import (
     write_schemas,
 )
 from ledger.errors import InvalidEvent
+from ledger.instants import instant_text, parse_instant
 
 ROOT = Path(__file__).resolve().parent.parent
 CONTRACT_MD = ROOT / "docs" / "CONTRACT.md"
@@ -712,3 +713,18 @@ def test_schema_and_runtime_agree_on_any_single_field_value(kind: str, data: st.
     except InvalidEvent:
         runtime_ok = False
     assert schema_ok == runtime_ok, (field.name, value)
+
+
+@given(
+    st.datetimes(
+        min_value=datetime(1, 1, 2),
+        max_value=datetime(9999, 12, 30),
+        timezones=st.sampled_from(
+            [UTC, timezone(timedelta(hours=5, minutes=30)), timezone(-timedelta(hours=9))]
+        ),
+    )
+)
+def test_an_instant_is_written_as_rfc_3339_in_utc_and_reads_back_equal(instant: datetime) -> None:
+    text = instant_text(instant)
+    assert re.fullmatch(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{6})?Z", text), text
+    assert parse_instant(text, "occurred_at") == instant
