@@ -120,9 +120,10 @@ def empty_invoice(account_id: str, period: str, billing_mode: str, currency: str
 class LineIndex:
     """Each open invoice's lines by grouping key, kept beside the documents a process holds.
 
-    Spares scanning and comparing every line's key for each charge of a replay or a batch
-    (an invoice of the bench's month has up to 16 lines). An entry is used only while it belongs to the very same list
-    of lines (a document read again from the store is a new list), and the index is bounded.
+    Spares scanning and comparing every line's key for each charge of a replay or a batch (an
+    invoice of the bench's month has up to 16 lines). An entry is used only while it belongs
+    to the very same list of lines (a document read again from the store is a new list), and
+    the index is bounded.
     """
 
     def __init__(self, max_invoices: int = 50_000) -> None:
