@@ -26,16 +26,16 @@ from typing import Any
 import psycopg
 from kafka import KafkaConsumer, TopicPartition
 
+from bench.replay import measure as replay_rates
+from bench.replay import rate
 from bench.scratch import scratch_database, scratch_topics
 from bench.traffic import generate
 from consumers.kafka import ConsumeReport, KafkaSettings, consume, ensure_topics, publish
 from consumers.pipeline import RawRecord
 from ledger.application import LedgerApp
-from ledger.audit import ChainAudit, IntakeTally
 from ledger.runtime import tune_for_long_runs
 from ledger.store import parse_store_url
 from projections.invoices import read_invoices
-from projections.runner import Fold, fold, view_documents
 from projections.store import open_view_store
 
 ADMIN_URL = "postgresql://ledger:ledger@127.0.0.1:55432/ledger"
@@ -179,21 +179,11 @@ def end_to_end(url: str, settings: KafkaSettings, expected: int, figures: dict[s
 
         figures["event_to_view_ms"] = latency(app, settings, views)
 
-        stored = sum(1 for _ in app.stored_events())
-        start, cpu = time.perf_counter(), time.process_time()
-        fold(app.stored_events())
-        figures["replay_per_s"] = rate(stored, time.perf_counter() - start)
-        figures["replay_per_cpu_s"] = rate(stored, time.process_time() - cpu)
-        start, cpu = time.perf_counter(), time.process_time()
-        chains, tally, replay = ChainAudit(), IntakeTally(), Fold()
-        for event in app.stored_events():  # one read feeds every check, as `ledger audit`
-            chains.see(event)
-            tally.see(event)
-            replay.see(event)
-        tally.result(app.process_recorder.max_tracking_id)
-        view_documents(replay.views())
-        figures["audit_per_s"] = rate(stored, time.perf_counter() - start)
-        figures["audit_per_cpu_s"] = rate(stored, time.process_time() - cpu)
+        log = replay_rates(app)
+        figures["replay_per_s"] = log["replay"]["per_s"]
+        figures["replay_per_cpu_s"] = log["replay"]["per_cpu_s"]
+        figures["audit_per_s"] = log["audit"]["per_s"]
+        figures["audit_per_cpu_s"] = log["audit"]["per_cpu_s"]
 
         figures["query_ms"] = query_latency(views, figures["accounts"])
 
@@ -329,10 +319,6 @@ def current_rss_mb() -> float:
     with open("/proc/self/statm") as statm:
         pages = int(statm.read().split()[1])
     return round(pages * resource.getpagesize() / 1024 / 1024, 1)
-
-
-def rate(count: int, seconds: float) -> float:
-    return round(count / max(seconds, 1e-9), 1)
 
 
 def say(text: str) -> None:

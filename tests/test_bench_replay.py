@@ -1,0 +1,41 @@
+"""`python -m bench.replay` measures replay and audit of a stored log and changes nothing."""
+
+import json
+
+import pytest
+
+from bench.replay import main
+from bench.traffic import generate
+from consumers.pipeline import RawRecord, process_batch
+from ledger.application import LedgerApp
+from ledger.store import parse_store_url
+
+
+@pytest.mark.postgres
+def test_bench_replay_reads_every_stored_event_and_stores_nothing(
+    postgres_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    lines = list(generate(10, 200, seed=3))
+    app = LedgerApp(parse_store_url(postgres_url))
+    process_batch(app, "file", [RawRecord(i + 1, line) for i, line in enumerate(lines)], print)
+    stored = sum(1 for _ in app.stored_events())
+    position = app.recorder.max_notification_id()
+
+    main(["--store", postgres_url, "--repeat", "2", "--json"])
+
+    figures = json.loads(capsys.readouterr().out)
+    assert figures["events"] == stored > len(lines) // 2
+    for step in ("read", "fold", "replay", "audit"):
+        assert figures[step]["per_s"] > 0 and figures[step]["per_cpu_s"] > 0, step
+    assert app.recorder.max_notification_id() == position
+
+
+@pytest.mark.postgres
+def test_bench_replay_prints_a_table_for_people(
+    postgres_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    LedgerApp(parse_store_url(postgres_url))
+    main(["--store", postgres_url, "--repeat", "1"])
+    out = capsys.readouterr().out.splitlines()
+    assert out[0] == "0 stored events, best of 1"
+    assert [line.split()[0] for line in out[1:]] == ["read", "fold", "replay", "audit"]
