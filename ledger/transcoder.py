@@ -6,7 +6,7 @@ library's transcoder walks every value in Python; this one leaves that to orjson
 most of the cost of storing an event and nearly all of the cost of reading one back.
 
 orjson writes a UUID nested inside a value as plain text, so UUIDs are tagged at the top of an
-event's state only; ledger events hold UUIDs nowhere else (tests/test_transcoder.py reads back
+event's state only; ledger events hold UUIDs nowhere else (tests/test_fast_paths.py reads back
 every kind of stored event). Reading falls back to the library where a tag is nested.
 """
 

@@ -21,6 +21,8 @@ from eventsourcing.persistence import (
     DecimalAsStr,
     IntegrityError,
     JSONTranscoder,
+    Mapper,
+    StoredEvent,
     UUIDAsHex,
 )
 
@@ -31,7 +33,7 @@ from ledger.application import LedgerApp
 from ledger.recorder import LedgerPostgresRecorder
 from ledger.runtime import GC_THRESHOLDS
 from ledger.store import memory_store, parse_store_url
-from ledger.transcoder import LedgerTranscoder
+from ledger.transcoder import LedgerMapper, LedgerTranscoder
 from projections.invoices import LineIndex, add_charge, empty_invoice, line_kind
 from projections.projection import KnownDocuments
 from projections.runner import ViewsAlongside, catch_up, fold, view_documents
@@ -67,6 +69,26 @@ def test_every_stored_event_is_byte_for_byte_the_library_format() -> None:
         expected = library.decode(notification.state)
         assert ours.decode(notification.state) == expected
         assert ours.encode(expected) == library.encode(expected) == notification.state
+
+
+def test_every_stored_event_maps_back_as_the_librarys_mapper_maps_it() -> None:
+    app = LedgerApp(memory_store())
+    _ingest(app, LINES)
+    ours, library = app.mapper, Mapper[UUID](transcoder=LedgerTranscoder())
+    assert isinstance(ours, LedgerMapper)
+    notifications = app.recorder.select_notifications(start=1, limit=100_000)
+    for notification in notifications:
+        assert _state(ours.to_domain_event(notification)) == _state(
+            library.to_domain_event(notification)
+        )
+    # The library's way for what the short way does not take: a string id, state to upcast.
+    first = notifications[0]
+    as_text = StoredEvent(str(first.originator_id), 1, first.topic, first.state)
+    assert _state(ours.to_domain_event(as_text)) == _state(library.to_domain_event(as_text))
+    newer = StoredEvent(
+        first.originator_id, 1, first.topic, first.state[:-1] + b',"class_version":1}'
+    )
+    assert _state(ours.to_domain_event(newer)) == _state(library.to_domain_event(newer))
 
 
 def test_tags_anywhere_read_back_as_the_library_reads_them() -> None:
