@@ -326,6 +326,12 @@ def consume(
         if alongside is not None:
             alongside.forget()
 
+    def start_again(pending: dict[TopicPartition, int]) -> None:
+        """After a batch that did not commit: drop what memory holds, read it again."""
+        forget()
+        for tp, first in pending.items():
+            _rewind(app, consumer, tp, first)
+
     try:
         subscribed = False
         views_behind = True  # until the first catch-up
@@ -366,15 +372,11 @@ def consume(
             except StaleViewPosition:
                 # Events were stored without their views (a file ingest meanwhile): the batch
                 # rolled back; catch the views up, then read it again.
-                forget()
-                for tp, first in pending.items():
-                    _rewind(app, consumer, tp, first)
+                start_again(pending)
                 views_behind = True
                 continue
             except TRANSIENT_ERRORS as error:
-                forget()
-                for tp, first in pending.items():
-                    _rewind(app, consumer, tp, first)
+                start_again(pending)
                 report.retries += 1
                 report.last_error = f"{type(error).__name__}: {error}"
                 outage.wait(error, should_stop)
