@@ -724,7 +724,9 @@ def test_schema_and_runtime_agree_on_any_single_field_value(kind: str, data: st.
         ),
     )
 )
-def test_T1_an_instant_is_written_as_rfc_3339_in_utc_and_reads_back_equal(instant: datetime) -> None:
+def test_T1_an_instant_is_written_as_rfc_3339_in_utc_and_reads_back_equal(
+    instant: datetime,
+) -> None:
     text = instant_text(instant)
     assert re.fullmatch(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d{6})?Z", text), text
     assert parse_instant(text, "occurred_at") == instant
