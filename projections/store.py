@@ -66,6 +66,23 @@ def _encode(doc: Doc) -> str:
     return orjson.dumps(doc, option=orjson.OPT_SORT_KEYS).decode("utf-8")
 
 
+LAST_CODE_POINT = chr(0x10FFFF)
+SURROGATES = range(0xD800, 0xE000)
+
+
+def prefix_upper_bound(prefix: str) -> str | None:
+    """The least string above every string that starts with `prefix`, in code-point order,
+    or None when there is none. A prefix scan is then the range [prefix, bound): an index
+    walk over one account's documents, not a filter over the whole view."""
+    kept = prefix.rstrip(LAST_CODE_POINT)
+    if not kept:
+        return None  # "" or only last code points: every string >= prefix starts with it
+    after = ord(kept[-1]) + 1
+    if after in SURROGATES:  # not characters: no stored key holds one
+        after = SURROGATES.stop
+    return kept[:-1] + chr(after)
+
+
 class SqliteViewStore(ViewStore):
     def __init__(self, path: str) -> None:
         self._db = sqlite3.connect(path, timeout=30, isolation_level=None)
@@ -91,10 +108,13 @@ class SqliteViewStore(ViewStore):
         return None if row is None else dict(orjson.loads(row[0]))
 
     def scan(self, view: str, key_prefix: str = "") -> Iterator[tuple[str, Doc]]:
+        # SQLite compares text as UTF-8 bytes: code-point order, the range prefix_upper_bound
+        # is made for.
+        bound = prefix_upper_bound(key_prefix)
+        below = "" if bound is None else " AND key < ?"
         rows = self._db.execute(
-            f"SELECT key, doc FROM {VIEW_TABLE} WHERE view = ? AND substr(key, 1, ?) = ? "
-            "ORDER BY key",
-            (view, len(key_prefix), key_prefix),
+            f"SELECT key, doc FROM {VIEW_TABLE} WHERE view = ? AND key >= ?{below} ORDER BY key",
+            (view, key_prefix) if bound is None else (view, key_prefix, bound),
         ).fetchall()
         for key, doc in rows:
             yield key, dict(orjson.loads(doc))
@@ -143,10 +163,14 @@ class PostgresViewStore(ViewStore):
         with self._db.transaction():
             # Several processes may start at once: serialise the creation of the tables.
             self._db.execute("SELECT pg_advisory_xact_lock(%s)", (SCHEMA_LOCK_ID,))
+            # Keys in byte order ("C"), whatever the database's locale: a prefix scan is then
+            # a range of the primary key's index.
             self._db.execute(
-                f"CREATE TABLE IF NOT EXISTS {VIEW_TABLE} (view TEXT NOT NULL, key TEXT NOT NULL, "
-                "doc TEXT NOT NULL, PRIMARY KEY (view, key))"
+                f"CREATE TABLE IF NOT EXISTS {VIEW_TABLE} (view TEXT NOT NULL, "
+                'key TEXT COLLATE "C" NOT NULL, doc TEXT NOT NULL, PRIMARY KEY (view, key))'
             )
+            if self.key_collation() != "C":  # a table made before keys were in byte order
+                self._db.execute(f'ALTER TABLE {VIEW_TABLE} ALTER COLUMN key TYPE TEXT COLLATE "C"')
             self._db.execute(
                 f"CREATE TABLE IF NOT EXISTS {POSITION_TABLE} "
                 "(id INTEGER PRIMARY KEY CHECK (id = 1), position BIGINT NOT NULL)"
@@ -159,6 +183,15 @@ class PostgresViewStore(ViewStore):
                 f"CREATE INDEX IF NOT EXISTS {VIEW_TABLE}_account "
                 f"ON {VIEW_TABLE} (split_part(key, '|', 1))"
             )
+
+    def key_collation(self) -> str:
+        row = self._db.execute(
+            "SELECT c.collname FROM pg_attribute a JOIN pg_collation c ON c.oid = a.attcollation "
+            "WHERE a.attrelid = %s::regclass AND a.attname = 'key'",
+            (VIEW_TABLE,),
+        ).fetchone()
+        assert row is not None, f"{VIEW_TABLE} has a key column"
+        return str(row[0])
 
     def position(self) -> int:
         row = self._connection().execute(f"SELECT position FROM {POSITION_TABLE}").fetchone()
@@ -174,12 +207,14 @@ class PostgresViewStore(ViewStore):
         return None if row is None else dict(orjson.loads(row[0]))
 
     def scan(self, view: str, key_prefix: str = "") -> Iterator[tuple[str, Doc]]:
+        bound = prefix_upper_bound(key_prefix)
+        below = "" if bound is None else " AND key < %s"
         rows = (
             self._connection()
             .execute(
-                f"SELECT key, doc FROM {VIEW_TABLE} WHERE view = %s AND left(key, %s) = %s "
-                'ORDER BY key COLLATE "C"',
-                (view, len(key_prefix), key_prefix),
+                f"SELECT key, doc FROM {VIEW_TABLE} WHERE view = %s AND key >= %s{below} "
+                "ORDER BY key",
+                (view, key_prefix) if bound is None else (view, key_prefix, bound),
             )
             .fetchall()
         )
