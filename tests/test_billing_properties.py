@@ -6,6 +6,7 @@ money or numbers: plan purchases, changes and autorenew switches; calls to cover
 uncovered destinations; package subscriptions, changes and removals; home and roaming data;
 recharges; surcharges and TCR fees; adjustments (debits and credits, to 4 places); port-ins
 requested, completed and failed; port-outs requested and completed; blocks and unblocks;
+calls recorded twice and disputes of the account's charges (credited or denied, F1);
 quiet spells; period starts (`cycle.started`: increasing periods, sometimes one skipped,
 sometimes logged after records of later periods, sometimes repeated); events delivered twice;
 and late records (calls, data, plan and package purchases, fees, adjustments, recharges,
@@ -15,9 +16,10 @@ random, each keeping its own order (T2); in some examples both number their even
 (`event_id` is unique per account only).
 
 The streams are built with a small model of each account's numbers (which exist, which have a
-port-in pending), so every record names a number the account holds and nothing is
-dead-lettered; rules may still reject some records (a second plan, a package the balance
-cannot buy, a port-in that is not pending), which must move no money.
+port-in pending) and its stream rated so far, so every record names a number the account
+holds, every dispute a charge it holds, and nothing is dead-lettered; rules may still reject
+some records (a second plan, a package the balance cannot buy, a port-in that is not
+pending), which must move no money.
 """
 
 import re
@@ -141,6 +143,12 @@ OPERATIONS: dict[str, st.SearchStrategy[tuple[Any, ...]]] = {
     ),
     # An earlier event of the account delivered again: a duplicate (G1), nothing moves.
     "resend": st.tuples(st.just("resend"), st.integers(0, 200)),
+    # A call the network recorded twice: a second event of the same call, charged again, and
+    # often disputed at once (credited in full when it was charged, F1).
+    "double_call": st.tuples(st.just("double_call"), st.integers(0, 200), st.booleans()),
+    # A dispute of a charge the account holds: credited (a double-recorded call) or denied,
+    # once; the same charge disputed again is denied (F1).
+    "refund": st.tuples(st.just("refund"), st.integers(0, 200)),
 }
 # Drawn by kind: usage, fees and period starts most often.
 KINDS: tuple[str, ...] = ("call",) * 4 + ("data",) * 3 + ("roam", "surcharge", "adjustment")
@@ -149,6 +157,7 @@ KINDS += ("subscribe", "subscribe", "package_change", "unsubscribe")
 KINDS += ("port_in_request", "port_in_request", "port_in_complete", "port_in_fail")
 KINDS += ("port_out_request", "port_out_complete", "block", "wait", "resend")
 KINDS += ("cycle", "cycle", "cycle", "late", "late", "late")
+KINDS += ("double_call", "double_call", "double_call", "refund", "refund")
 operation = st.sampled_from(KINDS).flatmap(OPERATIONS.__getitem__)
 
 
@@ -194,6 +203,11 @@ class StreamBuilder:
     numbers: list[str] = field(default_factory=list)
     pending_in: dict[str, str] = field(default_factory=dict)  # new number -> ported number
     fresh: int = 0
+    # The account's stream rated so far: refunds name only charges it holds (an unknown one
+    # would be dead-lettered). Fed the new events at each refund; later events never change
+    # the charges of earlier ones.
+    oracle: Ledger | None = None
+    rated: int = 0
 
     def __post_init__(self) -> None:
         self.started = period_of(OPENED_AT, self.timezone)
@@ -219,6 +233,20 @@ class StreamBuilder:
     def new_number(self, prefix: str) -> str:
         self.fresh += 1
         return f"{prefix}{self.fresh:04d}"
+
+    def charge_ids(self) -> list[str]:
+        """Every charge the account holds so far, in the order they were made."""
+        if self.oracle is None:
+            self.oracle = Ledger()
+            self.oracle.feed(catalog_published())
+        counts = self.oracle.feed(*self.events[self.rated :])
+        assert not counts.dead_letters, self.oracle.reasons()
+        self.rated = len(self.events)
+        return [
+            charge["charge_id"]
+            for _, outcome in stored(self.oracle, self.account_id)
+            for charge in outcome["charges"]
+        ]
 
     def record(self, op: tuple[Any, ...], at: datetime | None = None) -> None:
         """A record that may also arrive late: usage, purchases, fees, money."""
@@ -356,6 +384,29 @@ class StreamBuilder:
             )
         elif kind == "wait":
             self.advance(op[1])
+        elif kind == "double_call":
+            self.advance(1)
+            calls = [
+                event
+                for event in self.events
+                if event["type"] == "call.completed" and event["msisdn"] in self.numbers
+            ]
+            if calls:
+                original = calls[op[1] % len(calls)]
+                again = f"{self.id_prefix}-{len(self.events)}"
+                self.events.append({**original, "event_id": again})
+                disputed = (
+                    [c for c in self.charge_ids() if c.startswith(f"{again}:")] if op[2] else []
+                )
+                for charge_id in disputed:
+                    self.advance(5)
+                    self.add("refund.requested", charge_id=charge_id, reason="charged twice")
+        elif kind == "refund":
+            self.advance(5)
+            charges = self.charge_ids()
+            if charges:
+                charge_id = charges[op[1] % len(charges)]
+                self.add("refund.requested", charge_id=charge_id, reason="disputed by customer")
         elif kind == "resend":
             self.advance(1)
             self.events.append(dict(self.events[op[1] % len(self.events)]))
