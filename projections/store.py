@@ -83,6 +83,15 @@ def prefix_upper_bound(prefix: str) -> str | None:
     return kept[:-1] + chr(after)
 
 
+def _prefix_range(key_prefix: str, mark: str) -> tuple[str, tuple[str, ...]]:
+    """The SQL condition, with its parameters (`mark` is the driver's placeholder), for the keys
+    that start with `key_prefix`, as a range in byte order."""
+    bound = prefix_upper_bound(key_prefix)
+    if bound is None:
+        return f"key >= {mark}", (key_prefix,)
+    return f"key >= {mark} AND key < {mark}", (key_prefix, bound)
+
+
 class SqliteViewStore(ViewStore):
     def __init__(self, path: str) -> None:
         self._db = sqlite3.connect(path, timeout=30, isolation_level=None)
@@ -110,11 +119,10 @@ class SqliteViewStore(ViewStore):
     def scan(self, view: str, key_prefix: str = "") -> Iterator[tuple[str, Doc]]:
         # SQLite compares text as UTF-8 bytes: code-point order, the range prefix_upper_bound
         # is made for.
-        bound = prefix_upper_bound(key_prefix)
-        below = "" if bound is None else " AND key < ?"
+        in_range, bounds = _prefix_range(key_prefix, "?")
         rows = self._db.execute(
-            f"SELECT key, doc FROM {VIEW_TABLE} WHERE view = ? AND key >= ?{below} ORDER BY key",
-            (view, key_prefix) if bound is None else (view, key_prefix, bound),
+            f"SELECT key, doc FROM {VIEW_TABLE} WHERE view = ? AND {in_range} ORDER BY key",
+            (view, *bounds),
         ).fetchall()
         for key, doc in rows:
             yield key, dict(orjson.loads(doc))
@@ -207,14 +215,12 @@ class PostgresViewStore(ViewStore):
         return None if row is None else dict(orjson.loads(row[0]))
 
     def scan(self, view: str, key_prefix: str = "") -> Iterator[tuple[str, Doc]]:
-        bound = prefix_upper_bound(key_prefix)
-        below = "" if bound is None else " AND key < %s"
+        in_range, bounds = _prefix_range(key_prefix, "%s")
         rows = (
             self._connection()
             .execute(
-                f"SELECT key, doc FROM {VIEW_TABLE} WHERE view = %s AND key >= %s{below} "
-                "ORDER BY key",
-                (view, key_prefix) if bound is None else (view, key_prefix, bound),
+                f"SELECT key, doc FROM {VIEW_TABLE} WHERE view = %s AND {in_range} ORDER BY key",
+                (view, *bounds),
             )
             .fetchall()
         )
