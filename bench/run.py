@@ -26,6 +26,7 @@ from typing import Any
 import psycopg
 from kafka import KafkaConsumer, TopicPartition
 
+from bench.cpu import cpu_budget, services_cpu_seconds
 from bench.replay import measure as replay_rates
 from bench.replay import rate
 from bench.scratch import scratch_database, scratch_topics
@@ -159,6 +160,7 @@ def end_to_end(url: str, settings: KafkaSettings, expected: int, figures: dict[s
             rss.append(current_rss_mb())
 
     with open_view_store(store) as views:
+        services_before = services_cpu_seconds()
         start, cpu = time.perf_counter(), time.process_time()
         result = consume(
             app,
@@ -168,10 +170,15 @@ def end_to_end(url: str, settings: KafkaSettings, expected: int, figures: dict[s
             should_stop=lambda: done["records"] >= expected,
             on_batch=on_batch,
         )
+        consumer_cpu = time.process_time() - cpu
+        services_after = services_cpu_seconds()
         elapsed = done["last_at"] - start
         figures["end_to_end_per_s"] = rate(result.totals.consumed, elapsed)
         # Per second of this process's own CPU: steadier than wall time on a shared machine.
-        figures["end_to_end_per_cpu_s"] = rate(result.totals.consumed, time.process_time() - cpu)
+        figures["end_to_end_per_cpu_s"] = rate(result.totals.consumed, consumer_cpu)
+        budget = cpu_budget(result.totals.consumed, consumer_cpu, services_before, services_after)
+        if budget is not None:
+            figures["cpu_per_event"] = budget
         figures["end_to_end_seconds"] = round(elapsed, 2)
         figures["applied"] = result.totals.applied
         figures["dead_lettered"] = len(result.totals.dead_letters)
@@ -334,6 +341,7 @@ def report(figures: dict[str, Any]) -> None:
         ("ratio_to_raw_kafka", str, "  ratio to raw Kafka consume"),
         ("ratio_to_raw_postgres", str, "  ratio to raw PostgreSQL insert"),
         ("end_to_end_per_cpu_s", fmt_rate, "  per second of the consumer's own CPU"),
+        ("cpu_per_event", fmt_budget, "  CPU per event (consumer, PostgreSQL, Kafka)"),
         ("consumers_1_per_s", fmt_rate, "sustained, 1 consumer process"),
         ("consumers_1_ratio_to_raw_kafka", str, "  ratio to raw Kafka consume"),
         ("consumers_2_per_s", fmt_rate, "sustained, 2 consumer processes"),
@@ -355,6 +363,14 @@ def report(figures: dict[str, Any]) -> None:
 
 def fmt_rate(value: float) -> str:
     return f"{value:,.0f} /s"
+
+
+def fmt_budget(budget: dict[str, float]) -> str:
+    return (
+        f"{budget['consumer_us']:,.0f} + {budget['postgresql_us']:,.0f} + "
+        f"{budget['kafka_us']:,.0f} = {budget['total_us']:,.0f} us; "
+        f"{budget['cores']:.0f} cores carry at most {budget['ceiling_per_s']:,.0f} /s"
+    )
 
 
 if __name__ == "__main__":
