@@ -177,8 +177,10 @@ class ChainAudit:
     """`audit_chains` one event at a time, so one read of the log can feed every audit."""
 
     def __init__(self) -> None:
-        self.heads: dict[Any, tuple[int, str]] = {}  # stream -> (last version, chain head)
-        self.names: dict[Any, str] = {}
+        # Keyed by the stream id's integer: a UUID hashes and compares in Python, an int in C,
+        # and an audit looks each stream up several times per event.
+        self.heads: dict[int, tuple[int, str]] = {}  # stream -> (last version, chain head)
+        self.names: dict[int, str] = {}
         self.findings: list[str] = []
 
     @property
@@ -189,32 +191,36 @@ class ChainAudit:
         heads, names, findings = self.heads, self.names, self.findings
         if isinstance(event, (Account.Opened, Account.FactApplied)):
             fact = event.fact
-            stream = event.originator_id
-            names.setdefault(stream, f"account {fact['account_id']}")
-            if account_stream_id(fact["account_id"]) != stream:
+            stream = event.originator_id.int
+            name = names.get(stream)
+            if name is None:
+                name = names[stream] = f"account {fact['account_id']}"
+            if account_stream_id(fact["account_id"]).int != stream:
                 findings.append(
-                    f"{names[stream]}: event {fact['event_id']} at version "
+                    f"{name}: event {fact['event_id']} at version "
                     f"{event.originator_version} belongs to account {fact['account_id']}"
                 )
             outcome = event.outcome if isinstance(event, Account.FactApplied) else None
-            _check_link(heads, names[stream], event, fact, outcome, findings)
+            _check_link(heads, stream, name, event, fact, outcome, findings)
         elif isinstance(event, CatalogBook.Started):
-            names[event.originator_id] = "catalog book"
-            heads[event.originator_id] = (event.originator_version, GENESIS)
+            names[event.originator_id.int] = "catalog book"
+            heads[event.originator_id.int] = (event.originator_version, GENESIS)
         elif isinstance(event, CatalogBook.VersionPublished):
-            names.setdefault(event.originator_id, "catalog book")
-            _check_link(heads, names[event.originator_id], event, event.fact, None, findings)
+            stream = event.originator_id.int
+            name = names.setdefault(stream, "catalog book")
+            _check_link(heads, stream, name, event, event.fact, None, findings)
 
 
 def _check_link(
-    heads: dict[Any, tuple[int, str]],
+    heads: dict[int, tuple[int, str]],
+    stream: int,
     name: str,
     event: Any,
     fact: dict[str, Any],
     outcome: dict[str, Any] | None,
     findings: list[str],
 ) -> None:
-    version, previous = heads.get(event.originator_id, (0, GENESIS))
+    version, previous = heads.get(stream, (0, GENESIS))
     if event.originator_version != version + 1:
         findings.append(
             f"{name}: versions {version + 1}-{event.originator_version - 1} are missing "
@@ -226,4 +232,4 @@ def _check_link(
             f"{name}: event {fact['event_id']} at version {event.originator_version} does not "
             "match the hash chain (changed, or moved out of order)"
         )
-    heads[event.originator_id] = (event.originator_version, event.chain)
+    heads[stream] = (event.originator_version, event.chain)
