@@ -265,6 +265,9 @@ def _stored_records(db: psycopg.Connection[Any], topic: str) -> int:
     return int(row[0]) if row else 0
 
 
+LATENCY_WAIT_SECONDS = 60  # the longest the trickle's records may take to reach the views
+
+
 def latency(app: LedgerApp, settings: KafkaSettings, views: Any) -> dict[str, float]:
     """Publish a trickle while consuming: event (Kafka timestamp) to views current."""
     samples: list[float] = []
@@ -294,7 +297,11 @@ def latency(app: LedgerApp, settings: KafkaSettings, views: Any) -> dict[str, fl
     for i in range(0, len(records), 50):  # about 1,000 events/s in bursts of 50
         publish(records[i : i + 50], settings, validate=False)
         time.sleep(0.05)
-    time.sleep(3)
+    # Until every trickled record is in the views: a consumer slow to join the group must not
+    # leave the figures empty or cut off the slowest records.
+    deadline = time.monotonic() + LATENCY_WAIT_SECONDS
+    while len(samples) < len(records) and time.monotonic() < deadline:
+        time.sleep(0.1)
     stop.set()
     consumer.join()
     if not samples:
