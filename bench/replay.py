@@ -74,7 +74,9 @@ def rate(count: int, seconds: float) -> float:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.replay", description=__doc__.split("\n\n")[0]
+    )
     parser.add_argument("--store", required=True, help="the ledger's store URL")
     parser.add_argument("--repeat", type=int, default=3, help="runs of each step; the best counts")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")

@@ -44,13 +44,24 @@ RAW_BATCH = 1000
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--accounts", type=int, default=2000)
-    parser.add_argument("--events", type=int, default=100_000, help="usage events (calls, data...)")
-    parser.add_argument("--partitions", type=int, default=4)
-    parser.add_argument("--admin-url", default=ADMIN_URL, help="a PostgreSQL role with CREATEDB")
-    parser.add_argument("--bootstrap", default="127.0.0.1:19092")
-    parser.add_argument("--output", default="bench/out/latest.json")
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.run",
+        description=__doc__.split("\n\n")[0],
+        epilog="Figures and what they mean: docs/PERFORMANCE.md.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("--accounts", type=int, default=2000, help="accounts in the traffic")
+    parser.add_argument(
+        "--events", type=int, default=100_000, help="usage events (calls, data records...)"
+    )
+    parser.add_argument("--partitions", type=int, default=4, help="partitions of the topic")
+    parser.add_argument(
+        "--admin-url",
+        default=ADMIN_URL,
+        help="a PostgreSQL role with CREATEDB: each step gets a database of its own, dropped after",
+    )
+    parser.add_argument("--bootstrap", default="127.0.0.1:19092", help="the Kafka broker")
+    parser.add_argument("--output", default="bench/out/latest.json", help="the figures as JSON")
     parser.add_argument(
         "--consumers",
         type=lambda text: [int(n) for n in text.split(",")],
