@@ -1,23 +1,23 @@
 """CPU time of the services on this machine, read from /proc: where a run's CPU went.
 
-The consumer measures its own CPU; PostgreSQL and Kafka run in processes of their own. On a
-2-core machine the three share the cores, so the rate the machine could reach at best is its
-cores divided by the CPU all three spend per event (docs/PERFORMANCE.md, "the CPU budget").
+The consumers, PostgreSQL and Kafka run in processes of their own. On a 2-core machine they
+share the cores, so the rate the machine could reach at best is its cores divided by the CPU
+all of them spend per event (docs/PERFORMANCE.md, "the CPU budget").
 
-Linux only: elsewhere `services_cpu_seconds` returns None and the bench leaves the figures out.
+Linux only: elsewhere `machine_cpu_seconds` returns None and the bench leaves the figures out.
 """
 
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
 
 PROC = Path("/proc")
 
-# Which processes make up each service: (command name, full command line) -> belongs.
-Matcher = Callable[[str, str], bool]
+# Which processes make up each service: (pid, command name, full command line) -> belongs.
+Matcher = Callable[[int, str, str], bool]
 SERVICES: Mapping[str, Matcher] = {
-    "postgresql": lambda comm, cmdline: comm == "postgres",
-    "kafka": lambda comm, cmdline: "kafka.Kafka" in cmdline,
+    "postgresql": lambda pid, comm, cmdline: comm == "postgres",
+    "kafka": lambda pid, comm, cmdline: "kafka.Kafka" in cmdline,
 }
 
 
@@ -38,7 +38,7 @@ def cpu_seconds(matches: Matcher, proc: Path = PROC) -> float | None:
             continue
         # The command name is in parentheses and may hold spaces: the fields follow the last ")".
         comm = stat[stat.index("(") + 1 : stat.rindex(")")]
-        if not matches(comm, cmdline):
+        if not matches(int(entry.name), comm, cmdline):
             continue
         fields = stat[stat.rindex(")") + 2 :].split()
         # utime, stime, cutime, cstime: fields 14-17 of proc(5), 11-14 after the name.
@@ -46,9 +46,13 @@ def cpu_seconds(matches: Matcher, proc: Path = PROC) -> float | None:
     return ticks / ticks_per_second
 
 
-def services_cpu_seconds() -> dict[str, float] | None:
-    """CPU seconds used so far by each service's processes, or None without /proc."""
-    found = {name: cpu_seconds(matches) for name, matches in SERVICES.items()}
+def machine_cpu_seconds(consumer_pids: Collection[int]) -> dict[str, float] | None:
+    """CPU seconds used so far by the consumer processes (together) and by each service's
+    processes, or None without /proc."""
+    found = {
+        "consumer": cpu_seconds(lambda pid, comm, cmdline: pid in consumer_pids),
+        **{name: cpu_seconds(matches) for name, matches in SERVICES.items()},
+    }
     if any(seconds is None for seconds in found.values()):
         return None
     return {name: seconds for name, seconds in found.items() if seconds is not None}
@@ -56,19 +60,18 @@ def services_cpu_seconds() -> dict[str, float] | None:
 
 def cpu_budget(
     events: int,
-    consumer_seconds: float,
     before: Mapping[str, float] | None,
     after: Mapping[str, float] | None,
     cores: int | None = None,
 ) -> dict[str, float] | None:
-    """Microseconds of CPU per event for the consumer and each service, their total, and the
-    events per second the machine's cores could carry at that cost (the ceiling)."""
+    """Microseconds of CPU per event for the consumers and each service between two readings,
+    their total, and the events per second the machine's cores could carry at that cost (the
+    ceiling)."""
     if before is None or after is None or events <= 0:
         return None
-    per_event = {"consumer": consumer_seconds}
-    per_event.update({name: after[name] - before[name] for name in after})
-    budget = {f"{name}_us": round(seconds / events * 1e6, 1) for name, seconds in per_event.items()}
-    total = sum(per_event.values()) / events
+    used = {name: after[name] - before[name] for name in after}
+    budget = {f"{name}_us": round(seconds / events * 1e6, 1) for name, seconds in used.items()}
+    total = sum(used.values()) / events
     budget["total_us"] = round(total * 1e6, 1)
     budget["cores"] = cores or os.cpu_count() or 1
     budget["ceiling_per_s"] = round(budget["cores"] / total, 1) if total > 0 else 0.0

@@ -12,6 +12,7 @@ asserted: the machines are shared and noisy, so read ratios, not absolute figure
 import argparse
 import json
 import multiprocessing
+import os
 import resource
 import statistics
 import sys
@@ -26,7 +27,7 @@ from typing import Any
 import psycopg
 from kafka import KafkaConsumer, TopicPartition
 
-from bench.cpu import cpu_budget, services_cpu_seconds
+from bench.cpu import cpu_budget, machine_cpu_seconds
 from bench.replay import measure as replay_rates
 from bench.replay import rate
 from bench.scratch import scratch_database, scratch_topics
@@ -106,13 +107,20 @@ def measure(
     )
     for processes in args.consumers:
         with scratch_database(args.admin_url) as url:
-            rate_n = scale_out(url, settings, events_in_topic, processes)
-        if rate_n is None:
+            sustained = scale_out(url, settings, events_in_topic, processes)
+        if sustained is None:
             continue
+        rate_n, budget = sustained
         figures[f"consumers_{processes}_per_s"] = rate_n
         figures[f"consumers_{processes}_ratio_to_raw_kafka"] = round(
             rate_n / figures["raw_kafka_consume_per_s"], 3
         )
+        if budget is not None:
+            figures[f"consumers_{processes}_cpu_per_event"] = budget
+            # The ceiling of the same span of time: a busier machine raises both together.
+            figures[f"consumers_{processes}_share_of_ceiling"] = round(
+                rate_n / budget["ceiling_per_s"], 3
+            )
 
 
 def raw_kafka_consume(settings: KafkaSettings, expected: int) -> float:
@@ -171,7 +179,7 @@ def end_to_end(url: str, settings: KafkaSettings, expected: int, figures: dict[s
             rss.append(current_rss_mb())
 
     with open_view_store(store) as views:
-        services_before = services_cpu_seconds()
+        machine_before = machine_cpu_seconds({os.getpid()})
         start, cpu = time.perf_counter(), time.process_time()
         result = consume(
             app,
@@ -182,12 +190,12 @@ def end_to_end(url: str, settings: KafkaSettings, expected: int, figures: dict[s
             on_batch=on_batch,
         )
         consumer_cpu = time.process_time() - cpu
-        services_after = services_cpu_seconds()
+        machine_after = machine_cpu_seconds({os.getpid()})
         elapsed = done["last_at"] - start
         figures["end_to_end_per_s"] = rate(result.totals.consumed, elapsed)
         # Per second of this process's own CPU: steadier than wall time on a shared machine.
         figures["end_to_end_per_cpu_s"] = rate(result.totals.consumed, consumer_cpu)
-        budget = cpu_budget(result.totals.consumed, consumer_cpu, services_before, services_after)
+        budget = cpu_budget(result.totals.consumed, machine_before, machine_after)
         if budget is not None:
             figures["cpu_per_event"] = budget
         figures["end_to_end_seconds"] = round(elapsed, 2)
@@ -209,10 +217,13 @@ def end_to_end(url: str, settings: KafkaSettings, expected: int, figures: dict[s
 WATCH_SECONDS = 0.05  # how often the scale-out run counts the records stored
 
 
-def scale_out(url: str, settings: KafkaSettings, expected: int, processes: int) -> float | None:
+def scale_out(
+    url: str, settings: KafkaSettings, expected: int, processes: int
+) -> tuple[float, dict[str, float] | None] | None:
     """Sustained rate of `processes` consumer processes in one group, each rating, storing
     and writing views: from the moment every one has committed a batch (the group is settled)
-    until every record is stored. None: too few records to settle before the end."""
+    until every record is stored; with the CPU budget of that span. None: too few records to
+    settle before the end."""
     LedgerApp(parse_store_url(url))  # the schema, before the processes race for it
     context = multiprocessing.get_context("spawn")
     stop = context.Event()
@@ -225,6 +236,9 @@ def scale_out(url: str, settings: KafkaSettings, expected: int, processes: int) 
     for worker in workers:
         worker.start()
     settled_at, settled_count = None, 0
+    pids = {worker.pid for worker in workers if worker.pid is not None}
+    machine_at_settle: dict[str, float] | None = None
+    machine_at_end: dict[str, float] | None = None
     # One connection for the whole watch, polled every 50 ms: connecting anew each time took
     # the consumers' CPU (a PostgreSQL backend started per poll) and lowered their rate.
     try:
@@ -234,7 +248,9 @@ def scale_out(url: str, settings: KafkaSettings, expected: int, processes: int) 
                 now = time.perf_counter()
                 if settled_at is None and started.value >= processes:
                     settled_at, settled_count = now, count
+                    machine_at_settle = machine_cpu_seconds(pids)
                 if count >= expected:
+                    machine_at_end = machine_cpu_seconds(pids)
                     break
                 if not any(worker.is_alive() for worker in workers):
                     raise RuntimeError("every consumer process stopped before the end")
@@ -247,7 +263,8 @@ def scale_out(url: str, settings: KafkaSettings, expected: int, processes: int) 
         say(f"bench: too few records to measure {processes} consumers once settled")
         return None
     say(f"bench: {processes} consumer(s) settled with {settled_count:,} of {expected:,} stored")
-    return rate(expected - settled_count, now - settled_at)
+    budget = cpu_budget(expected - settled_count, machine_at_settle, machine_at_end)
+    return rate(expected - settled_count, now - settled_at), budget
 
 
 def _consumer_process(url: str, settings: KafkaSettings, stop: Any, started: Any) -> None:
@@ -362,8 +379,12 @@ def report(figures: dict[str, Any]) -> None:
         ("cpu_per_event", fmt_budget, "  CPU per event (consumer, PostgreSQL, Kafka)"),
         ("consumers_1_per_s", fmt_rate, "sustained, 1 consumer process"),
         ("consumers_1_ratio_to_raw_kafka", str, "  ratio to raw Kafka consume"),
+        ("consumers_1_cpu_per_event", fmt_budget, "  CPU per event (consumers, PostgreSQL, Kafka)"),
+        ("consumers_1_share_of_ceiling", str, "  share of what the cores could carry"),
         ("consumers_2_per_s", fmt_rate, "sustained, 2 consumer processes"),
         ("consumers_2_ratio_to_raw_kafka", str, "  ratio to raw Kafka consume"),
+        ("consumers_2_cpu_per_event", fmt_budget, "  CPU per event (consumers, PostgreSQL, Kafka)"),
+        ("consumers_2_share_of_ceiling", str, "  share of what the cores could carry"),
         ("event_to_view_ms", json.dumps, "event-to-view latency (ms)"),
         ("replay_per_s", fmt_rate, "replay (fold every stored event)"),
         ("replay_per_cpu_s", fmt_rate, "  per second of its own CPU"),

@@ -1,11 +1,12 @@
 """The bench's CPU budget: where a run's CPU went, read from /proc, and what the cores carry."""
 
+import os
 import subprocess
 import sys
 import uuid
 from pathlib import Path
 
-from bench.cpu import cpu_budget, cpu_seconds
+from bench.cpu import cpu_budget, cpu_seconds, machine_cpu_seconds
 
 BUSY = "import time\nend = time.process_time() + 0.3\nwhile time.process_time() < end: pass\n"
 
@@ -27,25 +28,25 @@ def test_cpu_seconds_counts_a_process_and_the_children_it_waited_for() -> None:
     )
     try:
         assert probe.stdout is not None and probe.stdout.readline() == "ready\n"
-        used = cpu_seconds(lambda comm, cmdline: marker in cmdline)
+        used = cpu_seconds(lambda pid, comm, cmdline: marker in cmdline)
         # Its own 0.3 s and the ended child's 0.3 s (counted in the parent's children).
         assert used is not None and 0.5 <= used < 5
-        assert cpu_seconds(lambda comm, cmdline: "no-such-process" + marker in cmdline) == 0
+        assert cpu_seconds(lambda pid, comm, cmdline: pid == probe.pid) == used
+        assert cpu_seconds(lambda pid, comm, cmdline: "no-such-process" + marker in cmdline) == 0
     finally:
         probe.kill()
         probe.wait()
 
 
 def test_cpu_seconds_is_none_without_proc(tmp_path: Path) -> None:
-    assert cpu_seconds(lambda comm, cmdline: True, proc=tmp_path) is None
+    assert cpu_seconds(lambda pid, comm, cmdline: True, proc=tmp_path) is None
 
 
 def test_cpu_budget_divides_each_share_by_the_events_and_the_cores_by_the_total() -> None:
     budget = cpu_budget(
         1000,
-        consumer_seconds=0.2,
-        before={"postgresql": 10.0, "kafka": 3.0},
-        after={"postgresql": 10.05, "kafka": 3.05},
+        before={"consumer": 1.0, "postgresql": 10.0, "kafka": 3.0},
+        after={"consumer": 1.2, "postgresql": 10.05, "kafka": 3.05},
         cores=2,
     )
     assert budget == {
@@ -56,5 +57,12 @@ def test_cpu_budget_divides_each_share_by_the_events_and_the_cores_by_the_total(
         "cores": 2,
         "ceiling_per_s": 6666.7,
     }
-    assert cpu_budget(1000, 0.2, None, {"postgresql": 1.0}) is None
-    assert cpu_budget(0, 0.2, {}, {}) is None
+    assert cpu_budget(1000, None, {"consumer": 1.0}) is None
+    assert cpu_budget(0, {}, {}) is None
+
+
+def test_machine_cpu_seconds_names_the_consumers_and_each_service() -> None:
+    readings = machine_cpu_seconds({os.getpid()})
+    assert readings is not None
+    assert set(readings) == {"consumer", "postgresql", "kafka"}
+    assert readings["consumer"] > 0  # this very process has run
