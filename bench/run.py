@@ -117,7 +117,7 @@ def measure(
         )
         if budget is not None:
             figures[f"consumers_{processes}_cpu_per_event"] = budget
-            # The ceiling of the same span of time: a busier machine raises both together.
+            # Against the ceiling of the same span: a busy moment of the machine moves both.
             figures[f"consumers_{processes}_share_of_ceiling"] = round(
                 rate_n / budget["ceiling_per_s"], 3
             )
