@@ -233,22 +233,23 @@ class PostgresViewStore(ViewStore):
     def document_compression(self) -> str:
         """How large documents are compressed: "lz4", "pglz", or "default" (the server's
         default_toast_compression, pglz unless set)."""
-        row = self._db.execute(
-            "SELECT attcompression FROM pg_attribute WHERE attrelid = %s::regclass "
-            "AND attname = 'doc'",
-            (VIEW_TABLE,),
-        ).fetchone()
-        assert row is not None, f"{VIEW_TABLE} has a doc column"
-        return {"l": "lz4", "p": "pglz"}.get(str(row[0]), "default")
+        compression, _ = self._column_settings("doc")
+        return {"l": "lz4", "p": "pglz"}.get(compression, "default")
 
     def key_collation(self) -> str:
+        _, collation = self._column_settings("key")
+        return collation
+
+    def _column_settings(self, column: str) -> tuple[str, str]:
+        """A column of the view table: its compression code and its collation's name."""
         row = self._db.execute(
-            "SELECT c.collname FROM pg_attribute a JOIN pg_collation c ON c.oid = a.attcollation "
-            "WHERE a.attrelid = %s::regclass AND a.attname = 'key'",
-            (VIEW_TABLE,),
+            "SELECT a.attcompression, coalesce(c.collname, '') FROM pg_attribute a "
+            "LEFT JOIN pg_collation c ON c.oid = a.attcollation "
+            "WHERE a.attrelid = %s::regclass AND a.attname = %s",
+            (VIEW_TABLE, column),
         ).fetchone()
-        assert row is not None, f"{VIEW_TABLE} has a key column"
-        return str(row[0])
+        assert row is not None, f"{VIEW_TABLE} has a {column} column"
+        return str(row[0]), str(row[1])
 
     def position(self) -> int:
         row = self._connection().execute(f"SELECT position FROM {POSITION_TABLE}").fetchone()
