@@ -211,12 +211,8 @@ class PostgresViewStore(ViewStore):
                     self._db.execute(
                         f"ALTER TABLE {VIEW_TABLE} ALTER COLUMN doc SET COMPRESSION lz4"
                     )
-        except (
-            psycopg.errors.FeatureNotSupported,
-            psycopg.errors.UndefinedColumn,
-            psycopg.errors.SyntaxError,
-        ):
-            pass
+        except (psycopg.errors.FeatureNotSupported, psycopg.errors.SyntaxError):
+            pass  # built without lz4, or older than 14 (no SET COMPRESSION)
 
     def fillfactor(self) -> int:
         """How full PostgreSQL fills the views' pages, in percent (100 unless set)."""
@@ -242,9 +238,11 @@ class PostgresViewStore(ViewStore):
 
     def _column_settings(self, column: str) -> tuple[str, str]:
         """A column of the view table: its compression code and its collation's name."""
+        # Through to_jsonb: attcompression exists from PostgreSQL 14, and an older server
+        # must still open the views (its compression reads as "").
         row = self._db.execute(
-            "SELECT a.attcompression, coalesce(c.collname, '') FROM pg_attribute a "
-            "LEFT JOIN pg_collation c ON c.oid = a.attcollation "
+            "SELECT coalesce(to_jsonb(a) ->> 'attcompression', ''), coalesce(c.collname, '') "
+            "FROM pg_attribute a LEFT JOIN pg_collation c ON c.oid = a.attcollation "
             "WHERE a.attrelid = %s::regclass AND a.attname = %s",
             (VIEW_TABLE, column),
         ).fetchone()
