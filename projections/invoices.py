@@ -147,13 +147,13 @@ def add_charge(
     doc: dict[str, Any],
     charge: dict[str, Any],
     event_id: str,
-    index: LineIndex | None = None,
+    index: LineIndex,
 ) -> None:
     """Put one charge on its line (creating the line), and move the total with it (M2)."""
     kind = line_kind(charge)
     line_id = _line_id(kind, charge)
     lines: list[dict[str, Any]] = doc["lines"]
-    by_id = (index or LineIndex()).of(lines)
+    by_id = index.of(lines)
     line = by_id.get(line_id)
     if line is None:
         line = {
