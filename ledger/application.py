@@ -40,7 +40,7 @@ Applied = Literal["applied", "duplicate"]
 
 class WrittenAlongside(Protocol):
     """What commits in the same transaction as a batch's events (the views, on PostgreSQL):
-    prepared from the events, written by the recorder under its lock (ledger.recorder)."""
+    prepared from the events, written by the recorder in their transaction (ledger.recorder)."""
 
     def prepare(self, events: Sequence[object]) -> Alongside:
         """What to write with these events; called before the transaction."""

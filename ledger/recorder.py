@@ -8,12 +8,17 @@ arrays of plain types in binary form, with nothing to escape. The table lock tha
 notification ids in commit order, NOTIFY, and the tracking record in the same transaction are
 the library's own.
 
-`insert_events(..., alongside=write)` calls `write(cursor, previous, ids)` inside the
-transaction, after the insert and under the table lock: `previous` is the last notification id
-committed before these, `ids` the new ones. Whatever it writes commits or rolls back with them.
+`insert_events(..., alongside=Alongside(unlocked, locked))` writes the caller's rows in the same
+transaction: `unlocked(cursor)` before the table lock, for rows that need no notification id
+(the views' documents), and `locked(cursor, previous, ids)` after the insert, under the lock:
+`previous` is the last notification id committed before these, `ids` the new ones. Whatever
+they write commits or rolls back with the events. The lock serialises every writer of the
+log, so the less is written under it, the more writers the log can take (docs/PERFORMANCE.md,
+round 7).
 """
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from eventsourcing.persistence import (
@@ -30,7 +35,13 @@ from psycopg.sql import SQL, Identifier
 
 TOPIC = "ledger.recorder:LedgerPostgresRecorder"  # how the library's factory is told to use it
 
-Alongside = Callable[[Any, int, Sequence[int]], None]
+
+@dataclass(frozen=True)
+class Alongside:
+    """Rows written in the events' transaction: before the table lock, and under it."""
+
+    unlocked: Callable[[Any], None]
+    locked: Callable[[Any, int, Sequence[int]], None]
 
 
 class LedgerPostgresRecorder(PostgresProcessRecorder):
@@ -111,6 +122,8 @@ class LedgerPostgresRecorder(PostgresProcessRecorder):
                 self._insert_tracking(curs, tracking=tracking)
             if not stored_events:
                 return []
+            if alongside is not None:
+                alongside.unlocked(curs)
             self._lock_table(curs)
             self._notify_channel(curs)
             curs.execute(
@@ -129,5 +142,5 @@ class LedgerPostgresRecorder(PostgresProcessRecorder):
                 curs.execute(self.previous_id_statement, (ids[0],), prepare=True)
                 row = curs.fetchone()
                 assert row is not None
-                alongside(curs, int(row["previous"]), ids)
+                alongside.locked(curs, int(row["previous"]), ids)
             return ids

@@ -89,8 +89,9 @@ class ViewsAlongside:
     """Views written in the same PostgreSQL transaction as the events they reflect.
 
     A consumer on PostgreSQL projects each batch's events before storing them, and the
-    recorder writes the changed documents under its table lock, moving the views' position
-    from the last event committed before the batch to the batch's last. So the views are never
+    recorder writes the changed documents in the events' transaction, then, under its table
+    lock, moves the views' position from the last event committed before the batch to the
+    batch's last. So the views are never
     behind, and several consumers each project only their own partitions' accounts (views are
     kept per account) instead of all catching up on the whole log. The documents of the
     accounts a consumer writes are kept between batches: while it owns their partitions, no
@@ -120,10 +121,15 @@ class ViewsAlongside:
             raise
         self._changes = changes
 
-        def write(cursor: Any, previous: int, ids: Sequence[int]) -> None:
-            self.views.write_in(cursor, changes.changed, expected=previous, position=ids[-1])
+        def move_position(cursor: Any, previous: int, ids: Sequence[int]) -> None:
+            self.views.move_position(cursor, expected=previous, position=ids[-1])
 
-        return write
+        # The documents need no notification id: they are written before the events table
+        # is locked, which is then held for the events and the position only.
+        return Alongside(
+            unlocked=lambda cursor: self.views.write_documents(cursor, changes.changed),
+            locked=move_position,
+        )
 
     def committed(self) -> None:
         assert self._changes is not None

@@ -288,25 +288,19 @@ class PostgresViewStore(ViewStore):
 
     def write(self, changes: Mapping[DocKey, Doc | None], expected: int, position: int) -> None:
         with self._connection().transaction(), self._connection().cursor() as cur:
-            self.write_in(cur, changes, expected, position)
+            self.write_documents(cur, changes)
+            self.move_position(cur, expected, position)
 
-    def write_in(
-        self,
-        cur: "psycopg.Cursor[Any]",
-        changes: Mapping[DocKey, Doc | None],
-        expected: int,
-        position: int,
+    def write_documents(
+        self, cur: "psycopg.Cursor[Any]", changes: Mapping[DocKey, Doc | None]
     ) -> None:
-        """`write` inside a transaction someone else holds: the ledger's own, so the views
-        commit with the events they reflect (ViewsAlongside)."""
-        cur.execute(
-            f"UPDATE {POSITION_TABLE} SET position = %s WHERE position = %s",
-            (position, expected),
-        )
-        if cur.rowcount != 1:
-            raise StaleViewPosition(f"views are no longer at position {expected}")
+        """The changed documents, inside a transaction someone else holds: the ledger's own,
+        so the views commit with the events they reflect (ViewsAlongside). Written in key
+        order, as every writer of the views writes them, so two transactions that share
+        documents lock them in one order and never wait on each other in a cycle."""
+        ordered = sorted(changes.items())
         # One statement each, the rows as binary arrays: no per-row round trip or escaping.
-        upserts = [(v, k, _encode(doc)) for (v, k), doc in changes.items() if doc is not None]
+        upserts = [(v, k, _encode(doc)) for (v, k), doc in ordered if doc is not None]
         if upserts:
             views, keys, docs = zip(*upserts, strict=True)
             cur.execute(
@@ -315,7 +309,7 @@ class PostgresViewStore(ViewStore):
                 "ON CONFLICT (view, key) DO UPDATE SET doc = EXCLUDED.doc",
                 (list(views), list(keys), list(docs)),
             )
-        deletes = [key for key, doc in changes.items() if doc is None]
+        deletes = [key for key, doc in ordered if doc is None]
         if deletes:
             views, keys = zip(*deletes, strict=True)
             cur.execute(
@@ -323,6 +317,16 @@ class PostgresViewStore(ViewStore):
                 "(SELECT * FROM unnest(%b::text[], %b::text[]))",
                 (list(views), list(keys)),
             )
+
+    def move_position(self, cur: "psycopg.Cursor[Any]", expected: int, position: int) -> None:
+        """The views' position, from `expected` to `position`, inside that same transaction.
+        Written after the documents: the row it updates is the one every writer shares."""
+        cur.execute(
+            f"UPDATE {POSITION_TABLE} SET position = %s WHERE position = %s",
+            (position, expected),
+        )
+        if cur.rowcount != 1:
+            raise StaleViewPosition(f"views are no longer at position {expected}")
 
     def reset(self) -> None:
         with self._connection().transaction():

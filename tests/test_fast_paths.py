@@ -8,6 +8,7 @@
 """
 
 import gc
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
@@ -30,14 +31,14 @@ from bench.traffic import generate
 from cli.main import main
 from consumers.pipeline import RawRecord, process_batch
 from ledger.application import LedgerApp
-from ledger.recorder import LedgerPostgresRecorder
+from ledger.recorder import Alongside, LedgerPostgresRecorder
 from ledger.runtime import GC_THRESHOLDS
 from ledger.store import memory_store, parse_store_url
 from ledger.transcoder import LedgerMapper, LedgerTranscoder
 from projections.invoices import LineIndex, add_charge, empty_invoice, line_kind
 from projections.projection import KnownDocuments
 from projections.runner import ViewsAlongside, catch_up, fold, view_documents
-from projections.store import PostgresViewStore, StaleViewPosition, open_view_store
+from projections.store import VIEW_TABLE, PostgresViewStore, StaleViewPosition, open_view_store
 
 LINES = list(generate(40, 1500, seed=7))
 
@@ -156,6 +157,54 @@ def test_views_alongside_commit_with_the_events_they_reflect(postgres_url: str) 
             # No catch-up: the views are at the log's end as soon as the batch commits.
             assert views.position() == app.recorder.max_notification_id()
         assert view_documents(views) == view_documents(fold(app.stored_events()))
+
+
+def test_views_documents_are_written_before_the_events_table_is_locked(
+    postgres_url: str,
+) -> None:
+    """The lock on the events table serialises every writer of the log: only the events and
+    the views' position are written under it, the documents before it (round 7)."""
+    store = parse_store_url(postgres_url)
+    app = LedgerApp(store)
+    table = app.recorder.events_table_name
+    seen: list[tuple[str, bool, int]] = []
+
+    def look(cursor: Any, step: str) -> None:
+        cursor.execute(
+            "SELECT (SELECT count(*) FROM pg_locks WHERE pid = pg_backend_pid() "
+            "AND locktype = 'relation' AND relation = %s::regclass AND mode = 'ExclusiveLock' "
+            f"AND granted) AS locked, (SELECT count(*) FROM {VIEW_TABLE}) AS documents",
+            (table,),
+        )
+        row = cursor.fetchone()
+        seen.append((step, row["locked"] == 1, row["documents"]))
+
+    class Watched(ViewsAlongside):
+        def prepare(self, events: Sequence[object]) -> Alongside:
+            written = super().prepare(events)
+
+            def unlocked(cursor: Any) -> None:
+                look(cursor, "before documents")
+                written.unlocked(cursor)
+                look(cursor, "after documents")
+
+            def locked(cursor: Any, previous: int, ids: Sequence[int]) -> None:
+                look(cursor, "position")
+                written.locked(cursor, previous, ids)
+
+            return Alongside(unlocked, locked)
+
+    with open_view_store(store) as views:
+        assert isinstance(views, PostgresViewStore)
+        records = [RawRecord(i + 1, line) for i, line in enumerate(LINES)]
+        process_batch(app, "bench", records, lambda letters: None, None, Watched(app, views))
+        documents = len(view_documents(views))
+        assert views.position() == app.recorder.max_notification_id()
+    assert seen == [
+        ("before documents", False, 0),
+        ("after documents", False, documents),
+        ("position", True, documents),
+    ]
 
 
 def test_views_behind_the_log_refuse_the_batch_and_lose_nothing(postgres_url: str) -> None:
