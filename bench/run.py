@@ -5,8 +5,9 @@
 Needs the real services (bash scripts/postgres.sh start; bash scripts/kafka.sh start). Prints:
 raw kafka-python consume rate, raw PostgreSQL batched insert rate, the ledger's end-to-end rate
 (Kafka -> rated -> stored exactly once in PostgreSQL -> views current) with its ratio to each,
-event-to-view latency percentiles, replay and audit rates, query latency, and memory. Nothing is
-asserted: the machines are shared and noisy, so read ratios, not absolute figures.
+the CPU one event costs the machine, how long the events table lock was held, event-to-view
+latency percentiles, replay and audit rates, query latency, and memory. Nothing is asserted:
+the machines are shared and noisy, so read ratios, not absolute figures.
 """
 
 import argparse
@@ -35,6 +36,7 @@ from bench.traffic import generate
 from consumers.kafka import ConsumeReport, KafkaSettings, consume, ensure_topics, publish
 from consumers.pipeline import RawRecord
 from ledger.application import LedgerApp
+from ledger.recorder import LedgerPostgresRecorder
 from ledger.runtime import tune_for_long_runs
 from ledger.store import parse_store_url
 from projections.invoices import read_invoices
@@ -104,6 +106,10 @@ def measure(
     )
     figures["ratio_to_raw_postgres"] = round(
         figures["end_to_end_per_s"] / figures["raw_postgres_insert_per_s"], 3
+    )
+    lock = figures["events_table_lock"]
+    lock["ratio_to_raw_postgres"] = round(
+        lock["most_per_s"] / figures["raw_postgres_insert_per_s"], 2
     )
     for processes in args.consumers:
         with scratch_database(args.admin_url) as url:
@@ -198,6 +204,7 @@ def end_to_end(url: str, settings: KafkaSettings, expected: int, figures: dict[s
         budget = cpu_budget(result.totals.consumed, machine_before, machine_after)
         if budget is not None:
             figures["cpu_per_event"] = budget
+        figures["events_table_lock"] = lock_figures(app, elapsed)
         figures["end_to_end_seconds"] = round(elapsed, 2)
         figures["applied"] = result.totals.applied
         figures["dead_lettered"] = len(result.totals.dead_letters)
@@ -212,6 +219,17 @@ def end_to_end(url: str, settings: KafkaSettings, expected: int, figures: dict[s
         figures["audit_per_cpu_s"] = log["audit"]["per_cpu_s"]
 
         figures["query_ms"] = query_latency(views, figures["accounts"])
+
+
+def lock_figures(app: LedgerApp, elapsed: float) -> dict[str, float]:
+    """How long the consumer held the events table lock: writers of the log take turns under
+    it, so however many consumers run, the log takes no more events a second than it allows."""
+    recorder = app.recorder
+    assert isinstance(recorder, LedgerPostgresRecorder)
+    use = recorder.lock_use
+    most = use.events_per_s()
+    assert most is not None, "the run stored events"
+    return {"held_s": round(use.seconds, 2), "of_s": round(elapsed, 2), "most_per_s": round(most)}
 
 
 WATCH_SECONDS = 0.05  # how often the scale-out run counts the records stored
@@ -377,6 +395,7 @@ def report(figures: dict[str, Any]) -> None:
         ("ratio_to_raw_postgres", str, "  ratio to raw PostgreSQL insert"),
         ("end_to_end_per_cpu_s", fmt_rate, "  per second of the consumer's own CPU"),
         ("cpu_per_event", fmt_budget, "  CPU per event (consumer, PostgreSQL, Kafka)"),
+        ("events_table_lock", fmt_lock, "  events table locked"),
         ("consumers_1_per_s", fmt_rate, "sustained, 1 consumer process"),
         ("consumers_1_ratio_to_raw_kafka", str, "  ratio to raw Kafka consume"),
         ("consumers_1_cpu_per_event", fmt_budget, "  CPU per event (consumers, PostgreSQL, Kafka)"),
@@ -409,6 +428,14 @@ def fmt_budget(budget: dict[str, float]) -> str:
         f"{budget['consumer_us']:,.0f} + {budget['postgresql_us']:,.0f} + "
         f"{budget['kafka_us']:,.0f} = {budget['total_us']:,.0f} us; "
         f"{budget['cores']:.0f} cores carry at most {budget['ceiling_per_s']:,.0f} /s"
+    )
+
+
+def fmt_lock(lock: dict[str, float]) -> str:
+    return (
+        f"{lock['held_s']:.2f} s of {lock['of_s']:.2f} s; "
+        f"one writer at a time, the log takes at most {lock['most_per_s']:,.0f} /s "
+        f"({lock['ratio_to_raw_postgres']} of raw insert)"
     )
 
 

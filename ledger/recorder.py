@@ -17,6 +17,7 @@ log, so the less is written under it, the more writers the log can take (docs/PE
 round 7).
 """
 
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -44,6 +45,25 @@ class Alongside:
     locked: Callable[[Any, int, Sequence[int]], None]
 
 
+@dataclass
+class LockUse:
+    """How long this process held the events table lock, and for how many events.
+
+    Every writer of the log waits while one holds it, so events / seconds is the most the log
+    can take from all its writers together, however many cores they run on (bench.run).
+    """
+
+    seconds: float = 0.0
+    events: int = 0
+
+    def held(self, seconds: float, events: int) -> None:
+        self.seconds += seconds
+        self.events += events
+
+    def events_per_s(self) -> float | None:
+        return self.events / self.seconds if self.seconds > 0 else None
+
+
 class LedgerPostgresRecorder(PostgresProcessRecorder):
     def __init__(
         self,
@@ -57,6 +77,7 @@ class LedgerPostgresRecorder(PostgresProcessRecorder):
             events_table_name=events_table_name,
             tracking_table_name=tracking_table_name,
         )
+        self.lock_use = LockUse()
         table = Identifier(datastore.schema, events_table_name)
         self.insert_columns_statement = SQL(
             "INSERT INTO {table} (originator_id, originator_version, topic, state) "
@@ -113,6 +134,15 @@ class LedgerPostgresRecorder(PostgresProcessRecorder):
     ) -> Sequence[int] | None:
         tracking: Tracking | None = kwargs.get("tracking")
         alongside: Alongside | None = kwargs.get("alongside")
+        if not stored_events:
+            columns = None
+        else:  # built before the lock, as everything that need not wait for it
+            columns = (
+                [event.originator_id for event in stored_events],
+                [event.originator_version for event in stored_events],
+                [event.topic for event in stored_events],
+                [event.state for event in stored_events],
+            )
         with (
             self.datastore.get_connection() as connection,
             connection.transaction(),
@@ -120,22 +150,14 @@ class LedgerPostgresRecorder(PostgresProcessRecorder):
         ):
             if tracking is not None:
                 self._insert_tracking(curs, tracking=tracking)
-            if not stored_events:
+            if columns is None:
                 return []
             if alongside is not None:
                 alongside.unlocked(curs)
             self._lock_table(curs)
+            locked_at = time.perf_counter()
             self._notify_channel(curs)
-            curs.execute(
-                self.insert_columns_statement,
-                (
-                    [event.originator_id for event in stored_events],
-                    [event.originator_version for event in stored_events],
-                    [event.topic for event in stored_events],
-                    [event.state for event in stored_events],
-                ),
-                prepare=True,
-            )
+            curs.execute(self.insert_columns_statement, columns, prepare=True)
             ids = [row["notification_id"] for row in curs.fetchall()]
             assert len(ids) == len(stored_events), "one notification id per stored event"
             if alongside is not None:
@@ -143,4 +165,6 @@ class LedgerPostgresRecorder(PostgresProcessRecorder):
                 row = curs.fetchone()
                 assert row is not None
                 alongside.locked(curs, int(row["previous"]), ids)
-            return ids
+        # Committed: the lock is released.
+        self.lock_use.held(time.perf_counter() - locked_at, len(ids))
+        return ids

@@ -31,7 +31,7 @@ from bench.traffic import generate
 from cli.main import main
 from consumers.pipeline import RawRecord, process_batch
 from ledger.application import LedgerApp
-from ledger.recorder import Alongside, LedgerPostgresRecorder
+from ledger.recorder import Alongside, LedgerPostgresRecorder, LockUse
 from ledger.runtime import GC_THRESHOLDS
 from ledger.store import memory_store, parse_store_url
 from ledger.transcoder import LedgerMapper, LedgerTranscoder
@@ -200,11 +200,24 @@ def test_views_documents_are_written_before_the_events_table_is_locked(
         process_batch(app, "bench", records, lambda letters: None, None, Watched(app, views))
         documents = len(view_documents(views))
         assert views.position() == app.recorder.max_notification_id()
+    recorder = app.recorder
+    assert isinstance(recorder, LedgerPostgresRecorder)
+    # Every stored event was stored under the lock once, and the time it was held is counted.
+    assert recorder.lock_use.events == recorder.max_notification_id()
+    assert recorder.lock_use.seconds > 0
     assert seen == [
         ("before documents", False, 0),
         ("after documents", False, documents),
         ("position", True, documents),
     ]
+
+
+def test_lock_use_gives_the_most_events_a_second_the_log_takes() -> None:
+    use = LockUse()
+    assert use.events_per_s() is None  # nothing stored: no limit to speak of
+    use.held(0.25, 100)
+    use.held(0.75, 300)
+    assert (use.seconds, use.events, use.events_per_s()) == (1.0, 400, 400.0)
 
 
 def test_views_behind_the_log_refuse_the_batch_and_lose_nothing(postgres_url: str) -> None:
