@@ -91,9 +91,9 @@ class ViewsAlongside:
     A consumer on PostgreSQL projects each batch's events before storing them, and the
     recorder writes the changed documents in the events' transaction, then, under its table
     lock, moves the views' position from the last event committed before the batch to the
-    batch's last. So the views are never
-    behind, and several consumers each project only their own partitions' accounts (views are
-    kept per account) instead of all catching up on the whole log. The documents of the
+    batch's last. So the views are never behind, and several consumers each project only their
+    own partitions' accounts (views are kept per account) instead of all catching up on the
+    whole log. The documents of the
     accounts a consumer writes are kept between batches: while it owns their partitions, no
     one else changes them. (Another process that stores events for one of them, a file ingest
     say, also moves the account's stream version, so this consumer's next batch for it fails

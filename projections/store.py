@@ -295,9 +295,9 @@ class PostgresViewStore(ViewStore):
         self, cur: "psycopg.Cursor[Any]", changes: Mapping[DocKey, Doc | None]
     ) -> None:
         """The changed documents, inside a transaction someone else holds: the ledger's own,
-        so the views commit with the events they reflect (ViewsAlongside). Written in key
-        order, as every writer of the views writes them, so two transactions that share
-        documents lock them in one order and never wait on each other in a cycle."""
+        so the views commit with the events they reflect (ViewsAlongside). Every writer of
+        the views writes the upserts, then the deletes, each in key order, and the position
+        last, so two transactions that write the same documents lock them in one order."""
         ordered = sorted(changes.items())
         # One statement each, the rows as binary arrays: no per-row round trip or escaping.
         upserts = [(v, k, _encode(doc)) for (v, k), doc in ordered if doc is not None]
