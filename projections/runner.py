@@ -93,13 +93,12 @@ class ViewsAlongside:
     lock, moves the views' position from the last event committed before the batch to the
     batch's last. So the views are never behind, and several consumers each project only their
     own partitions' accounts (views are kept per account) instead of all catching up on the
-    whole log. The documents of the
-    accounts a consumer writes are kept between batches: while it owns their partitions, no
-    one else changes them. (Another process that stores events for one of them, a file ingest
-    say, also moves the account's stream version, so this consumer's next batch for it fails
-    on the version, forgets everything and starts again from the store.) If the views were
-    behind (events stored without them, by a file ingest say), the write fails with
-    StaleViewPosition and the consumer catches up first.
+    whole log. The documents of the accounts a consumer writes are kept between batches: while
+    it owns their partitions, no one else changes them. (Another process that stores events for
+    one of them, a file ingest say, also moves the account's stream version, so this consumer's
+    next batch for it fails on the version, forgets everything and starts again from the
+    store.) If the views were behind (events stored without them, by a file ingest say), the
+    write fails with StaleViewPosition and the consumer catches up first.
     """
 
     def __init__(self, app: LedgerApp, views: PostgresViewStore) -> None:
