@@ -891,10 +891,15 @@ def audit(context: Context, account: str | None) -> None:
         }
         findings = chain_findings + view_findings
         lines = [
-            f"chains: {streams} streams, "
-            + (f"{len(chain_findings)} findings" if chain_findings else "intact"),
-            f"views: {len(live)} documents, "
-            + (f"{len(view_findings)} differ from a replay" if view_findings else "equal a replay"),
+            f"chains: {_counted(streams, 'stream')}, "
+            + (_counted(len(chain_findings), "finding") if chain_findings else "intact"),
+            f"views: {_counted(len(live), 'document')}, "
+            + (
+                f"{len(view_findings)} {'differs' if len(view_findings) == 1 else 'differ'} "
+                "from a replay"
+                if view_findings
+                else "equal a replay"
+            ),
         ]
         if account is None:
             intake = tally.result(app.process_recorder.max_tracking_id)
@@ -929,6 +934,11 @@ def audit(context: Context, account: str | None) -> None:
         context.emit(doc, "\n".join(lines))
         if findings:
             sys.exit(1)
+
+
+def _counted(count: int, noun: str) -> str:
+    """The count with its noun, singular for one: an audit of one account checks 1 stream."""
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
 
 
 def _view_differences(live: dict[str, Any], replayed: dict[str, Any]) -> list[str]:

@@ -750,8 +750,11 @@ def test_R3_audit_of_an_untouched_long_store_adds_up(long_store: LongStore) -> N
         assert own["chains"] == {"streams": 1, "findings": []}
         assert own["views"]["documents"] == len(long_store.checkpoints[account][-1])
         assert "intake" not in own
+        own_text = run("--store", long_store.url, "audit", account).stdout.splitlines()
+        assert own_text[0] == "chains: 1 stream, intact"
     text = run("--store", long_store.url, "audit").stdout
     assert "adds up" in text and "DOES NOT ADD UP" not in text
+    assert text.splitlines()[0] == "chains: 3 streams, intact"
 
 
 def test_R3_audit_of_an_unknown_account_is_an_error(long_store: LongStore) -> None:
