@@ -1,5 +1,6 @@
 """`ledger`: one entry point for ingestion (ingest, consume, publish), support and finance."""
 
+import re
 import signal
 import sys
 import time
@@ -42,8 +43,10 @@ class Context:
 
 
 def fail(message: str) -> NoReturn:
-    """One clear line on stderr and a non-zero exit: never a traceback for a user's mistake."""
-    click.echo(f"ledger: error: {message}", err=True)
+    """One clear line on stderr and a non-zero exit: never a traceback for a user's mistake.
+    A driver's message may span lines (libpq adds "Is the server running...?"); it is joined."""
+    one_line = re.sub(r"\s*\n\s*", " ", message.strip())
+    click.echo(f"ledger: error: {one_line}", err=True)
     sys.exit(1)
 
 
@@ -57,8 +60,9 @@ def user_errors() -> Iterator[None]:
         fail(f"{error.strerror or error}: {error.filename}" if error.filename else str(error))
     except Exception as error:  # connection failures from drivers and clients
         name = type(error).__name__
-        if name in {"OperationalError", "NoBrokersAvailable", "KafkaTimeoutError"}:
-            fail(f"{name}: {error}")
+        if name in {"OperationalError", "KafkaTimeoutError"}:
+            text = str(error)  # kafka-python's errors already start with their name
+            fail(text if text.startswith(name) else f"{name}: {text}")
         raise
 
 

@@ -17,6 +17,16 @@ def run(*args: str, input: str | bytes | None = None, expect: int = 0) -> Result
     return result
 
 
+def assert_one_line_error(store: str, *args: str, says: str) -> None:
+    """The command fails as a user's mistake should: exit 1, one line naming it, no traceback."""
+    result = run("--store", store, *args, expect=1)
+    assert result.stdout == ""
+    assert result.stderr.startswith("ledger: error:"), result.stderr
+    assert result.stderr.count("\n") == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    assert says in result.stderr, result.stderr
+
+
 def run_json(*args: str, **kwargs: Any) -> dict[str, Any]:
     result = run("--json", *args, **kwargs)
     doc: dict[str, Any] = json.loads(result.stdout)

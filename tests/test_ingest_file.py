@@ -1,9 +1,14 @@
 """File ingestion through the `ledger` command on the embedded SQLite store (G1, G2, issue 2)."""
 
 import json
+import socket
 from pathlib import Path
 
-from tests.cli_helpers import balances, run, run_json
+import pytest
+from kafka.errors import KafkaTimeoutError
+
+from cli.main import user_errors
+from tests.cli_helpers import assert_one_line_error, balances, run, run_json
 from tests.factories import (
     MIXED_MONTH_BALANCES,
     MIXED_MONTH_COUNTS,
@@ -143,3 +148,29 @@ def test_balance_human_output(tmp_path: Path, sqlite_url: str) -> None:
     run("--store", sqlite_url, "ingest", "--quiet", str(write(tmp_path, mixed_month())))
     result = run("--store", sqlite_url, "balance", "ACC-1")
     assert result.stdout == "ACC-1  balance 27.3325 USD  (prepaid)\n"
+
+
+def closed_port() -> int:
+    """A port on 127.0.0.1 that nothing listens on."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+    return port
+
+
+def test_unreachable_postgresql_is_one_line_error() -> None:
+    """libpq's message spans two lines ("Is the server running...?"); the user sees one."""
+    store = f"postgresql://ledger:ledger@127.0.0.1:{closed_port()}/ledger"
+    assert_one_line_error(store, "balance", "A", says="OperationalError: connection failed")
+    result = run("--store", store, "balance", "A", expect=1)
+    assert "Is the server running on that host" in result.stderr
+
+
+def test_an_unreachable_kafka_broker_is_named_once(capsys: pytest.CaptureFixture[str]) -> None:
+    """kafka-python's error text starts with its own name; the line does not repeat it."""
+    with pytest.raises(SystemExit) as exit_, user_errors():
+        raise KafkaTimeoutError("Unable to bootstrap from 127.0.0.1:1")
+    assert exit_.value.code == 1
+    assert capsys.readouterr().err == (
+        "ledger: error: KafkaTimeoutError: Unable to bootstrap from 127.0.0.1:1\n"
+    )

@@ -37,7 +37,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from tests.cli_helpers import ingest_events, run, run_json
+from tests.cli_helpers import assert_one_line_error, ingest_events, run, run_json
 from tests.factories import catalog_published, event, opened
 
 POSTPAID = "ACC-P"
@@ -209,15 +209,6 @@ def invoice_json(store: str, account: str, *period: str) -> dict[str, Any]:
 
 def csv_rows(text: str) -> list[dict[str, str]]:
     return list(csv.DictReader(io.StringIO(text)))
-
-
-def assert_one_line_error(store: str, *args: str, says: str) -> None:
-    result = run("--store", store, *args, expect=1)
-    assert result.stdout == ""
-    assert result.stderr.startswith("ledger: error:"), result.stderr
-    assert result.stderr.count("\n") == 1, result.stderr
-    assert "Traceback" not in result.stderr
-    assert says in result.stderr, result.stderr
 
 
 # Expected 2026-11 lines of ACC-P: (kind, msisdn) -> (description, amount, exact, charge_ids).

@@ -38,7 +38,7 @@ from ledger.instants import instant_text
 from ledger.store import parse_store_url
 from projections.runner import catch_up, view_documents
 from projections.store import open_view_store
-from tests.cli_helpers import ingest_events, run, run_json
+from tests.cli_helpers import assert_one_line_error, ingest_events, run, run_json
 from tests.factories import catalog_published, event, opened
 
 PREPAID = "ACC-LONG-S"
@@ -321,15 +321,6 @@ def long_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LongStore]:
 
 def replay_json(store: str, account: str, *args: str) -> dict[str, Any]:
     return run_json("--store", store, "replay", account, *args)
-
-
-def assert_one_line_error(store: str, *args: str, says: str) -> None:
-    result = run("--store", store, *args, expect=1)
-    assert result.stdout == ""
-    assert result.stderr.startswith("ledger: error:"), result.stderr
-    assert result.stderr.count("\n") == 1, result.stderr
-    assert "Traceback" not in result.stderr
-    assert says in result.stderr, result.stderr
 
 
 # ---------------------------------------------------------------------------------------------
