@@ -11,8 +11,13 @@ from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 from uuid import UUID
 
-from eventsourcing.application import AggregateNotFoundError, Application, project_aggregate
-from eventsourcing.domain import Aggregate
+from eventsourcing.application import (
+    AggregateNotFoundError,
+    Application,
+    Repository,
+    project_aggregate,
+)
+from eventsourcing.domain import Aggregate, Snapshot
 from eventsourcing.persistence import Mapper, ProcessRecorder, Recording, Tracking, Transcoder
 
 from ledger.account import Account
@@ -34,6 +39,10 @@ MAX_CACHED_ACCOUNTS = 50_000
 MAX_BATCH_RECORDS = 100_000
 MAX_CACHED_INTAKES = 10_000
 MAX_RECENT_EVENTS = 20_000
+
+# A source's intake grows by one event a batch for as long as the source runs; loading it from a
+# snapshot taken every this many batches reads at most that many events (bench/history.py).
+INTAKE_SNAPSHOT_INTERVAL = 100
 
 Applied = Literal["applied", "duplicate"]
 
@@ -86,6 +95,11 @@ class LedgerApp(Application[UUID]):
     def __init__(self, store: StoreConfig) -> None:
         with schema_lock(store):  # consumers starting together must not race to create tables
             super().__init__(env=store.eventsourcing_env())
+            # Only intakes are snapshotted, and loaded through their own repository: accounts
+            # have no snapshots, so looking one up for every account would be a wasted query.
+            self.snapshots = self.construct_snapshot_store()
+        self._intake_repository = Repository(self.events, snapshot_store=self.snapshots)
+        self._intake_snapshot_versions: dict[str, int] = {}
         self.store = store
         self._accounts: OrderedDict[UUID, Account] = OrderedDict()
         self._catalog_book: CatalogBook | None = None
@@ -144,15 +158,36 @@ class LedgerApp(Application[UUID]):
         cached = self._intakes.get(source)
         if cached is not None:
             return cached
+        stream_id = intake_stream_id(source)
         try:
-            intake: Any = self.repository.get(intake_stream_id(source))
+            intake: Any = self._intake_repository.get(stream_id)
         except AggregateNotFoundError:
             return None
         assert isinstance(intake, Intake)
+        assert self.snapshots is not None
+        latest = list(self.snapshots.get(stream_id, desc=True, limit=1))
+        self._remember_intake(source, intake, latest[0].originator_version if latest else 0)
+        return intake
+
+    def _remember_intake(self, source: str, intake: Intake, snapshot_version: int) -> None:
         if len(self._intakes) >= MAX_CACHED_INTAKES:
             self._intakes.clear()
+            self._intake_snapshot_versions.clear()
         self._intakes[source] = intake
-        return intake
+        self._intake_snapshot_versions[source] = snapshot_version
+
+    def snapshot_intake_if_due(self, source: str) -> None:
+        """Snapshot a cached intake's stored state when INTAKE_SNAPSHOT_INTERVAL batches have
+        been stored since its last snapshot. Called before a batch appends to it, so a failed
+        write fails the batch (which the source retries) and never follows a stored batch."""
+        intake = self._intakes.get(source)
+        if intake is None:
+            return
+        assert not intake._pending_events, "an intake's snapshot is of its stored state"
+        if intake.version - self._intake_snapshot_versions[source] >= INTAKE_SNAPSHOT_INTERVAL:
+            assert self.snapshots is not None
+            self.snapshots.put([Snapshot.take(intake)])
+            self._intake_snapshot_versions[source] = intake.version
 
     def stored_events(self, after: int = 0, page_size: int = 1000) -> Iterator[object]:
         """Every stored domain event after that log position, in log order, page by page."""
@@ -247,6 +282,7 @@ class LedgerApp(Application[UUID]):
         self._accounts.clear()
         self._catalog_book = None
         self._intakes.clear()
+        self._intake_snapshot_versions.clear()
 
     def _remember(self, account: Account) -> None:
         self._accounts[account.id] = account
@@ -360,7 +396,9 @@ class Batch:
                 intake = self.app.intake(self.source)
                 if intake is None:
                     intake = Intake.start(intake_stream_id(self.source), self.source)
-                    self.app._intakes[self.source] = intake
+                    self.app._remember_intake(self.source, intake, snapshot_version=0)
+                else:
+                    self.app.snapshot_intake_if_due(self.source)
                 assert self._first_position is not None
                 intake.take(
                     first_position=self._first_position,
