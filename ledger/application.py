@@ -36,6 +36,9 @@ from ledger.transcoder import LedgerMapper, LedgerTranscoder
 
 # Explicit limits on what grows in memory.
 MAX_CACHED_ACCOUNTS = 50_000
+# An account holds the id of every event it has applied (G1): 100-170 bytes each when loaded
+# (bench/history.py), so the cache is bounded by those too, at about 200-350 MB.
+MAX_CACHED_HISTORY = 2_000_000
 MAX_BATCH_RECORDS = 100_000
 MAX_CACHED_INTAKES = 10_000
 MAX_RECENT_EVENTS = 20_000
@@ -91,6 +94,8 @@ class LedgerApp(Application[UUID]):
     """The event-sourced ledger. Built on a process recorder so batches carry tracking (G1)."""
 
     name = "Ledger"
+    max_cached_accounts = MAX_CACHED_ACCOUNTS
+    max_cached_history = MAX_CACHED_HISTORY
 
     def __init__(self, store: StoreConfig) -> None:
         with schema_lock(store):  # consumers starting together must not race to create tables
@@ -102,6 +107,7 @@ class LedgerApp(Application[UUID]):
         self._intake_snapshot_versions: dict[str, int] = {}
         self.store = store
         self._accounts: OrderedDict[UUID, Account] = OrderedDict()
+        self._cached_history = 0  # the events of the cached accounts
         self._catalog_book: CatalogBook | None = None
         self._intakes: dict[str, Intake] = {}
         # Events this process stored lately, by notification id: the views take them from
@@ -280,15 +286,32 @@ class LedgerApp(Application[UUID]):
     def forget_cached(self) -> None:
         """Drop cached aggregates: after a failed batch, or when partitions move (G3)."""
         self._accounts.clear()
+        self._cached_history = 0
         self._catalog_book = None
         self._intakes.clear()
         self._intake_snapshot_versions.clear()
 
     def _remember(self, account: Account) -> None:
+        assert account.id not in self._accounts
         self._accounts[account.id] = account
-        self._accounts.move_to_end(account.id)
-        while len(self._accounts) > MAX_CACHED_ACCOUNTS:
-            self._accounts.popitem(last=False)
+        self._cached_history += account.applied_events
+
+    def cached_history(self) -> int:
+        """The events of the accounts this process holds: what their memory grows with."""
+        return self._cached_history
+
+    def trim_cache(self) -> None:
+        """Forget the least recently used accounts beyond the limits. Only between batches:
+        an account a batch has moved and then forgotten would be read back from the store
+        without the batch's events, and the batch would store two events of one version."""
+        accounts = self._accounts
+        while accounts and (
+            len(accounts) > self.max_cached_accounts
+            or self._cached_history > self.max_cached_history
+        ):
+            _, forgotten = accounts.popitem(last=False)
+            self._cached_history -= forgotten.applied_events
+        assert self._cached_history >= 0
 
     def begin(self, source: str) -> "Batch":
         return Batch(self, source)
@@ -377,6 +400,7 @@ class Batch:
             )
         outcome = decide(account, event, self.app.catalogs(), evidence)
         account.record(fact, outcome)
+        self.app._cached_history += 1
         self._collect(account)
         return "applied"
 
@@ -423,4 +447,5 @@ class Batch:
         if alongside is not None:
             alongside.committed()
         self._events = []
+        self.app.trim_cache()
         return self.counts

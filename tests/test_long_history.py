@@ -1,11 +1,14 @@
-"""A source that runs for months: its intake loads from a snapshot, not from its whole stream.
+"""A ledger that runs for months: what grows with the log stays bounded in a consumer.
 
-A source's intake (G2) gains one stored event per batch for as long as the source runs, and a
-consumer loads it again after every restart, rebalance or failed batch. Loading it from a
-snapshot taken every INTAKE_SNAPSHOT_INTERVAL batches keeps that to a bounded read.
+- A source's intake (G2) gains one stored event per batch for as long as the source runs, and
+  a consumer loads it again after every restart, rebalance or failed batch. It loads from a
+  snapshot taken every INTAKE_SNAPSHOT_INTERVAL batches.
+- An account holds the id of every event it applied (G1). The accounts a process keeps are
+  bounded by their count and by those events, and trimmed only between batches.
 """
 
 import sqlite3
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -13,7 +16,7 @@ import pytest
 from consumers.pipeline import RawRecord, process_batch
 from ledger.application import INTAKE_SNAPSHOT_INTERVAL, LedgerApp
 from ledger.ids import intake_stream_id
-from ledger.store import parse_store_url
+from ledger.store import memory_store, parse_store_url
 from tests.cli_helpers import run_json
 from tests.factories import catalog_published, event, line, opened
 
@@ -119,3 +122,69 @@ def test_an_intake_on_postgresql_is_snapshotted_and_loads_from_it(postgres_url: 
     intake = app.intake(SOURCE)
     assert intake is not None
     assert (intake.version, intake.last_position) == (2 + batches, 2 + batches)
+
+
+def recharges(*accounts: str, amount: str = "1.00") -> list[dict[str, object]]:
+    return [event("balance.recharged", account, amount=amount) for account in accounts]
+
+
+def records(docs: list[dict[str, object]], first: int) -> list[RawRecord]:
+    return [RawRecord(first + n, line(doc).encode()) for n, doc in enumerate(docs)]
+
+
+def opened_accounts(app: LedgerApp, count: int) -> list[str]:
+    accounts = [f"ACC-{n}" for n in range(count)]
+    docs = [catalog_published(), *(opened(account) for account in accounts)]
+    assert process_batch(app, SOURCE, records(docs, 1), print).applied == len(docs)
+    return accounts
+
+
+def held_by_cached_accounts(app: LedgerApp) -> int:
+    return sum(account.applied_events for account in app._accounts.values())
+
+
+def test_a_batch_touching_more_accounts_than_the_cache_keeps_applies_every_record() -> None:
+    """Forgetting an account the batch had moved would read it back without the batch's
+    event, and the batch would store two events of one version: it failed on every retry."""
+    app = LedgerApp(memory_store())
+    app.max_cached_accounts = 3
+    accounts = opened_accounts(app, 5)
+    app.forget_cached()
+    docs = [*recharges(*accounts), *recharges(accounts[0], amount="2.00")]
+    counts = process_batch(app, SOURCE, records(docs, 100), print)
+    assert (counts.applied, counts.duplicates) == (6, 0)
+    assert len(app._accounts) == 3  # trimmed once the batch was stored
+    balances = {a: getattr(app.account(a), "balance", None) for a in accounts}
+    assert balances == {
+        a: Decimal("3.00") if a == accounts[0] else Decimal("1.00") for a in accounts
+    }
+
+
+def test_the_cached_accounts_are_bounded_by_the_events_they_hold() -> None:
+    app = LedgerApp(memory_store())
+    app.max_cached_history = 12
+    accounts = opened_accounts(app, 4)
+    position = 100
+    for round_ in range(5):
+        docs = recharges(*accounts[: 1 + round_ % 4])
+        process_batch(app, SOURCE, records(docs, position), print)
+        position += len(docs)
+        assert app.cached_history() == held_by_cached_accounts(app)
+        assert app.cached_history() <= app.max_cached_history
+    # Every account is still there to be read back, each recharge applied once.
+    assert [app.account(a).applied_events for a in accounts] == [6, 4, 3, 2]
+    assert app.cached_history() == held_by_cached_accounts(app)
+
+
+def test_a_forgotten_account_still_knows_the_events_it_applied() -> None:
+    """G1 across the cache: a record sent again after its account was forgotten is a
+    duplicate, because the account is read back with every event id it applied."""
+    app = LedgerApp(memory_store())
+    app.max_cached_accounts = 1
+    first, second = opened_accounts(app, 2)
+    recharge = recharges(first)
+    process_batch(app, SOURCE, records(recharge, 100), print)
+    process_batch(app, SOURCE, records(recharges(second), 101), print)
+    assert list(app._accounts) == [app.account(second).id]
+    again = process_batch(app, SOURCE, records(recharge, 102), print)
+    assert (again.applied, again.duplicates) == (0, 1)
