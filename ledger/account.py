@@ -6,10 +6,13 @@ the catalog, so replay needs nothing but the log (C1, R1).
 """
 
 from collections.abc import Callable, Mapping
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
+from uuid import UUID
 
-from eventsourcing.domain import Aggregate
+from eventsourcing.domain import Aggregate, MutableOrImmutableAggregate, Snapshot
+from eventsourcing.utils import get_topic
 
 from ledger.chain import GENESIS, link
 from ledger.instants import parse_instant, period_of
@@ -19,6 +22,26 @@ from ledger.state import NumberState, PackageState, PlanState
 
 # An explicit limit on one account's numbers: a business account with more is a data error.
 MAX_NUMBERS_PER_ACCOUNT = 10_000
+
+# What an account holds besides the library's own fields: each has a place in its snapshot.
+_STATE_FIELDS = frozenset(
+    {
+        "account_id",
+        "billing_mode",
+        "currency",
+        "timezone",
+        "opened_at",
+        "current_period",
+        "last_cycle_period",
+        "blocked",
+        "numbers",
+        "balance",
+        "seen_event_ids",
+        "credited_charges",
+        "chain_head",
+        "applied_events",
+    }
+)
 
 
 class Account(Aggregate):
@@ -62,6 +85,60 @@ class Account(Aggregate):
         )
         return account
 
+    def snapshot_document(self) -> dict[str, Any]:
+        """The account's state as plain JSON values; `from_snapshot_document` gives it back."""
+        own = {name for name in vars(self) if not name.startswith("_")}
+        assert own == _STATE_FIELDS, f"Account fields without a place in its snapshot: {own}"
+        return {
+            "created_on": self.created_on.isoformat(),
+            "modified_on": self.modified_on.isoformat(),
+            "account_id": self.account_id,
+            "billing_mode": self.billing_mode,
+            "currency": self.currency,
+            "timezone": self.timezone,
+            "opened_at": self.opened_at,
+            "current_period": self.current_period,
+            "last_cycle_period": self.last_cycle_period,
+            "blocked": self.blocked,
+            "numbers": {msisdn: number.document() for msisdn, number in self.numbers.items()},
+            "balance": str(self.balance),
+            "seen_event_ids": sorted(self.seen_event_ids),
+            "credited_charges": dict(self.credited_charges),
+            "chain_head": self.chain_head,
+            "applied_events": self.applied_events,
+        }
+
+    @classmethod
+    def from_snapshot_document(
+        cls, stream_id: UUID, version: int, doc: dict[str, Any]
+    ) -> "Account":
+        account = object.__new__(cls)
+        # The library's own fields, as its Snapshot.mutate sets them.
+        account.__dict__.update(
+            _id=stream_id,
+            _version=version,
+            _created_on=datetime.fromisoformat(doc["created_on"]),
+            _modified_on=datetime.fromisoformat(doc["modified_on"]),
+            _pending_events=[],
+        )
+        account.account_id = doc["account_id"]
+        account.billing_mode = doc["billing_mode"]
+        account.currency = doc["currency"]
+        account.timezone = doc["timezone"]
+        account.opened_at = doc["opened_at"]
+        account.current_period = doc["current_period"]
+        account.last_cycle_period = doc["last_cycle_period"]
+        account.blocked = doc["blocked"]
+        account.numbers = {
+            msisdn: NumberState.from_document(number) for msisdn, number in doc["numbers"].items()
+        }
+        account.balance = Decimal(doc["balance"])
+        account.seen_event_ids = set(doc["seen_event_ids"])
+        account.credited_charges = dict(doc["credited_charges"])
+        account.chain_head = doc["chain_head"]
+        account.applied_events = doc["applied_events"]
+        return account
+
     def has_seen(self, event_id: str) -> bool:
         return event_id in self.seen_event_ids
 
@@ -87,6 +164,27 @@ class Account(Aggregate):
         evolver = _EVOLVERS.get(fact["type"])
         if evolver is not None:
             evolver(self, fact, outcome.get("effects", {}))
+
+
+class AccountSnapshot(Snapshot):
+    """An account's state at one version, stored as `Account.snapshot_document`: plain JSON,
+    so it is read back without walking tagged values."""
+
+    @classmethod
+    def take(cls, aggregate: MutableOrImmutableAggregate[UUID]) -> "AccountSnapshot":
+        assert isinstance(aggregate, Account)
+        return cls(
+            originator_id=aggregate.id,
+            originator_version=aggregate.version,
+            timestamp=cls.create_timestamp(),
+            topic=get_topic(Account),
+            state=aggregate.snapshot_document(),
+        )
+
+    def mutate(self, _: None) -> Account:
+        return Account.from_snapshot_document(
+            self.originator_id, self.originator_version, self.state
+        )
 
 
 Evolver = Callable[[Account, dict[str, Any], Mapping[str, Any]], None]

@@ -1,6 +1,7 @@
 """The account state the rules decide on. Plain data, changed only by Account.evolve."""
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
+from typing import Any
 
 # Explicit limit: minute batches kept per number for late calls (B3); older ones are dropped.
 MINUTE_BATCHES_KEPT = 3
@@ -24,6 +25,10 @@ class MinuteBatch:
     def remaining_seconds(self) -> int:
         return self.granted_seconds - self.used_seconds
 
+    @classmethod
+    def from_document(cls, doc: dict[str, Any]) -> "MinuteBatch":
+        return cls(**{**doc, "countries": tuple(doc["countries"])})
+
 
 @dataclass
 class PlanState:
@@ -40,6 +45,10 @@ class PlanState:
     started_period: str
     current_period: str
     pending_plan_id: str | None = None
+
+    @classmethod
+    def from_document(cls, doc: dict[str, Any]) -> "PlanState":
+        return cls(**{**doc, "countries": tuple(doc["countries"])})
 
 
 @dataclass
@@ -82,6 +91,26 @@ class NumberState:
     porting_in: str | None = None
     # A port-out was requested and its fee charged (P2); completion removes the number.
     porting_out: bool = False
+
+    def document(self) -> dict[str, Any]:
+        """As plain JSON values (for an account's snapshot); `from_document` gives it back."""
+        return asdict(self)
+
+    @classmethod
+    def from_document(cls, doc: dict[str, Any]) -> "NumberState":
+        plan, package, previous = doc["plan"], doc["package"], doc["previous_package"]
+        return cls(
+            msisdn=doc["msisdn"],
+            plan=None if plan is None else PlanState.from_document(plan),
+            package=None if package is None else PackageState.from_document(package),
+            previous_package=None if previous is None else PackageState.from_document(previous),
+            minute_batches={
+                period: MinuteBatch.from_document(batch)
+                for period, batch in doc["minute_batches"].items()
+            },
+            porting_in=doc["porting_in"],
+            porting_out=doc["porting_out"],
+        )
 
     def grant(self, plan: PlanState, period: str) -> None:
         """A full batch of the plan's minutes for the period (V2, V6)."""

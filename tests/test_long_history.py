@@ -7,18 +7,27 @@
   bounded by their count and by those events, and trimmed only between batches.
 """
 
+import json
 import sqlite3
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
 
+from bench.traffic import generate
 from consumers.pipeline import RawRecord, process_batch
-from ledger.application import INTAKE_SNAPSHOT_INTERVAL, LedgerApp
-from ledger.ids import intake_stream_id
+from ledger.account import Account, AccountSnapshot
+from ledger.application import (
+    ACCOUNT_SNAPSHOT_INTERVAL,
+    INTAKE_SNAPSHOT_INTERVAL,
+    LedgerApp,
+    mutated,
+)
+from ledger.ids import account_stream_id, intake_stream_id
 from ledger.store import memory_store, parse_store_url
 from tests.cli_helpers import run_json
 from tests.factories import catalog_published, event, line, opened
+from tests.test_replay_audit import long_history
 
 SOURCE = "file:months.jsonl"
 
@@ -94,7 +103,7 @@ def test_a_batch_retried_after_its_intake_was_snapshotted_does_not_snapshot_it_a
     app = LedgerApp(parse_store_url(sqlite_url))
     intake = app.intake(SOURCE)
     assert intake is not None and intake.version == INTAKE_SNAPSHOT_INTERVAL
-    app.snapshot_intake_if_due(SOURCE)  # as the failed attempt did
+    app.snapshot_if_due(intake)  # as the failed attempt did
     app.forget_cached()  # as a failed batch does
     retry = event("balance.recharged", "ACC-LONG", amount="1.00")
     position = INTAKE_SNAPSHOT_INTERVAL + 1
@@ -188,3 +197,140 @@ def test_a_forgotten_account_still_knows_the_events_it_applied() -> None:
     assert list(app._accounts) == [app.account(second).id]
     again = process_batch(app, SOURCE, records(recharge, 102), print)
     assert (again.applied, again.duplicates) == (0, 1)
+
+
+# Accounts: snapshots every ACCOUNT_SNAPSHOT_INTERVAL events, giving back exactly the account.
+
+
+def through_the_store(app: LedgerApp, account: Account) -> Account:
+    """The account as a process reads it back from its snapshot in the store's format."""
+    stored = app.mapper.to_stored_event(AccountSnapshot.take(account))
+    restored = app.mapper.to_domain_event(stored).mutate(None)  # type: ignore[attr-defined]
+    assert isinstance(restored, Account)
+    return restored
+
+
+def assert_same_account(got: Account, expected: Account) -> None:
+    assert got.snapshot_document() == expected.snapshot_document()
+    assert vars(got) == vars(expected)
+
+
+def blocked_and_credited() -> list[dict[str, object]]:
+    """A prepaid account blocked for a while, with a duplicated call's charge credited (F1)."""
+    account, number = "ACC-F", "+14155550101"
+
+    def call(event_id: str, at: str) -> dict[str, object]:
+        return event(
+            "call.completed",
+            account,
+            at,
+            event_id=event_id,
+            msisdn=number,
+            destination="+12125550100",
+            duration_seconds=95,
+            call_id="call-1",
+        )
+
+    return [
+        catalog_published(),
+        opened(account),
+        event("number.added", account, "2026-11-01T09:30:00Z", msisdn=number),
+        event("balance.recharged", account, "2026-11-01T09:45:00Z", amount="10.00"),
+        call("call-a", "2026-11-05T10:00:00Z"),
+        call("call-b", "2026-11-05T10:02:00Z"),
+        event("account.blocked", account, "2026-11-06T10:00:00Z", reason="AUP: spam"),
+        event(
+            "refund.requested",
+            account,
+            "2026-11-07T10:00:00Z",
+            charge_id="call-b:payg",
+            reason="charged twice",
+        ),
+        event("account.unblocked", account, "2026-11-08T10:00:00Z", reason="paid"),
+    ]
+
+
+HISTORIES = {
+    "every kind of event": lambda: [line(doc).encode() for doc in long_history()],
+    "a block and a credited dispute": lambda: [line(d).encode() for d in blocked_and_credited()],
+    "a month of bench traffic": lambda: list(generate(12, 1500)),
+}
+
+
+@pytest.mark.parametrize("history", HISTORIES)
+def test_an_account_snapshot_gives_back_the_account_at_any_version(history: str) -> None:
+    """Snapshot at a version, then the events after it: the account a full replay gives."""
+    app = LedgerApp(memory_store())
+    lines = HISTORIES[history]()
+    counts = process_batch(app, SOURCE, [RawRecord(n, v) for n, v in enumerate(lines)], print)
+    if history != "a month of bench traffic":  # which has a few bad records on purpose
+        assert counts.dead_letters == []
+    opened = [json.loads(value) for value in lines if b'"account.opened"' in value]
+    assert opened
+    for account_id in (doc["account_id"] for doc in opened):
+        stream = list(app.account_events(account_id))
+        replayed = mutated(stream)
+        for version in range(1, len(stream) + 1, 7 if history == "a month of bench traffic" else 1):
+            at_version = mutated(stream[:version])
+            restored = through_the_store(app, at_version)
+            assert restored.version == version
+            assert_same_account(restored, at_version)
+            for later in stream[version:]:
+                restored = later.mutate(restored)
+            assert_same_account(restored, replayed)
+
+
+def ingest_long_account(url: str, recharges_count: int, batch: int = 50) -> list[RawRecord]:
+    """The catalog, ACC-LONG opened, then its recharges `batch` records at a time."""
+    docs = [catalog_published(), opened("ACC-LONG"), *recharges(*["ACC-LONG"] * recharges_count)]
+    stream = records(docs, 1)
+    app = LedgerApp(parse_store_url(url))
+    for start in range(0, len(stream), batch):
+        counts = process_batch(app, SOURCE, stream[start : start + batch], print)
+        assert counts.dead_letters == []
+    return stream
+
+
+def account_snapshot_versions(app: LedgerApp) -> list[int]:
+    assert app.snapshots is not None
+    stream_id = account_stream_id("ACC-LONG")
+    return [s.originator_version for s in app.snapshots.get(stream_id)]
+
+
+def test_an_account_loads_from_its_latest_snapshot_not_its_whole_stream(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    """Snapshotted once its interval of events is stored, before the batch that goes past
+    it moves it. Its events before the snapshot are then deleted from the store: a process
+    that read them could not load the same account."""
+    stream = ingest_long_account(sqlite_url, ACCOUNT_SNAPSHOT_INTERVAL + 120)
+    app = LedgerApp(parse_store_url(sqlite_url))
+    [snapshot_version] = account_snapshot_versions(app)
+    # Versions move by up to one batch (50 records) between two looks at the account.
+    assert ACCOUNT_SNAPSHOT_INTERVAL <= snapshot_version < ACCOUNT_SNAPSHOT_INTERVAL + 50
+    replayed = mutated(app.account_events("ACC-LONG"))
+    assert replayed.version == ACCOUNT_SNAPSHOT_INTERVAL + 121
+    with sqlite3.connect(tmp_path / "ledger.db") as db:
+        deleted = db.execute(
+            "DELETE FROM stored_events WHERE originator_id = ? AND originator_version <= ?",
+            (account_stream_id("ACC-LONG").hex, snapshot_version),
+        ).rowcount
+    assert deleted == snapshot_version
+    loaded = LedgerApp(parse_store_url(sqlite_url)).account("ACC-LONG")
+    assert loaded is not None
+    assert_same_account(loaded, replayed)
+    assert loaded.balance == Decimal(ACCOUNT_SNAPSHOT_INTERVAL + 120)
+    # G1 still holds for the events before the snapshot: their ids came with it.
+    again = process_batch(LedgerApp(parse_store_url(sqlite_url)), SOURCE, stream[2:3], print)
+    assert (again.applied, again.duplicates) == (0, 1)
+
+
+@pytest.mark.postgres
+def test_an_account_on_postgresql_is_snapshotted_and_loads_from_it(postgres_url: str) -> None:
+    ingest_long_account(postgres_url, ACCOUNT_SNAPSHOT_INTERVAL + 210, batch=200)
+    app = LedgerApp(parse_store_url(postgres_url))
+    [snapshot_version] = account_snapshot_versions(app)
+    assert ACCOUNT_SNAPSHOT_INTERVAL <= snapshot_version < ACCOUNT_SNAPSHOT_INTERVAL + 200
+    loaded = app.account("ACC-LONG")
+    assert loaded is not None
+    assert_same_account(loaded, mutated(app.account_events("ACC-LONG")))
