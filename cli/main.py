@@ -10,6 +10,7 @@ from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, BinaryIO, NoReturn
+from uuid import UUID
 
 import click
 
@@ -888,22 +889,24 @@ def audit(context: Context, account: str | None) -> None:
                 "the stored events cannot be replayed into views "
                 f"({type(replay_error).__name__}: {replay_error})"
             ]
+        # The streams a process loads from snapshots: accounts, and the sources' intakes.
+        named = {UUID(int=stream): name for stream, name in chains.names.items()}
+        named.update({stream: f"intake of {s.source}" for stream, s in tally.by_stream.items()})
+        snapshots, snapshot_findings = app.snapshot_findings(named)
         doc: dict[str, Any] = {
             "scope": account or "all",
             "chains": {"streams": streams, "findings": chain_findings},
             "views": {"documents": len(live), "findings": view_findings},
+            "snapshots": {"checked": snapshots, "findings": snapshot_findings},
         }
-        findings = chain_findings + view_findings
+        findings = chain_findings + view_findings + snapshot_findings
         lines = [
             f"chains: {_counted(streams, 'stream')}, "
             + (_counted(len(chain_findings), "finding") if chain_findings else "intact"),
-            f"views: {_counted(len(live), 'document')}, "
-            + (
-                f"{len(view_findings)} {'differs' if len(view_findings) == 1 else 'differ'} "
-                "from a replay"
-                if view_findings
-                else "equal a replay"
-            ),
+            f"views: {_counted(len(live), 'document')}, {_against_replay(view_findings)}",
+            f"snapshots: {snapshots} checked, {_against_replay(snapshot_findings)}"
+            if snapshots or snapshot_findings
+            else "snapshots: none yet",
         ]
         if account is None:
             intake = tally.result(app.process_recorder.max_tracking_id)
@@ -938,6 +941,12 @@ def audit(context: Context, account: str | None) -> None:
         context.emit(doc, "\n".join(lines))
         if findings:
             sys.exit(1)
+
+
+def _against_replay(findings: list[str]) -> str:
+    if not findings:
+        return "equal a replay"
+    return f"{len(findings)} {'differs' if len(findings) == 1 else 'differ'} from a replay"
 
 
 def _counted(count: int, noun: str) -> str:

@@ -9,6 +9,7 @@
 
 import json
 import sqlite3
+from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 
@@ -25,7 +26,7 @@ from ledger.application import (
 )
 from ledger.ids import account_stream_id, intake_stream_id
 from ledger.store import memory_store, parse_store_url
-from tests.cli_helpers import run_json
+from tests.cli_helpers import run, run_json
 from tests.factories import catalog_published, event, line, opened
 from tests.test_replay_audit import long_history
 
@@ -334,3 +335,69 @@ def test_an_account_on_postgresql_is_snapshotted_and_loads_from_it(postgres_url:
     loaded = app.account("ACC-LONG")
     assert loaded is not None
     assert_same_account(loaded, mutated(app.account_events("ACC-LONG")))
+
+
+# R3: the audit checks the state a process starts from.
+
+
+def tamper_snapshot(tmp_path: Path, stream_id: object, change: Callable[[dict], None]) -> int:
+    """Edit the state of a stream's latest snapshot in the SQLite store; its version."""
+    with sqlite3.connect(tmp_path / "ledger.db") as db:
+        version, state = db.execute(
+            "SELECT originator_version, state FROM stored_snapshots WHERE originator_id = ? "
+            "ORDER BY originator_version DESC LIMIT 1",
+            (stream_id.hex,),  # type: ignore[attr-defined]
+        ).fetchone()
+        doc = json.loads(state)
+        change(doc["state"])
+        db.execute(
+            "UPDATE stored_snapshots SET state = ? WHERE originator_id = ? AND "
+            "originator_version = ?",
+            (json.dumps(doc).encode(), stream_id.hex, version),  # type: ignore[attr-defined]
+        )
+    return int(version)
+
+
+def test_R3_the_audit_checks_every_latest_snapshot_against_its_events(sqlite_url: str) -> None:
+    ingest_long_account(sqlite_url, ACCOUNT_SNAPSHOT_INTERVAL + 120, batch=10)
+    whole = run_json("--store", sqlite_url, "audit")
+    assert whole["adds_up"] is True, whole["findings"]
+    assert whole["snapshots"] == {"checked": 2, "findings": []}  # the account and the intake
+    own = run_json("--store", sqlite_url, "audit", "ACC-LONG")
+    assert own["snapshots"] == {"checked": 1, "findings": []}
+    text = run("--store", sqlite_url, "audit", "ACC-LONG").stdout
+    assert "snapshots: 1 checked, equal a replay" in text.splitlines()
+
+
+def test_R3_a_changed_account_snapshot_is_named_by_the_audit(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    """A process would start from the snapshot: a balance changed in it must not pass."""
+    ingest_long_account(sqlite_url, ACCOUNT_SNAPSHOT_INTERVAL + 120, batch=10)
+    version = tamper_snapshot(
+        tmp_path, account_stream_id("ACC-LONG"), lambda state: state.update(balance="5000.00")
+    )
+    finding = (
+        f"account ACC-LONG: the snapshot at version {version} differs from its events "
+        "replayed to that version"
+    )
+    for scope in ((), ("ACC-LONG",)):
+        doc = run_json("--store", sqlite_url, "audit", *scope, expect=1)
+        assert doc["snapshots"]["findings"] == [finding]
+        assert doc["adds_up"] is False and finding in doc["findings"]
+    text = run("--store", sqlite_url, "audit", "ACC-LONG", expect=1).stdout
+    assert "snapshots: 1 checked, 1 differs from a replay" in text.splitlines()
+
+
+def test_R3_a_changed_intake_snapshot_is_named_by_the_audit(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    ingest_one_record_batches(sqlite_url, INTAKE_SNAPSHOT_INTERVAL + 5)
+    version = tamper_snapshot(
+        tmp_path, intake_stream_id(SOURCE), lambda state: state.update(consumed=1)
+    )
+    doc = run_json("--store", sqlite_url, "audit", expect=1)
+    assert doc["snapshots"]["findings"] == [
+        f"intake of {SOURCE}: the snapshot at version {version} differs from its events "
+        "replayed to that version"
+    ]
