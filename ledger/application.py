@@ -32,7 +32,7 @@ from ledger.transcoder import LedgerMapper, LedgerTranscoder
 
 # Explicit limits on what grows in memory.
 MAX_CACHED_ACCOUNTS = 50_000
-# An account holds the id of every event it has applied (G1): 100-170 bytes each when loaded
+# An account holds the id of every event it has applied (G1): 90-125 bytes each when loaded
 # (bench/history.py), so the cache is bounded by those too, at about 200-350 MB.
 MAX_CACHED_HISTORY = 2_000_000
 MAX_BATCH_RECORDS = 100_000
@@ -378,7 +378,7 @@ class Batch:
         self.source = source
         self.counts = BatchCounts()
         self._events: list[Any] = []
-        self._moved: set[UUID] = set()  # accounts this batch has recorded events on
+        self._moved: set[UUID] = set()  # accounts this batch has moved, or is about to
         self._first_position: int | None = None
         self._last_position = -1
 

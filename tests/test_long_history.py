@@ -1,8 +1,9 @@
 """A ledger that runs for months: what grows with the log stays bounded in a consumer.
 
-- A source's intake (G2) gains one stored event per batch for as long as the source runs, and
-  a consumer loads it again after every restart, rebalance or failed batch. It loads from a
-  snapshot taken every INTAKE_SNAPSHOT_INTERVAL batches.
+- Accounts and sources' intakes load from their latest snapshot and the events after it: an
+  account gains an event per fact and an intake one per batch for as long as the ledger runs,
+  and a consumer loads them again after every start, rebalance or failed batch. A snapshot
+  gives back exactly the aggregate its events give, and the audit checks that it does (R3).
 - An account holds the id of every event it applied (G1). The accounts a process keeps are
   bounded by their count and by those events, and trimmed only between batches.
 """
@@ -49,7 +50,7 @@ def ingest_one_record_batches(url: str, batches: int) -> list[RawRecord]:
     return records
 
 
-def snapshot_versions(app: LedgerApp) -> list[int]:
+def intake_snapshot_versions(app: LedgerApp) -> list[int]:
     assert app.snapshots is not None
     return [s.originator_version for s in app.snapshots.get(intake_stream_id(SOURCE))]
 
@@ -60,7 +61,7 @@ def test_an_intake_is_snapshotted_every_interval_of_batches(sqlite_url: str) -> 
     app = LedgerApp(parse_store_url(sqlite_url))
     # Version 1 is the intake's start; each batch adds one. A snapshot is of stored state,
     # taken just before the batch that would go past the interval is appended.
-    assert snapshot_versions(app) == [INTAKE_SNAPSHOT_INTERVAL, 2 * INTAKE_SNAPSHOT_INTERVAL]
+    assert intake_snapshot_versions(app) == [INTAKE_SNAPSHOT_INTERVAL, 2 * INTAKE_SNAPSHOT_INTERVAL]
     intake = app.intake(SOURCE)
     assert intake is not None
     assert intake.version == 1 + 1 + batches  # started, the first batch, one per recharge
@@ -110,7 +111,7 @@ def test_a_batch_retried_after_its_intake_was_snapshotted_does_not_snapshot_it_a
     position = INTAKE_SNAPSHOT_INTERVAL + 1
     counts = process_batch(app, SOURCE, [RawRecord(position, line(retry).encode())], print)
     assert counts.applied == 1
-    assert snapshot_versions(app) == [INTAKE_SNAPSHOT_INTERVAL]
+    assert intake_snapshot_versions(app) == [INTAKE_SNAPSHOT_INTERVAL]
 
 
 def test_an_audit_of_a_long_running_source_adds_up(sqlite_url: str) -> None:
@@ -128,7 +129,7 @@ def test_an_intake_on_postgresql_is_snapshotted_and_loads_from_it(postgres_url: 
     batches = INTAKE_SNAPSHOT_INTERVAL + 3
     ingest_one_record_batches(postgres_url, batches)
     app = LedgerApp(parse_store_url(postgres_url))
-    assert snapshot_versions(app) == [INTAKE_SNAPSHOT_INTERVAL]
+    assert intake_snapshot_versions(app) == [INTAKE_SNAPSHOT_INTERVAL]
     intake = app.intake(SOURCE)
     assert intake is not None
     assert (intake.version, intake.last_position) == (2 + batches, 2 + batches)
