@@ -23,6 +23,10 @@ from ledger.state import NumberState, PackageState, PlanState
 # An explicit limit on one account's numbers: a business account with more is a data error.
 MAX_NUMBERS_PER_ACCOUNT = 10_000
 
+# The layout of `Account.snapshot_document`. A change to it takes a new number: a process loads
+# an account from its events alone when its latest snapshot has another.
+SNAPSHOT_FORMAT = 1
+
 # What an account holds besides the library's own fields: each has a place in its snapshot.
 _STATE_FIELDS = frozenset(
     {
@@ -90,6 +94,7 @@ class Account(Aggregate):
         own = {name for name in vars(self) if not name.startswith("_")}
         assert own == _STATE_FIELDS, f"Account fields without a place in its snapshot: {own}"
         return {
+            "format": SNAPSHOT_FORMAT,
             "created_on": self.created_on.isoformat(),
             "modified_on": self.modified_on.isoformat(),
             "account_id": self.account_id,
@@ -169,6 +174,11 @@ class Account(Aggregate):
 class AccountSnapshot(Snapshot):
     """An account's state at one version, stored as `Account.snapshot_document`: plain JSON,
     so it is read back without walking tagged values."""
+
+    @property
+    def readable(self) -> bool:
+        """Written in the layout this code reads (SNAPSHOT_FORMAT)."""
+        return bool(self.state.get("format") == SNAPSHOT_FORMAT)
 
     @classmethod
     def take(cls, aggregate: MutableOrImmutableAggregate[UUID]) -> "AccountSnapshot":

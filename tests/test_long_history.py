@@ -18,7 +18,7 @@ import pytest
 
 from bench.traffic import generate
 from consumers.pipeline import RawRecord, process_batch
-from ledger.account import Account, AccountSnapshot
+from ledger.account import SNAPSHOT_FORMAT, Account, AccountSnapshot
 from ledger.application import (
     ACCOUNT_SNAPSHOT_INTERVAL,
     INTAKE_SNAPSHOT_INTERVAL,
@@ -402,3 +402,25 @@ def test_R3_a_changed_intake_snapshot_is_named_by_the_audit(
         f"intake of {SOURCE}: the snapshot at version {version} differs from its events "
         "replayed to that version"
     ]
+
+
+def test_an_account_snapshot_of_another_layout_is_not_read(tmp_path: Path, sqlite_url: str) -> None:
+    """After an upgrade that changes `Account.snapshot_document`, older snapshots are passed
+    over: the account loads from its events, and the next snapshot is due from the old one's
+    version (a snapshot at the same version again would fail every batch)."""
+    stream = ingest_long_account(sqlite_url, ACCOUNT_SNAPSHOT_INTERVAL + 120)
+    tamper_snapshot(
+        tmp_path,
+        account_stream_id("ACC-LONG"),
+        lambda state: state.update(format=SNAPSHOT_FORMAT + 1, balance="5000.00"),
+    )
+    app = LedgerApp(parse_store_url(sqlite_url))
+    loaded = app.account("ACC-LONG")
+    assert loaded is not None
+    assert_same_account(loaded, mutated(app.account_events("ACC-LONG")))
+    audit = run_json("--store", sqlite_url, "audit")
+    assert audit["adds_up"] is True
+    assert audit["snapshots"] == {"checked": 0, "findings": []}  # the only one is passed over
+    more = records(recharges("ACC-LONG"), len(stream) + 1)
+    assert process_batch(app, SOURCE, more, print).applied == 1
+    assert len(account_snapshot_versions(app)) == 1
