@@ -23,7 +23,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ledger.application import LedgerApp
-from ledger.audit import ChainAudit, IntakeTally
+from ledger.audit import ChainAudit, IntakeTally, streams_named
 from ledger.runtime import tune_for_long_runs
 from ledger.store import parse_store_url
 from projections.runner import Fold, fold, view_documents
@@ -38,6 +38,7 @@ def audit_log(app: LedgerApp) -> None:
         replay.see(event)
     tally.result(app.process_recorder.max_tracking_id)
     view_documents(replay.views())
+    app.snapshot_findings(streams_named(chains, tally))
 
 
 def timed(count: int, step: Callable[[], object], repeat: int) -> dict[str, float]:

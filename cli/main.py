@@ -10,7 +10,6 @@ from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, BinaryIO, NoReturn
-from uuid import UUID
 
 import click
 
@@ -860,7 +859,7 @@ def audit(context: Context, account: str | None) -> None:
 
     Views are first brought up to the end of the log.
     """
-    from ledger.audit import ChainAudit, IntakeTally
+    from ledger.audit import ChainAudit, IntakeTally, streams_named
     from projections.runner import Fold, view_documents
 
     with user_errors():
@@ -889,10 +888,7 @@ def audit(context: Context, account: str | None) -> None:
                 "the stored events cannot be replayed into views "
                 f"({type(replay_error).__name__}: {replay_error})"
             ]
-        # The streams a process loads from snapshots: accounts, and the sources' intakes.
-        named = {UUID(int=stream): name for stream, name in chains.names.items()}
-        named.update({stream: f"intake of {s.source}" for stream, s in tally.by_stream.items()})
-        snapshots, snapshot_findings = app.snapshot_findings(named)
+        snapshots, snapshot_findings = app.snapshot_findings(streams_named(chains, tally))
         doc: dict[str, Any] = {
             "scope": account or "all",
             "chains": {"streams": streams, "findings": chain_findings},

@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from itertools import pairwise
 from typing import Any
+from uuid import UUID
 
 from ledger.account import Account
 from ledger.catalog_book import CatalogBook
@@ -209,6 +210,15 @@ class ChainAudit:
             stream = event.originator_id.int
             name = names.setdefault(stream, "catalog book")
             _check_link(heads, stream, name, event, event.fact, None, findings)
+
+
+def streams_named(chains: ChainAudit, tally: IntakeTally) -> dict[UUID, str]:
+    """Every stream these audits saw, by name: accounts, the catalog book, sources' intakes."""
+    named = {UUID(int=stream): name for stream, name in chains.names.items()}
+    named.update(
+        {stream: f"intake of {source.source}" for stream, source in tally.by_stream.items()}
+    )
+    return named
 
 
 def _check_link(
