@@ -656,10 +656,9 @@ def history(context: Context, account: str, limit: int) -> None:
 
     with user_errors():
         app = context.app()
-        entries = account_history(app, account)
+        entries = account_history(app, account, latest=limit)
         if entries is None:
             fail(f"unknown account {account}")
-        entries = entries[-limit:]
         lines = []
         for entry in entries:
             status = "" if entry["status"] == "applied" else f" [{entry['status']}]"

@@ -33,7 +33,7 @@ _SUMMARIES: dict[str, tuple[str, ...]] = {
 
 
 class EventSource(Protocol):
-    def get(self, originator_id: Any) -> Any: ...
+    def get(self, originator_id: Any, *, desc: bool = False, limit: int | None = None) -> Any: ...
 
 
 class HasEvents(Protocol):
@@ -46,10 +46,19 @@ def summary(fact: dict[str, Any]) -> str:
     return " ".join(f"{key}={fact[key]}" for key in keys if key in fact)
 
 
-def account_history(app: HasEvents, account_id: str) -> list[dict[str, Any]] | None:
-    """Entries in stream order; None when the account was never opened."""
+def account_history(
+    app: HasEvents, account_id: str, latest: int | None = None
+) -> list[dict[str, Any]] | None:
+    """Entries in stream order, only the `latest` ones if given; None when the account was
+    never opened. Each entry stands alone, so the latest are read from the end of the stream,
+    not after the whole of a long one."""
+    stream = account_stream_id(account_id)
+    if latest is None:
+        events = list(app.events.get(stream))
+    else:
+        events = list(app.events.get(stream, desc=True, limit=latest))[::-1]
     entries: list[dict[str, Any]] = []
-    for event in app.events.get(account_stream_id(account_id)):
+    for event in events:
         if isinstance(event, Account.Opened):
             fact = event.fact
             entries.append(

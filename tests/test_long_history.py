@@ -25,6 +25,7 @@ from ledger.application import (
     LedgerApp,
     mutated,
 )
+from ledger.history import account_history
 from ledger.ids import account_stream_id, intake_stream_id
 from ledger.store import memory_store, parse_store_url
 from tests.cli_helpers import run, run_json
@@ -424,3 +425,19 @@ def test_an_account_snapshot_of_another_layout_is_not_read(tmp_path: Path, sqlit
     more = records(recharges("ACC-LONG"), len(stream) + 1)
     assert process_batch(app, SOURCE, more, print).applied == 1
     assert len(account_snapshot_versions(app)) == 1
+
+
+def test_the_latest_history_entries_of_a_long_account_are_its_whole_history_s_last(
+    sqlite_url: str,
+) -> None:
+    """`ledger history --limit N` reads the latest entries from the end of the stream: the
+    same entries, in the same order, as the end of the whole history."""
+    ingest_long_account(sqlite_url, 300)
+    app = LedgerApp(parse_store_url(sqlite_url))
+    whole = account_history(app, "ACC-LONG")
+    assert whole is not None and len(whole) == 301
+    for latest in (1, 7, 301, 500):
+        assert account_history(app, "ACC-LONG", latest=latest) == whole[-latest:]
+    shown = run_json("--store", sqlite_url, "history", "ACC-LONG", "--limit", "3")
+    assert [e["version"] for e in shown["entries"]] == [299, 300, 301]
+    assert account_history(app, "ACC-NOBODY", latest=5) is None
