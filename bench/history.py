@@ -5,8 +5,10 @@
 For each size, a fresh embedded store gets one account with that many usage events (from
 `bench.traffic`), ingested in batches of `--batch` records, so the source's intake holds one
 batch per `--batch` records. Then a process that has never seen them (a consumer after a
-restart, a rebalance or a failed batch) loads the account and the intake. It prints, per size:
-the load time of each, per event of its history, and the memory the loaded account holds.
+restart, a rebalance or a failed batch) loads the account and the intake, and support asks
+for the account's latest 20 history entries (`ledger history --limit 20`). It prints, per
+size: the time of each, per event of the account's history for its load, and the memory the
+loaded account holds.
 """
 
 import argparse
@@ -20,6 +22,7 @@ from typing import Any
 from bench.traffic import generate
 from consumers.pipeline import RawRecord, process_batch
 from ledger.application import LedgerApp
+from ledger.history import account_history
 from ledger.ids import intake_stream_id
 from ledger.runtime import tune_for_long_runs
 from ledger.store import parse_store_url
@@ -56,6 +59,11 @@ def measure(url: str) -> dict[str, Any]:
     intake_s = time.perf_counter() - started
     assert intake is not None
     batches = sum(1 for _ in app.events.get(intake_stream_id(SOURCE))) - 1
+    support = LedgerApp(parse_store_url(url))
+    started = time.perf_counter()
+    entries = account_history(support, ACCOUNT, latest=20)
+    history_s = time.perf_counter() - started
+    assert entries is not None and len(entries) == 20
     return {
         "account_events": account.version,
         "account_load_ms": round(account_s * 1000, 1),
@@ -64,6 +72,7 @@ def measure(url: str) -> dict[str, Any]:
         "account_held_bytes_per_event": round(held / account.version),
         "intake_batches": batches,
         "intake_load_ms": round(intake_s * 1000, 1),
+        "history_20_ms": round(history_s * 1000, 1),
     }
 
 
@@ -91,14 +100,14 @@ def main(argv: list[str] | None = None) -> None:
         return
     print(
         f"{'account events':>14} {'load ms':>9} {'us/event':>9} {'held KiB':>9} {'B/event':>8}"
-        f" {'intake batches':>15} {'load ms':>8}"
+        f" {'intake batches':>15} {'load ms':>8} {'history ms':>11}"
     )
     for row in rows:
         print(
             f"{row['account_events']:>14,} {row['account_load_ms']:>9,.1f}"
             f" {row['account_load_us_per_event']:>9,.1f} {row['account_held_kib']:>9,.1f}"
             f" {row['account_held_bytes_per_event']:>8,} {row['intake_batches']:>15,}"
-            f" {row['intake_load_ms']:>8,.1f}"
+            f" {row['intake_load_ms']:>8,.1f} {row['history_20_ms']:>11,.1f}"
         )
 
 
