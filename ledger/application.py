@@ -160,16 +160,20 @@ class LedgerApp(Application[UUID]):
     def _load(self, stream_id: UUID) -> tuple[Any, int]:
         """A stream's aggregate (None: no such stream) from its latest snapshot and the events
         after it, and that snapshot's version (0: none)."""
-        assert self.snapshots is not None
-        latest = list(self.snapshots.get(stream_id, desc=True, limit=1))
-        if not latest:
+        latest = self._latest_snapshot(stream_id)
+        if latest is None:
             return mutated(self.events.get(stream_id)), 0
-        version = latest[0].originator_version
-        if _unreadable(latest[0]):
+        version = latest.originator_version
+        if _unreadable(latest):
             # An older layout: the events say it all, and the next snapshot is due from this
             # one's version (a new one at the same version would fail every batch).
             return mutated(self.events.get(stream_id)), version
-        return mutated(chain(latest, self.events.get(stream_id, gt=version))), version
+        return mutated(chain([latest], self.events.get(stream_id, gt=version))), version
+
+    def _latest_snapshot(self, stream_id: UUID) -> Any:
+        """The stream's snapshot of the highest version; None when it has none."""
+        assert self.snapshots is not None
+        return next(iter(self.snapshots.get(stream_id, desc=True, limit=1)), None)
 
     def snapshot_if_due(self, aggregate: Account | Intake) -> None:
         """Snapshot a cached account or intake when its interval of events has been stored
@@ -222,16 +226,15 @@ class LedgerApp(Application[UUID]):
         """R3 for the state a process starts from: the latest snapshot of each of these streams
         (id -> name) equals its stored events replayed up to the snapshot's version. Returns
         the number of snapshots checked and the findings."""
-        assert self.snapshots is not None
         checked, findings = 0, []
         for stream_id, name in streams.items():
             try:
-                latest = list(self.snapshots.get(stream_id, desc=True, limit=1))
-                if not latest or _unreadable(latest[0]):
+                latest = self._latest_snapshot(stream_id)
+                if latest is None or _unreadable(latest):
                     continue
                 checked += 1
-                version = latest[0].originator_version
-                restored = mutated(latest)
+                version = latest.originator_version
+                restored = latest.mutate(None)
                 replayed = mutated(self.events.get(stream_id, lte=version))
             except Exception as error:  # a tampered snapshot or stream cannot be read back
                 findings.append(f"{name}: its snapshot cannot be checked ({error!r})")
