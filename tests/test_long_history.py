@@ -13,6 +13,7 @@ import sqlite3
 from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
+from uuid import UUID
 
 import pytest
 
@@ -51,9 +52,19 @@ def ingest_one_record_batches(url: str, batches: int) -> list[RawRecord]:
     return records
 
 
-def intake_snapshot_versions(app: LedgerApp) -> list[int]:
+def snapshot_versions(app: LedgerApp, stream_id: UUID) -> list[int]:
     assert app.snapshots is not None
-    return [s.originator_version for s in app.snapshots.get(intake_stream_id(SOURCE))]
+    return [s.originator_version for s in app.snapshots.get(stream_id)]
+
+
+def delete_events_through(tmp_path: Path, stream_id: UUID, version: int) -> int:
+    """Delete a stream's events up to that version from the SQLite store; how many."""
+    with sqlite3.connect(tmp_path / "ledger.db") as db:
+        deleted: int = db.execute(
+            "DELETE FROM stored_events WHERE originator_id = ? AND originator_version <= ?",
+            (stream_id.hex, version),
+        ).rowcount
+    return deleted
 
 
 def test_an_intake_is_snapshotted_every_interval_of_batches(sqlite_url: str) -> None:
@@ -62,7 +73,10 @@ def test_an_intake_is_snapshotted_every_interval_of_batches(sqlite_url: str) -> 
     app = LedgerApp(parse_store_url(sqlite_url))
     # Version 1 is the intake's start; each batch adds one. A snapshot is of stored state,
     # taken just before the batch that would go past the interval is appended.
-    assert intake_snapshot_versions(app) == [INTAKE_SNAPSHOT_INTERVAL, 2 * INTAKE_SNAPSHOT_INTERVAL]
+    assert snapshot_versions(app, intake_stream_id(SOURCE)) == [
+        INTAKE_SNAPSHOT_INTERVAL,
+        2 * INTAKE_SNAPSHOT_INTERVAL,
+    ]
     intake = app.intake(SOURCE)
     assert intake is not None
     assert intake.version == 1 + 1 + batches  # started, the first batch, one per recharge
@@ -79,11 +93,7 @@ def test_an_intake_loads_from_its_latest_snapshot_not_its_whole_stream(
     ingest_one_record_batches(sqlite_url, batches)
     before = LedgerApp(parse_store_url(sqlite_url)).intake(SOURCE)
     assert before is not None
-    with sqlite3.connect(tmp_path / "ledger.db") as db:
-        deleted = db.execute(
-            "DELETE FROM stored_events WHERE originator_id = ? AND originator_version <= ?",
-            (intake_stream_id(SOURCE).hex, INTAKE_SNAPSHOT_INTERVAL),
-        ).rowcount
+    deleted = delete_events_through(tmp_path, intake_stream_id(SOURCE), INTAKE_SNAPSHOT_INTERVAL)
     assert deleted == INTAKE_SNAPSHOT_INTERVAL
     after = LedgerApp(parse_store_url(sqlite_url)).intake(SOURCE)
     assert after is not None
@@ -112,7 +122,7 @@ def test_a_batch_retried_after_its_intake_was_snapshotted_does_not_snapshot_it_a
     position = INTAKE_SNAPSHOT_INTERVAL + 1
     counts = process_batch(app, SOURCE, [RawRecord(position, line(retry).encode())], print)
     assert counts.applied == 1
-    assert intake_snapshot_versions(app) == [INTAKE_SNAPSHOT_INTERVAL]
+    assert snapshot_versions(app, intake_stream_id(SOURCE)) == [INTAKE_SNAPSHOT_INTERVAL]
 
 
 def test_an_audit_of_a_long_running_source_adds_up(sqlite_url: str) -> None:
@@ -130,7 +140,7 @@ def test_an_intake_on_postgresql_is_snapshotted_and_loads_from_it(postgres_url: 
     batches = INTAKE_SNAPSHOT_INTERVAL + 3
     ingest_one_record_batches(postgres_url, batches)
     app = LedgerApp(parse_store_url(postgres_url))
-    assert intake_snapshot_versions(app) == [INTAKE_SNAPSHOT_INTERVAL]
+    assert snapshot_versions(app, intake_stream_id(SOURCE)) == [INTAKE_SNAPSHOT_INTERVAL]
     intake = app.intake(SOURCE)
     assert intake is not None
     assert (intake.version, intake.last_position) == (2 + batches, 2 + batches)
@@ -295,9 +305,7 @@ def ingest_long_account(url: str, recharges_count: int, batch: int = 50) -> list
 
 
 def account_snapshot_versions(app: LedgerApp) -> list[int]:
-    assert app.snapshots is not None
-    stream_id = account_stream_id("ACC-LONG")
-    return [s.originator_version for s in app.snapshots.get(stream_id)]
+    return snapshot_versions(app, account_stream_id("ACC-LONG"))
 
 
 def test_an_account_loads_from_its_latest_snapshot_not_its_whole_stream(
@@ -313,11 +321,7 @@ def test_an_account_loads_from_its_latest_snapshot_not_its_whole_stream(
     assert ACCOUNT_SNAPSHOT_INTERVAL <= snapshot_version < ACCOUNT_SNAPSHOT_INTERVAL + 50
     replayed = mutated(app.account_events("ACC-LONG"))
     assert replayed.version == ACCOUNT_SNAPSHOT_INTERVAL + 121
-    with sqlite3.connect(tmp_path / "ledger.db") as db:
-        deleted = db.execute(
-            "DELETE FROM stored_events WHERE originator_id = ? AND originator_version <= ?",
-            (account_stream_id("ACC-LONG").hex, snapshot_version),
-        ).rowcount
+    deleted = delete_events_through(tmp_path, account_stream_id("ACC-LONG"), snapshot_version)
     assert deleted == snapshot_version
     loaded = LedgerApp(parse_store_url(sqlite_url)).account("ACC-LONG")
     assert loaded is not None
