@@ -12,7 +12,7 @@ from itertools import chain
 from typing import Any, Literal, Protocol
 from uuid import UUID
 
-from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.application import Application
 from eventsourcing.domain import Aggregate, Snapshot
 from eventsourcing.persistence import Mapper, ProcessRecorder, Recording, Tracking, Transcoder
 
@@ -191,9 +191,8 @@ class LedgerApp(Application[UUID]):
 
     def catalog_book(self) -> CatalogBook | None:
         if self._catalog_book is None:
-            try:
-                book: Any = self.repository.get(CATALOG_STREAM_ID)
-            except AggregateNotFoundError:
+            book, _ = self._load(CATALOG_STREAM_ID)
+            if book is None:
                 return None
             assert isinstance(book, CatalogBook)
             self._catalog_book = book
