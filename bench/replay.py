@@ -39,6 +39,7 @@ def audit_log(app: LedgerApp) -> None:
     tally.result(app.process_recorder.max_tracking_id)
     view_documents(replay.views())
     app.snapshot_findings(streams_named(chains, tally))
+    app.applied_id_findings(chains.applied_ids.summary())
 
 
 def timed(count: int, step: Callable[[], object], repeat: int) -> dict[str, float]:

@@ -852,6 +852,9 @@ def audit(context: Context, account: str | None) -> None:
     - views: every view document equals a fresh replay of the stored events;
     - chains: each account's events (and the catalog's) form an intact hash chain, so a
       changed, removed or reordered event in the store is caught and named;
+    - applied ids: the store's index of the event ids each account applied holds exactly
+      those of its events in the log (G1: none applied twice);
+    - snapshots: each stream's latest snapshot equals its events replayed to its version;
     - intake (whole ledger only): per source (Kafka partition, file) consumed = applied +
       duplicates + dead-lettered, no batch missing or overlapping, a partition resumes right
       after its last batch, and the records applied equal the ledger events stored.
@@ -859,6 +862,7 @@ def audit(context: Context, account: str | None) -> None:
     Views are first brought up to the end of the log.
     """
     from ledger.audit import ChainAudit, IntakeTally, streams_named
+    from ledger.ids import account_stream_id
     from projections.runner import Fold, view_documents
 
     with user_errors():
@@ -888,16 +892,23 @@ def audit(context: Context, account: str | None) -> None:
                 f"({type(replay_error).__name__}: {replay_error})"
             ]
         snapshots, snapshot_findings = app.snapshot_findings(streams_named(chains, tally))
+        in_log = chains.applied_ids.summary()
+        applied_findings = app.applied_id_findings(
+            in_log, None if account is None else account_stream_id(account)
+        )
         doc: dict[str, Any] = {
             "scope": account or "all",
             "chains": {"streams": streams, "findings": chain_findings},
             "views": {"documents": len(live), "findings": view_findings},
+            "applied_ids": {"count": in_log.count, "findings": applied_findings},
             "snapshots": {"checked": snapshots, "findings": snapshot_findings},
         }
-        findings = chain_findings + view_findings + snapshot_findings
+        findings = chain_findings + applied_findings + view_findings + snapshot_findings
         lines = [
             f"chains: {_counted(streams, 'stream')}, "
             + (_counted(len(chain_findings), "finding") if chain_findings else "intact"),
+            f"applied ids: {_counted(in_log.count, 'event id')}, "
+            + (_counted(len(applied_findings), "finding") if applied_findings else "indexed"),
             f"views: {_counted(len(live), 'document')}, {_against_replay(view_findings)}",
             f"snapshots: {snapshots} checked, {_against_replay(snapshot_findings)}"
             if snapshots or snapshot_findings

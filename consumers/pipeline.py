@@ -13,7 +13,7 @@ from eventsourcing import persistence
 from eventsourcing.persistence import Tracking
 
 from ledger.application import Batch, BatchCounts, DeadLetter, LedgerApp, WrittenAlongside
-from ledger.contract import parse_event
+from ledger.contract import IncomingEvent, parse_event
 from ledger.errors import LedgerError
 
 # Failures of the store, not of a record: a server away or restarting, a lock timeout, or a
@@ -68,22 +68,40 @@ def _apply_records(
     app: LedgerApp, batch: Batch, records: Sequence[RawRecord], poisoned: dict[int, str]
 ) -> bool:
     """Apply every record to the batch; False when one turned out poisoned (now in `poisoned`)."""
+    parsed: list[tuple[RawRecord, IncomingEvent | str]] = []  # each valid event, or why not
     for record in records:
         reason = poisoned.get(record.position)
-        if reason is not None:
-            batch.dead_letter(record.position, record.value, reason)
+        if reason is None:
+            try:
+                parsed.append((record, parse_event(record.value)))
+                continue
+            except LedgerError as error:
+                reason = error.reason
+            except Exception as defect:
+                reason = _internal_error(defect)
+        parsed.append((record, reason))
+    try:
+        batch.look_up([event for _, event in parsed if not isinstance(event, str)])
+    except STORE_ERRORS:
+        app.forget_cached()
+        raise  # the store is away: the source retries
+    for record, event in parsed:
+        if isinstance(event, str):
+            batch.dead_letter(record.position, record.value, event)
             continue
         try:
-            batch.apply(record.position, parse_event(record.value))
+            batch.apply(record.position, event)
         except LedgerError as error:
             batch.dead_letter(record.position, record.value, error.reason)
         except STORE_ERRORS:
             app.forget_cached()
             raise  # the store is away: not the record's fault, the source retries
         except Exception as defect:
-            poisoned[record.position] = (
-                f"internal error while applying this record: {type(defect).__name__}: {defect}"
-            )
+            poisoned[record.position] = _internal_error(defect)
             app.forget_cached()  # earlier records of the batch moved cached state
             return False
     return True
+
+
+def _internal_error(defect: Exception) -> str:
+    return f"internal error while applying this record: {type(defect).__name__}: {defect}"

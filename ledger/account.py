@@ -24,8 +24,9 @@ from ledger.state import NumberState, PackageState, PlanState
 MAX_NUMBERS_PER_ACCOUNT = 10_000
 
 # The layout of `Account.snapshot_document`. A change to it takes a new number: a process loads
-# an account from its events alone when its latest snapshot has another.
-SNAPSHOT_FORMAT = 1
+# an account from its events alone when its latest snapshot has another. 2: without the ids of
+# the events it applied, which the store keeps (ledger.applied_ids).
+SNAPSHOT_FORMAT = 2
 
 # What an account holds besides the library's own fields: each has a place in its snapshot.
 _STATE_FIELDS = frozenset(
@@ -40,16 +41,16 @@ _STATE_FIELDS = frozenset(
         "blocked",
         "numbers",
         "balance",
-        "seen_event_ids",
         "credited_charges",
         "chain_head",
-        "applied_events",
     }
 )
 
 
 class Account(Aggregate):
-    """State the rules need to decide; views are kept elsewhere (projections)."""
+    """State the rules need to decide; views are kept elsewhere (projections). Its size does
+    not grow with its history: the ids of the events it applied are kept in the store
+    (ledger.applied_ids), its invoices in the views."""
 
     class Opened(Aggregate.Created):
         fact: dict[str, Any]
@@ -77,10 +78,8 @@ class Account(Aggregate):
         self.blocked = False
         self.numbers: dict[str, NumberState] = {}
         self.balance: Decimal = ZERO
-        self.seen_event_ids: set[str] = {fact["event_id"]}
         self.credited_charges: dict[str, str] = {}  # charge id -> the refund that credited it
         self.chain_head: str = chain
-        self.applied_events = 1
 
     @classmethod
     def open(cls, stream_id: Any, fact: dict[str, Any]) -> "Account":
@@ -107,10 +106,8 @@ class Account(Aggregate):
             "blocked": self.blocked,
             "numbers": {msisdn: number.document() for msisdn, number in self.numbers.items()},
             "balance": str(self.balance),
-            "seen_event_ids": sorted(self.seen_event_ids),
             "credited_charges": dict(self.credited_charges),
             "chain_head": self.chain_head,
-            "applied_events": self.applied_events,
         }
 
     @classmethod
@@ -138,14 +135,9 @@ class Account(Aggregate):
             msisdn: NumberState.from_document(number) for msisdn, number in doc["numbers"].items()
         }
         account.balance = Decimal(doc["balance"])
-        account.seen_event_ids = set(doc["seen_event_ids"])
         account.credited_charges = dict(doc["credited_charges"])
         account.chain_head = doc["chain_head"]
-        account.applied_events = doc["applied_events"]
         return account
-
-    def has_seen(self, event_id: str) -> bool:
-        return event_id in self.seen_event_ids
 
     def record(self, fact: dict[str, Any], outcome: Outcome) -> None:
         """Append the decided outcome of one incoming fact to the stream."""
@@ -160,9 +152,7 @@ class Account(Aggregate):
     def evolve(self, fact: dict[str, Any], outcome: dict[str, Any], chain: str) -> None:
         # From the outcome's document: state moves by the balance delta and the effects, so
         # its charges are not parsed again for every event recorded or loaded.
-        self.seen_event_ids.add(fact["event_id"])
         self.chain_head = chain
-        self.applied_events += 1
         if outcome["status"] != "applied":
             return
         self.balance += Decimal(outcome["balance_delta"])

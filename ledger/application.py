@@ -14,9 +14,18 @@ from uuid import UUID
 
 from eventsourcing.application import Application
 from eventsourcing.domain import Aggregate, Snapshot
-from eventsourcing.persistence import Mapper, ProcessRecorder, Recording, Tracking, Transcoder
+from eventsourcing.persistence import (
+    Mapper,
+    ProcessRecorder,
+    Recording,
+    StoredEvent,
+    Tracking,
+    Transcoder,
+)
+from eventsourcing.utils import get_topic
 
 from ledger.account import Account, AccountSnapshot
+from ledger.applied_ids import AppliedId, AppliedIdIndex, AppliedIdSummary
 from ledger.catalog import CatalogHistory
 from ledger.catalog_book import CatalogBook
 from ledger.contract import IncomingEvent
@@ -24,7 +33,9 @@ from ledger.errors import LedgerError, RejectedEvent
 from ledger.ids import CATALOG_STREAM_ID, account_stream_id, intake_stream_id
 from ledger.intake import Intake
 from ledger.outcome import Charge
-from ledger.recorder import Alongside
+from ledger.recorder import Alongside, LedgerPostgresRecorder
+from ledger.recorder_memory import LedgerMemoryRecorder
+from ledger.recorder_sqlite import LedgerSQLiteRecorder
 from ledger.rules import decide
 from ledger.rules.refunds import DisputeEvidence
 from ledger.store import StoreConfig, schema_lock
@@ -32,21 +43,21 @@ from ledger.transcoder import LedgerMapper, LedgerTranscoder
 
 # Explicit limits on what grows in memory.
 MAX_CACHED_ACCOUNTS = 50_000
-# An account holds the id of every event it has applied (G1): 90-125 bytes each when loaded
-# (bench/history.py), so the cache is bounded by those too, at about 200-350 MB.
-MAX_CACHED_HISTORY = 2_000_000
 MAX_BATCH_RECORDS = 100_000
 MAX_CACHED_INTAKES = 10_000
 MAX_RECENT_EVENTS = 20_000
 
 # Streams grow for as long as the ledger runs: an account by one event per applied fact, a
 # source's intake by one per batch. A process loads them from their latest snapshot, taken
-# every this many events, and the events after it (bench/history.py). An account's snapshot
-# holds every event id it applied (G1), so its snapshots are further apart.
+# every this many events, and the events after it (bench/history.py). An account's snapshots
+# are further apart: each is written in a transaction of its own, and accounts are many.
 ACCOUNT_SNAPSHOT_INTERVAL = 1_000
 INTAKE_SNAPSHOT_INTERVAL = 100
 
 Applied = Literal["applied", "duplicate"]
+
+# The stored events that apply an event to an account, each with its id (ledger.applied_ids).
+APPLYING_TOPICS = (get_topic(Account.Opened), get_topic(Account.FactApplied))
 
 
 def mutated(events: Iterable[Any]) -> Any:
@@ -107,19 +118,24 @@ class LedgerApp(Application[UUID]):
 
     name = "Ledger"
     max_cached_accounts = MAX_CACHED_ACCOUNTS
-    max_cached_history = MAX_CACHED_HISTORY
 
     def __init__(self, store: StoreConfig) -> None:
+        self.store = store
         with schema_lock(store):  # consumers starting together must not race to create tables
             super().__init__(env=store.eventsourcing_env())
             # Accounts and intakes are snapshotted by `snapshot_if_due`, not by the library,
             # which snapshots only what `Application.save` saves.
             self.snapshots = self.construct_snapshot_store()
+            recorder = self.recorder
+            assert isinstance(
+                recorder, (LedgerPostgresRecorder, LedgerSQLiteRecorder, LedgerMemoryRecorder)
+            )
+            self.applied_index: AppliedIdIndex = recorder
+            # A store written before the index existed gets it filled from its log, once.
+            recorder.create_applied_index(APPLYING_TOPICS, self._applied_ids_in)
         # The version of the latest snapshot of each cached account and intake (0: none).
         self._snapshot_versions: dict[UUID, int] = {}
-        self.store = store
         self._accounts: OrderedDict[UUID, Account] = OrderedDict()
-        self._cached_history = 0  # the events of the cached accounts
         self._catalog_book: CatalogBook | None = None
         self._intakes: dict[str, Intake] = {}
         # Events this process stored lately, by notification id: the views take them from
@@ -135,7 +151,35 @@ class LedgerApp(Application[UUID]):
         )
 
     def construct_recorder(self) -> ProcessRecorder:
+        if self.store.kind == "memory":  # the library's factory takes no recorder class for it
+            return LedgerMemoryRecorder()
         return self.factory.process_recorder()
+
+    def _applied_ids_in(self, stored: Sequence[StoredEvent]) -> list[AppliedId]:
+        applied = []
+        for stored_event in stored:
+            event = self.mapper.to_domain_event(stored_event)
+            assert isinstance(event, (Account.Opened, Account.FactApplied))
+            applied.append((event.originator_id, event.fact["event_id"]))
+        return applied
+
+    def applied_id_findings(
+        self, in_log: AppliedIdSummary, stream_id: UUID | None = None
+    ) -> list[str]:
+        """G1 and R3 for the index of applied event ids: it holds exactly the ids of the
+        account events in the log (`in_log`), of one account's stream or of all."""
+        stored = self.applied_index.applied_id_summary(stream_id)
+        if stored.count != in_log.count:
+            return [
+                f"the log holds {in_log.count} applied event ids but the index of applied "
+                f"event ids {stored.count}: an event applied twice, or the index edited"
+            ]
+        if stored.digest != in_log.digest:
+            return [
+                "the index of applied event ids differs from the event ids in the log: "
+                "the index or the log was edited"
+            ]
+        return []
 
     @property
     def process_recorder(self) -> ProcessRecorder:
@@ -338,7 +382,6 @@ class LedgerApp(Application[UUID]):
     def forget_cached(self) -> None:
         """Drop cached aggregates: after a failed batch, or when partitions move (G3)."""
         self._accounts.clear()
-        self._cached_history = 0
         self._catalog_book = None
         self._intakes.clear()
         self._snapshot_versions.clear()
@@ -347,25 +390,15 @@ class LedgerApp(Application[UUID]):
         assert account.id not in self._accounts
         self._accounts[account.id] = account
         self._snapshot_versions[account.id] = snapshot_version
-        self._cached_history += account.applied_events
-
-    def cached_history(self) -> int:
-        """The events of the accounts this process holds: what their memory grows with."""
-        return self._cached_history
 
     def trim_cache(self) -> None:
-        """Forget the least recently used accounts beyond the limits. Only between batches:
+        """Forget the least recently used accounts beyond the limit. Only between batches:
         an account a batch has moved and then forgotten would be read back from the store
         without the batch's events, and the batch would store two events of one version."""
         accounts = self._accounts
-        while accounts and (
-            len(accounts) > self.max_cached_accounts
-            or self._cached_history > self.max_cached_history
-        ):
+        while len(accounts) > self.max_cached_accounts:
             _, forgotten = accounts.popitem(last=False)
-            self._cached_history -= forgotten.applied_events
             del self._snapshot_versions[forgotten.id]
-        assert self._cached_history >= 0
 
     def begin(self, source: str) -> "Batch":
         return Batch(self, source)
@@ -391,6 +424,11 @@ class Batch:
         self.counts = BatchCounts()
         self._events: list[Any] = []
         self._moved: set[UUID] = set()  # accounts this batch has moved, or is about to
+        # The ids of the events `look_up` was given, those of them applied before this
+        # batch or in it, and those this batch applied, stored with its events (G1).
+        self._looked_up: set[AppliedId] = set()
+        self._applied_before: set[AppliedId] = set()
+        self._applied_ids: list[AppliedId] = []
         self._first_position: int | None = None
         self._last_position = -1
 
@@ -406,8 +444,20 @@ class Batch:
         self._consume(position)
         self.counts.dead_letters.append(DeadLetter(position, value, reason))
 
+    def look_up(self, events: Sequence[IncomingEvent]) -> None:
+        """Read, in one query, which of the events this batch is about to apply were applied
+        before: `apply` takes only events looked up."""
+        ids = {
+            (account_stream_id(event.account_id), event.event_id)
+            for event in events
+            if event.type != "catalog.published"
+        }
+        self._applied_before |= self.app.applied_index.applied_among(ids - self._looked_up)
+        self._looked_up |= ids
+
     def apply(self, position: int, event: IncomingEvent) -> Applied:
-        """Apply one valid event. RejectedEvent / InvalidCatalog: nothing moved, dead-letter it."""
+        """Apply one valid event, looked up first. RejectedEvent / InvalidCatalog: nothing
+        moved, dead-letter it."""
         try:
             result = self._apply(event)
         except LedgerError:
@@ -438,10 +488,12 @@ class Batch:
             self._collect(book)
             return "applied"
 
+        applied_id = (account_stream_id(event.account_id), event.event_id)
+        assert applied_id in self._looked_up, f"event {event.event_id} was not looked up"
         account = self.app.account(event.account_id)
         if event.type == "account.opened":
             if account is not None:
-                if account.has_seen(event.event_id):
+                if applied_id in self._applied_before:
                     return "duplicate"
                 raise RejectedEvent(f"account {event.account_id} is already open")
             currency = event.fields["currency"]
@@ -453,11 +505,12 @@ class Batch:
             account = Account.open(account_stream_id(event.account_id), fact)
             self.app._remember(account, snapshot_version=0)
             self._collect(account)
+            self._applied(applied_id)
             return "applied"
 
         if account is None:
             raise RejectedEvent(f"unknown account {event.account_id}")
-        if account.has_seen(event.event_id):
+        if applied_id in self._applied_before:
             return "duplicate"
         if account.id not in self._moved:  # still as stored
             self.app.snapshot_if_due(account)
@@ -469,9 +522,13 @@ class Batch:
             )
         outcome = decide(account, event, self.app.catalogs(), evidence)
         account.record(fact, outcome)
-        self.app._cached_history += 1
         self._collect(account)
+        self._applied(applied_id)
         return "applied"
+
+    def _applied(self, applied_id: AppliedId) -> None:
+        self._applied_before.add(applied_id)
+        self._applied_ids.append(applied_id)
 
     def _collect(self, aggregate: Aggregate) -> None:
         # Collected straight away so the stored order is the source's order (T2).
@@ -503,11 +560,20 @@ class Batch:
                 )
                 self._events.extend(intake.collect_events())
             if alongside is None:
-                self.app._stored(self.app.events.put(self._events, tracking=tracking))
+                self.app._stored(
+                    self.app.events.put(
+                        self._events, tracking=tracking, applied_ids=self._applied_ids
+                    )
+                )
             else:
                 assert self.app.store.kind == "postgresql", "only PostgreSQL writes alongside"
                 written = alongside.prepare(self._events)
-                self.app.events.put(self._events, tracking=tracking, alongside=written)
+                self.app.events.put(
+                    self._events,
+                    tracking=tracking,
+                    alongside=written,
+                    applied_ids=self._applied_ids,
+                )
         except Exception:
             self.app.forget_cached()
             if alongside is not None:

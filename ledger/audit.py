@@ -13,6 +13,7 @@ from typing import Any
 from uuid import UUID
 
 from ledger.account import Account
+from ledger.applied_ids import AppliedIdTally
 from ledger.catalog_book import CatalogBook
 from ledger.chain import GENESIS, link
 from ledger.ids import account_stream_id
@@ -162,7 +163,8 @@ def _check_batch(source: SourceAudit, batch: Intake.BatchTaken) -> None:
 
 
 def audit_chains(events: Iterable[object]) -> tuple[int, list[str]]:
-    """Check every account's and the catalog's hash chain and stream versions (R3).
+    """Check every account's and the catalog's hash chain and stream versions (R3), and tally
+    the ids of the events the accounts applied (`ChainAudit.applied_ids`).
 
     A changed event breaks its own link, a removed one leaves a gap in the versions, swapped
     ones break both links, and an event moved into another stream names the wrong account.
@@ -183,6 +185,7 @@ class ChainAudit:
         self.heads: dict[int, tuple[int, str]] = {}  # stream -> (last version, chain head)
         self.names: dict[int, str] = {}
         self.findings: list[str] = []
+        self.applied_ids = AppliedIdTally()  # of the account events seen, for the index (G1)
 
     @property
     def streams(self) -> int:
@@ -202,6 +205,7 @@ class ChainAudit:
                     f"{event.originator_version} belongs to account {fact['account_id']}"
                 )
             outcome = event.outcome if isinstance(event, Account.FactApplied) else None
+            self.applied_ids.add(event.originator_id, fact["event_id"])
             _check_link(heads, stream, name, event, fact, outcome, findings)
         elif isinstance(event, CatalogBook.Started):
             names[event.originator_id.int] = "catalog book"

@@ -15,12 +15,16 @@ transaction: `unlocked(cursor)` before the table lock, for rows that need no not
 they write commits or rolls back with the events. The lock serialises every writer of the
 log, so the less is written under it, the more writers the log can take (docs/PERFORMANCE.md,
 round 7).
+
+It also keeps the ids of the events each account applied (ledger.applied_ids): `insert_events(
+..., applied_ids=[...])` stores them before the lock, as they need no notification id.
 """
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
+from uuid import UUID
 
 from eventsourcing.persistence import (
     InterfaceError,
@@ -33,6 +37,15 @@ from eventsourcing.postgres import PostgresDatastore, PostgresProcessRecorder
 from eventsourcing.utils import retry
 from psycopg.rows import tuple_row
 from psycopg.sql import SQL, Identifier
+
+from ledger.applied_ids import (
+    BACKFILL_PAGE,
+    TABLE_NAME,
+    AppliedId,
+    AppliedIdsIn,
+    AppliedIdSummary,
+    summary_of,
+)
 
 TOPIC = "ledger.recorder:LedgerPostgresRecorder"  # how the library's factory is told to use it
 
@@ -92,6 +105,85 @@ class LedgerPostgresRecorder(PostgresProcessRecorder):
             "SELECT coalesce(max(notification_id), 0) AS previous FROM {table} "
             "WHERE notification_id < %s"
         ).format(table=table)
+        applied = Identifier(datastore.schema, TABLE_NAME)
+        self.applied_table_name = f"{datastore.schema}.{TABLE_NAME}"
+        self.create_applied_statement = SQL(
+            "CREATE TABLE {applied} (stream_id uuid, event_id text, "
+            "PRIMARY KEY (stream_id, event_id))"
+        ).format(applied=applied)
+        self.insert_applied_statement = SQL(
+            "INSERT INTO {applied} (stream_id, event_id) "
+            "SELECT * FROM unnest(%b::uuid[], %b::text[])"
+        ).format(applied=applied)
+        self.select_applied_statement = SQL(
+            "SELECT a.stream_id, a.event_id FROM {applied} a "
+            "JOIN unnest(%b::uuid[], %b::text[]) AS q(stream_id, event_id) "
+            "ON a.stream_id = q.stream_id AND a.event_id = q.event_id"
+        ).format(applied=applied)
+        self.all_applied_statement = SQL("SELECT stream_id, event_id FROM {applied}").format(
+            applied=applied
+        )
+        self.stream_applied_statement = SQL(
+            "SELECT stream_id, event_id FROM {applied} WHERE stream_id = %s"
+        ).format(applied=applied)
+        self.backfill_page_statement = SQL(
+            "SELECT notification_id, originator_id, originator_version, topic, state "
+            "FROM {table} WHERE notification_id > %s AND topic = ANY(%s) "
+            "ORDER BY notification_id LIMIT %s"
+        ).format(table=table)
+
+    @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)  # as the library
+    def applied_among(self, ids: Collection[AppliedId]) -> set[AppliedId]:
+        if not ids:
+            return set()
+        columns = ([stream_id for stream_id, _ in ids], [event_id for _, event_id in ids])
+        with (
+            self.datastore.get_connection() as connection,
+            connection.cursor(row_factory=tuple_row, binary=True) as curs,
+        ):
+            curs.execute(self.select_applied_statement, columns, prepare=True)
+            return {(stream_id, event_id) for stream_id, event_id in curs.fetchall()}
+
+    @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)  # as the library
+    def applied_id_summary(self, stream_id: UUID | None = None) -> AppliedIdSummary:
+        with (
+            self.datastore.get_connection() as connection,
+            connection.cursor(row_factory=tuple_row) as curs,
+        ):
+            if stream_id is None:
+                rows = curs.stream(self.all_applied_statement)
+            else:
+                rows = curs.stream(self.stream_applied_statement, (stream_id,))
+            return summary_of((row[0], row[1]) for row in rows)
+
+    def create_applied_index(self, topics: Sequence[str], applied_in: AppliedIdsIn) -> int:
+        filled = 0
+        with (
+            self.datastore.transaction(commit=True) as curs,
+            curs.connection.cursor(row_factory=tuple_row, binary=True) as rows,
+        ):
+            curs.execute("SELECT to_regclass(%s) IS NOT NULL AS found", (self.applied_table_name,))
+            found = curs.fetchone()
+            assert found is not None
+            if found["found"]:
+                return 0
+            curs.execute(self.create_applied_statement)
+            after = 0
+            while True:
+                rows.execute(self.backfill_page_statement, (after, list(topics), BACKFILL_PAGE))
+                page = rows.fetchall()
+                if not page:
+                    return filled
+                after = page[-1][0]
+                stored = [StoredEvent(*row[1:]) for row in page]
+                ids = list(applied_in(stored))
+                self._insert_applied(curs, ids)
+                filled += len(ids)
+
+    def _insert_applied(self, curs: Any, ids: Sequence[AppliedId]) -> None:
+        if ids:
+            columns = ([stream_id for stream_id, _ in ids], [event_id for _, event_id in ids])
+            curs.execute(self.insert_applied_statement, columns, prepare=True)
 
     @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)  # as the library
     def select_notifications(
@@ -134,6 +226,7 @@ class LedgerPostgresRecorder(PostgresProcessRecorder):
     ) -> Sequence[int] | None:
         tracking: Tracking | None = kwargs.get("tracking")
         alongside: Alongside | None = kwargs.get("alongside")
+        applied_ids: Sequence[AppliedId] = kwargs.get("applied_ids", ())
         if not stored_events:
             columns = None
         else:  # built before the lock, as everything that need not wait for it
@@ -152,6 +245,7 @@ class LedgerPostgresRecorder(PostgresProcessRecorder):
                 self._insert_tracking(curs, tracking=tracking)
             if columns is None:
                 return []
+            self._insert_applied(curs, applied_ids)
             if alongside is not None:
                 alongside.unlocked(curs)
             self._lock_table(curs)

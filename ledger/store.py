@@ -14,6 +14,7 @@ import psycopg
 
 from ledger.errors import InvalidStoreURL
 from ledger.recorder import TOPIC as RECORDER_TOPIC
+from ledger.recorder_sqlite import TOPIC as SQLITE_RECORDER_TOPIC
 
 DEFAULT_STORE_URL = "sqlite:///ledger.db"
 
@@ -53,6 +54,7 @@ class StoreConfig:
                 PERSISTENCE_MODULE="eventsourcing.sqlite",
                 SQLITE_DBNAME=self.sqlite_path,
                 SQLITE_LOCK_TIMEOUT="30",
+                PROCESS_RECORDER_TOPIC=SQLITE_RECORDER_TOPIC,
             )
         else:
             pg = self.postgres

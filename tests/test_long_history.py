@@ -4,8 +4,8 @@
   account gains an event per fact and an intake one per batch for as long as the ledger runs,
   and a consumer loads them again after every start, rebalance or failed batch. A snapshot
   gives back exactly the aggregate its events give, and the audit checks that it does (R3).
-- An account holds the id of every event it applied (G1). The accounts a process keeps are
-  bounded by their count and by those events, and trimmed only between batches.
+- The accounts a process keeps are bounded by their count, and trimmed only between batches.
+  (The ids of the events an account applied are kept in the store: tests/test_applied_ids.py.)
 """
 
 import json
@@ -161,10 +161,6 @@ def opened_accounts(app: LedgerApp, count: int) -> list[str]:
     return accounts
 
 
-def held_by_cached_accounts(app: LedgerApp) -> int:
-    return sum(account.applied_events for account in app._accounts.values())
-
-
 def test_a_batch_touching_more_accounts_than_the_cache_keeps_applies_every_record() -> None:
     """Forgetting an account the batch had moved would read it back without the batch's
     event, and the batch would store two events of one version: it failed on every retry."""
@@ -182,25 +178,9 @@ def test_a_batch_touching_more_accounts_than_the_cache_keeps_applies_every_recor
     }
 
 
-def test_the_cached_accounts_are_bounded_by_the_events_they_hold() -> None:
-    app = LedgerApp(memory_store())
-    app.max_cached_history = 12
-    accounts = opened_accounts(app, 4)
-    position = 100
-    for round_ in range(5):
-        docs = recharges(*accounts[: 1 + round_ % 4])
-        process_batch(app, SOURCE, records(docs, position), print)
-        position += len(docs)
-        assert app.cached_history() == held_by_cached_accounts(app)
-        assert app.cached_history() <= app.max_cached_history
-    # Every account is still there to be read back, each recharge applied once.
-    assert [app.account(a).applied_events for a in accounts] == [6, 4, 3, 2]
-    assert app.cached_history() == held_by_cached_accounts(app)
-
-
 def test_a_forgotten_account_still_knows_the_events_it_applied() -> None:
     """G1 across the cache: a record sent again after its account was forgotten is a
-    duplicate, because the account is read back with every event id it applied."""
+    duplicate, because the store keeps the ids of the events each account applied."""
     app = LedgerApp(memory_store())
     app.max_cached_accounts = 1
     first, second = opened_accounts(app, 2)

@@ -1,0 +1,83 @@
+"""The ids of the events each account has applied (G1), kept in the store beside the log.
+
+An account used to hold the id of every event it applied, so its memory and its snapshots grew
+with its history for as long as the ledger ran. The store keeps them instead, in a table of
+(account stream id, event id) written in the same transaction as the events that applied them:
+a batch asks once which of its records are already applied, and the table's primary key refuses
+an id applied twice. Every recorder the ledger uses (PostgreSQL, SQLite, memory) keeps it.
+
+A store written before the table existed gets it filled from its log when a process first opens
+it, in the transaction that creates it. The audit checks that the table and the log agree: the
+same number of ids, and the same digest of them (`AppliedIdSummary`).
+"""
+
+from collections.abc import Callable, Collection, Iterable, Sequence
+from dataclasses import dataclass
+from hashlib import blake2b
+from typing import Protocol
+from uuid import UUID
+
+from eventsourcing.persistence import StoredEvent
+
+# (account stream id, event id): one event an account applied.
+AppliedId = tuple[UUID, str]
+
+TABLE_NAME = "ledger_applied_ids"
+
+# The stored events a new table is filled from, read this many at a time.
+BACKFILL_PAGE = 1_000
+
+# From a page of stored events, the ids they applied (decoding is the application's job).
+AppliedIdsIn = Callable[[Sequence[StoredEvent]], Iterable[AppliedId]]
+
+_DIGEST_MODULUS = 1 << 64
+
+
+@dataclass(frozen=True)
+class AppliedIdSummary:
+    """How many ids, and a digest of them that does not depend on their order: the sum of a
+    64-bit hash of each. An id counted twice, missing or changed changes one or both."""
+
+    count: int = 0
+    digest: int = 0
+
+    def document(self) -> dict[str, int]:
+        return {"count": self.count, "digest": self.digest}
+
+
+class AppliedIdTally:
+    """An `AppliedIdSummary` built one id at a time, as the audit reads the log."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.digest = 0
+
+    def add(self, stream_id: UUID, event_id: str) -> None:
+        self.count += 1
+        key = blake2b(stream_id.bytes + event_id.encode(), digest_size=8).digest()
+        self.digest = (self.digest + int.from_bytes(key, "big")) % _DIGEST_MODULUS
+
+    def summary(self) -> AppliedIdSummary:
+        return AppliedIdSummary(self.count, self.digest)
+
+
+def summary_of(ids: Iterable[AppliedId]) -> AppliedIdSummary:
+    tally = AppliedIdTally()
+    for stream_id, event_id in ids:
+        tally.add(stream_id, event_id)
+    return tally.summary()
+
+
+class AppliedIdIndex(Protocol):
+    """What each of the ledger's recorders keeps besides the library's tables. `insert_events`
+    takes `applied_ids=[...]` and stores them in the events' transaction."""
+
+    def applied_among(self, ids: Collection[AppliedId]) -> set[AppliedId]:
+        """Those of these ids the store holds: events already applied."""
+
+    def applied_id_summary(self, stream_id: UUID | None = None) -> AppliedIdSummary:
+        """The count and digest of the ids stored for one account's stream, or for all."""
+
+    def create_applied_index(self, topics: Sequence[str], applied_in: AppliedIdsIn) -> int:
+        """Create the table if the store has none, filled from its stored events of these
+        topics, in one transaction. Returns how many ids it filled in (0: it existed)."""

@@ -1,0 +1,102 @@
+"""The SQLite recorder the ledger uses: the library's process recorder, keeping the ids of the
+events each account applied (ledger.applied_ids) in the events' transaction."""
+
+from collections.abc import Collection, Sequence
+from typing import Any
+from uuid import UUID
+
+from eventsourcing.persistence import StoredEvent
+from eventsourcing.sqlite import SQLiteCursor, SQLiteDatastore, SQLiteProcessRecorder
+
+from ledger.applied_ids import (
+    BACKFILL_PAGE,
+    TABLE_NAME,
+    AppliedId,
+    AppliedIdsIn,
+    AppliedIdSummary,
+    summary_of,
+)
+
+TOPIC = "ledger.recorder_sqlite:LedgerSQLiteRecorder"  # how the library's factory is told to use it
+
+# SQLite allows 32,766 parameters to a statement, two per id.
+_LOOKUP_CHUNK = 10_000
+
+
+class LedgerSQLiteRecorder(SQLiteProcessRecorder):
+    def __init__(
+        self, datastore: SQLiteDatastore, *, events_table_name: str = "stored_events"
+    ) -> None:
+        super().__init__(datastore, events_table_name=events_table_name)
+        self.insert_applied_statement = f"INSERT INTO {TABLE_NAME} VALUES (?, ?)"
+
+    def _insert_events(
+        self, c: SQLiteCursor, stored_events: Sequence[StoredEvent], **kwargs: Any
+    ) -> Sequence[int] | None:
+        returning = super()._insert_events(c, stored_events, **kwargs)
+        applied_ids: Sequence[AppliedId] = kwargs.get("applied_ids", ())
+        self._insert_applied(c, applied_ids)
+        return returning
+
+    def _insert_applied(self, c: SQLiteCursor, ids: Sequence[AppliedId]) -> None:
+        c.executemany(
+            self.insert_applied_statement,
+            [(stream_id.hex, event_id) for stream_id, event_id in ids],
+        )
+
+    def applied_among(self, ids: Collection[AppliedId]) -> set[AppliedId]:
+        wanted = list(ids)
+        found: set[AppliedId] = set()
+        with self.datastore.transaction(commit=False) as c:
+            for start in range(0, len(wanted), _LOOKUP_CHUNK):
+                chunk = wanted[start : start + _LOOKUP_CHUNK]
+                pairs = ", ".join(["(?, ?)"] * len(chunk))
+                c.execute(
+                    f"SELECT stream_id, event_id FROM {TABLE_NAME} "
+                    f"WHERE (stream_id, event_id) IN (VALUES {pairs})",
+                    [value for stream_id, event_id in chunk for value in (stream_id.hex, event_id)],
+                )
+                found.update((UUID(row[0]), row[1]) for row in c.fetchall())
+        return found
+
+    def applied_id_summary(self, stream_id: UUID | None = None) -> AppliedIdSummary:
+        with self.datastore.transaction(commit=False) as c:
+            if stream_id is None:
+                c.execute(f"SELECT stream_id, event_id FROM {TABLE_NAME}")
+            else:
+                c.execute(
+                    f"SELECT stream_id, event_id FROM {TABLE_NAME} WHERE stream_id = ?",
+                    (stream_id.hex,),
+                )
+            return summary_of((UUID(row[0]), row[1]) for row in c.fetchall())
+
+    def create_applied_index(self, topics: Sequence[str], applied_in: AppliedIdsIn) -> int:
+        filled = 0
+        with self.datastore.transaction(commit=True) as c:
+            c.execute("SELECT count(*) FROM sqlite_master WHERE name = ?", (TABLE_NAME,))
+            if c.fetchone()[0]:
+                return 0
+            c.execute(
+                f"CREATE TABLE {TABLE_NAME} (stream_id TEXT, event_id TEXT, "
+                "PRIMARY KEY (stream_id, event_id)) WITHOUT ROWID"
+            )
+            marks = ", ".join("?" * len(topics))
+            after = 0
+            while True:
+                c.execute(
+                    "SELECT rowid, originator_id, originator_version, topic, state "
+                    f"FROM {self.events_table_name} WHERE rowid > ? AND topic IN ({marks}) "
+                    "ORDER BY rowid LIMIT ?",
+                    (after, *topics, BACKFILL_PAGE),
+                )
+                page = c.fetchall()
+                if not page:
+                    return filled
+                after = page[-1][0]
+                stored = [
+                    StoredEvent(self.convert_originator_id(row[1]), row[2], row[3], row[4])
+                    for row in page
+                ]
+                ids = list(applied_in(stored))
+                self._insert_applied(c, ids)
+                filled += len(ids)

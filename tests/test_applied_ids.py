@@ -1,0 +1,232 @@
+"""G1 over years: the ids of the events each account applied are kept in the store.
+
+An account used to hold every id it applied, so its memory and snapshots grew with its
+history. The store keeps them in an index written with the events, on every backend; a store
+written before the index gets it from its log; the store refuses an id applied twice; and the
+audit checks that the index and the log agree.
+"""
+
+import json
+import sqlite3
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from eventsourcing.persistence import IntegrityError
+
+from consumers.pipeline import RawRecord, process_batch
+from ledger.account import Account
+from ledger.application import APPLYING_TOPICS, LedgerApp
+from ledger.applied_ids import TABLE_NAME, summary_of
+from ledger.contract import parse_event
+from ledger.ids import account_stream_id
+from ledger.store import memory_store, parse_store_url
+from tests.cli_helpers import run, run_json
+from tests.factories import catalog_published, event, line, opened
+
+SOURCE = "file:applied.jsonl"
+
+
+def url_of(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if kind == "memory":
+        return "memory:"
+    if kind == "sqlite":
+        return f"sqlite:///{tmp_path / 'ledger.db'}"
+    url: str = request.getfixturevalue("postgres_url")
+    return url
+
+
+@pytest.fixture(params=["memory", "sqlite", "postgresql"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    return url_of(request.param, request, tmp_path)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def lasting_store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A store that outlives the process writing it."""
+    return url_of(request.param, request, tmp_path)
+
+
+def open_app(url: str) -> LedgerApp:
+    return LedgerApp(memory_store() if url == "memory:" else parse_store_url(url))
+
+
+def records(*docs: dict[str, Any], first: int = 1) -> list[RawRecord]:
+    return [RawRecord(first + n, line(doc).encode()) for n, doc in enumerate(docs)]
+
+
+def recharge(account: str, amount: str = "1.00") -> dict[str, Any]:
+    return event("balance.recharged", account, amount=amount)
+
+
+def applied_ids_in_log(app: LedgerApp) -> list[tuple[Any, str]]:
+    return [
+        (e.originator_id, e.fact["event_id"])
+        for e in app.stored_events()
+        if isinstance(e, (Account.Opened, Account.FactApplied))
+    ]
+
+
+@pytest.fixture
+def mixed_history() -> list[RawRecord]:
+    """Two accounts; a record repeated in its own batch, a bad one, and the same event id
+    for both accounts (an id is an account's: the second account applies it too)."""
+    first = recharge("ACC-1")
+    shared = recharge("ACC-1", "2.00")
+    return records(
+        catalog_published(),
+        opened("ACC-1"),
+        opened("ACC-2"),
+        first,
+        first,
+        recharge("ACC-NOPE"),
+        shared,
+        {**shared, "account_id": "ACC-2"},
+    )
+
+
+def test_the_index_holds_exactly_the_ids_of_the_events_each_account_applied(
+    store_url: str, mixed_history: list[RawRecord]
+) -> None:
+    app = open_app(store_url)
+    counts = process_batch(app, SOURCE, mixed_history, lambda _: None)
+    assert (counts.applied, counts.duplicates, len(counts.dead_letters)) == (6, 1, 1)
+    in_log = applied_ids_in_log(app)
+    assert len(in_log) == 5 == len(set(in_log))
+    assert app.applied_index.applied_id_summary() == summary_of(in_log)
+    acc_2 = account_stream_id("ACC-2")
+    assert app.applied_index.applied_id_summary(acc_2) == summary_of(
+        [i for i in in_log if i[0] == acc_2]
+    )
+    assert app.applied_index.applied_among(set(in_log) | {(acc_2, "never-sent")}) == set(in_log)
+    assert app.applied_id_findings(summary_of(in_log)) == []
+
+
+def test_G1_a_record_sent_again_to_a_new_process_is_a_duplicate(
+    lasting_store_url: str, mixed_history: list[RawRecord]
+) -> None:
+    """The process that applied it is gone, and with it everything it held in memory."""
+    process_batch(open_app(lasting_store_url), SOURCE, mixed_history, lambda _: None)
+    again = process_batch(open_app(lasting_store_url), SOURCE, mixed_history[1:], lambda _: None)
+    assert (again.applied, again.duplicates, len(again.dead_letters)) == (0, 6, 1)
+    fresh = open_app(lasting_store_url)
+    assert [fresh.account(a).balance for a in ("ACC-1", "ACC-2")] == [  # type: ignore[union-attr]
+        Decimal("3.00"),
+        Decimal("2.00"),
+    ]
+
+
+def test_the_store_refuses_an_event_id_applied_twice(
+    store_url: str, mixed_history: list[RawRecord]
+) -> None:
+    """A batch that looked a record up before another batch stored it (another process, on
+    a rebalance) stores nothing, though its account is read at the version the other left."""
+    app = open_app(store_url)
+    process_batch(app, SOURCE, mixed_history[:3], lambda _: None)
+    record = RawRecord(4, line(recharge("ACC-1")).encode())
+    late = app.begin(SOURCE)
+    late.look_up([parse_event(record.value)])
+    assert process_batch(app, SOURCE, [record], lambda _: None).applied == 1
+    assert late.apply(record.position, parse_event(record.value)) == "applied"
+    stored_before = len(list(app.stored_events()))
+    with pytest.raises(IntegrityError):
+        late.commit()
+    assert len(list(app.stored_events())) == stored_before
+    assert app.account("ACC-1").balance == Decimal("1.00")  # type: ignore[union-attr]
+
+
+def test_an_account_holds_the_same_whatever_the_length_of_its_history() -> None:
+    """Its memory and its snapshots do not grow with the events it applied."""
+    app = LedgerApp(memory_store())
+    process_batch(app, SOURCE, records(catalog_published(), opened("ACC-1")), print)
+    sizes = []
+    position = 10
+    for batch in (10, 990):
+        docs = [recharge("ACC-1") for _ in range(batch)]
+        process_batch(app, SOURCE, records(*docs, first=position), print)
+        position += batch
+        account = app.account("ACC-1")
+        assert account is not None
+        sizes.append(len(json.dumps(account.snapshot_document())))
+    assert app.account("ACC-1").balance == Decimal("1000.00")  # type: ignore[union-attr]
+    assert sizes[1] - sizes[0] <= 2  # the balance's digits: 10.00 -> 1000.00
+
+
+def drop_index(url: str) -> None:
+    if url.startswith("sqlite:///"):
+        with sqlite3.connect(url[len("sqlite:///") :]) as db:
+            db.execute(f"DROP TABLE {TABLE_NAME}")
+    else:
+        with psycopg.connect(url) as db:
+            db.execute(f"DROP TABLE {TABLE_NAME}")
+
+
+def test_a_store_written_before_the_index_gets_it_from_its_log(
+    lasting_store_url: str, mixed_history: list[RawRecord]
+) -> None:
+    process_batch(open_app(lasting_store_url), SOURCE, mixed_history, lambda _: None)
+    drop_index(lasting_store_url)
+    app = open_app(lasting_store_url)
+    in_log = applied_ids_in_log(app)
+    assert app.applied_index.applied_id_summary() == summary_of(in_log)
+    assert app.applied_index.create_applied_index(APPLYING_TOPICS, lambda _: []) == 0
+    again = process_batch(app, SOURCE, mixed_history[1:], lambda _: None)
+    assert (again.applied, again.duplicates) == (0, 6)
+    assert run_json("--store", lasting_store_url, "audit")["adds_up"] is True
+
+
+@pytest.fixture
+def audited_store(sqlite_url: str, mixed_history: list[RawRecord]) -> Iterator[str]:
+    process_batch(open_app(sqlite_url), SOURCE, mixed_history, lambda _: None)
+    yield sqlite_url
+
+
+def edit_index(url: str, statement: str) -> None:
+    with sqlite3.connect(url[len("sqlite:///") :]) as db:
+        assert db.execute(statement).rowcount == 1
+
+
+def test_G1_the_audit_counts_the_applied_ids_and_finds_them_indexed(audited_store: str) -> None:
+    doc = run_json("--store", audited_store, "audit")
+    assert doc["applied_ids"] == {"count": 5, "findings": []}
+    assert run_json("--store", audited_store, "audit", "ACC-2")["applied_ids"]["count"] == 2
+    text = run("--store", audited_store, "audit").stdout.splitlines()
+    assert "applied ids: 5 event ids, indexed" in text
+
+
+def test_G1_the_audit_names_an_id_missing_from_the_index(audited_store: str) -> None:
+    stream = account_stream_id("ACC-2").hex
+    edit_index(
+        audited_store,
+        f"DELETE FROM {TABLE_NAME} WHERE stream_id = '{stream}' AND event_id = "
+        f"(SELECT min(event_id) FROM {TABLE_NAME} WHERE stream_id = '{stream}')",
+    )
+    finding = (
+        "the log holds 5 applied event ids but the index of applied event ids 4: "
+        "an event applied twice, or the index edited"
+    )
+    doc = run_json("--store", audited_store, "audit", expect=1)
+    assert doc["applied_ids"]["findings"] == [finding] and finding in doc["findings"]
+    # The account's own audit finds it too; the other account's index is whole.
+    assert run_json("--store", audited_store, "audit", "ACC-2", expect=1)["adds_up"] is False
+    assert run_json("--store", audited_store, "audit", "ACC-1")["adds_up"] is True
+    text = run("--store", audited_store, "audit", expect=1).stdout.splitlines()
+    assert "applied ids: 5 event ids, 1 finding" in text
+
+
+def test_G1_the_audit_names_an_index_whose_ids_differ_from_the_log(audited_store: str) -> None:
+    stream = account_stream_id("ACC-1").hex
+    edit_index(
+        audited_store,
+        f"UPDATE {TABLE_NAME} SET event_id = 'changed' WHERE stream_id = '{stream}' "
+        "AND event_id = (SELECT min(event_id) FROM "
+        f"{TABLE_NAME} WHERE stream_id = '{stream}')",
+    )
+    doc = run_json("--store", audited_store, "audit", expect=1)
+    assert doc["applied_ids"]["findings"] == [
+        "the index of applied event ids differs from the event ids in the log: "
+        "the index or the log was edited"
+    ]
