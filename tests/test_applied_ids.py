@@ -16,6 +16,7 @@ from typing import Any
 import psycopg
 import pytest
 from eventsourcing.persistence import IntegrityError
+from psycopg.sql import SQL
 
 from consumers.pipeline import RawRecord, process_batch
 from ledger.account import Account
@@ -23,6 +24,8 @@ from ledger.application import APPLYING_TOPICS, LedgerApp
 from ledger.applied_ids import TABLE_NAME, summary_of
 from ledger.contract import parse_event
 from ledger.ids import account_stream_id
+from ledger.recorder import LedgerPostgresRecorder
+from ledger.recorder_sqlite import LedgerSQLiteRecorder
 from ledger.store import memory_store, parse_store_url
 from tests.cli_helpers import run, run_json
 from tests.factories import catalog_published, event, line, opened
@@ -230,3 +233,41 @@ def test_G1_the_audit_names_an_index_whose_ids_differ_from_the_log(audited_store
         "the index of applied event ids differs from the event ids in the log: "
         "the index or the log was edited"
     ]
+
+
+def test_a_lookup_probes_the_index_and_never_reads_the_whole_table(
+    lasting_store_url: str,
+) -> None:
+    """A batch's lookup costs the same with a year of ids stored as with a day's: the
+    planners chose to read the whole table for the first forms of the query."""
+    app = open_app(lasting_store_url)
+    ids = [(account_stream_id(f"ACC-{n}"), f"evt-{n}") for n in range(500)]
+    if lasting_store_url.startswith("sqlite:///"):
+        with sqlite3.connect(lasting_store_url[len("sqlite:///") :]) as db:
+            db.executemany(
+                f"INSERT INTO {TABLE_NAME} VALUES (?, ?)",
+                [(account_stream_id(f"ACC-{n % 997}").hex, f"old-{n}") for n in range(20_000)],
+            )
+            db.execute("ANALYZE")
+            statement = LedgerSQLiteRecorder.select_applied_statement(len(ids))
+            values = [value for stream, event_id in ids for value in (stream.hex, event_id)]
+            plan = " | ".join(
+                row[3] for row in db.execute(f"EXPLAIN QUERY PLAN {statement}", values)
+            )
+        assert "SEARCH a USING PRIMARY KEY" in plan and "SCAN a" not in plan, plan
+    else:
+        recorder = app.applied_index
+        assert isinstance(recorder, LedgerPostgresRecorder)
+        with psycopg.connect(lasting_store_url) as db:
+            db.execute(
+                f"INSERT INTO {TABLE_NAME} SELECT gen_random_uuid(), 'old-' || n "
+                "FROM generate_series(1, 20000) AS n"
+            )
+            db.execute(f"ANALYZE {TABLE_NAME}")
+            columns = ([stream for stream, _ in ids], [event_id for _, event_id in ids])
+            rows = db.execute(
+                SQL("EXPLAIN ") + recorder.select_applied_statement, columns, binary=True
+            ).fetchall()
+        plan = " | ".join(row[0] for row in rows)
+        assert f"Index Only Scan using {TABLE_NAME}_pkey" in plan and "Seq Scan" not in plan, plan
+    assert app.applied_index.applied_among(set(ids[:10])) == set()
