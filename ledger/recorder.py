@@ -39,12 +39,13 @@ from psycopg.rows import tuple_row
 from psycopg.sql import SQL, Identifier
 
 from ledger.applied_ids import (
-    BACKFILL_PAGE,
+    EVENTS_PAGE,
+    IDS_PAGE,
     TABLE_NAME,
     AppliedId,
     AppliedIdsIn,
     AppliedIdSummary,
-    summary_of,
+    AppliedIdTally,
 )
 
 TOPIC = "ledger.recorder:LedgerPostgresRecorder"  # how the library's factory is told to use it
@@ -150,15 +151,21 @@ class LedgerPostgresRecorder(PostgresProcessRecorder):
 
     @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)  # as the library
     def applied_id_summary(self, stream_id: UUID | None = None) -> AppliedIdSummary:
+        tally = AppliedIdTally()
+        # A server-side cursor read in pages: any number of ids in bounded memory.
         with (
             self.datastore.get_connection() as connection,
-            connection.cursor(row_factory=tuple_row) as curs,
+            connection.transaction(),
+            connection.cursor("applied_ids", row_factory=tuple_row, binary=True) as curs,
         ):
             if stream_id is None:
-                rows = curs.stream(self.all_applied_statement)
+                curs.execute(self.all_applied_statement)
             else:
-                rows = curs.stream(self.stream_applied_statement, (stream_id,))
-            return summary_of((row[0], row[1]) for row in rows)
+                curs.execute(self.stream_applied_statement, (stream_id,))
+            while page := curs.fetchmany(IDS_PAGE):
+                for applied_stream, event_id in page:
+                    tally.add(applied_stream, event_id)
+        return tally.summary()
 
     def create_applied_index(self, topics: Sequence[str], applied_in: AppliedIdsIn) -> int:
         filled = 0
@@ -174,7 +181,7 @@ class LedgerPostgresRecorder(PostgresProcessRecorder):
             curs.execute(self.create_applied_statement)
             after = 0
             while True:
-                rows.execute(self.backfill_page_statement, (after, list(topics), BACKFILL_PAGE))
+                rows.execute(self.backfill_page_statement, (after, list(topics), EVENTS_PAGE))
                 page = rows.fetchall()
                 if not page:
                     return filled

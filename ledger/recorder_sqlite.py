@@ -9,12 +9,12 @@ from eventsourcing.persistence import StoredEvent
 from eventsourcing.sqlite import SQLiteCursor, SQLiteDatastore, SQLiteProcessRecorder
 
 from ledger.applied_ids import (
-    BACKFILL_PAGE,
+    EVENTS_PAGE,
     TABLE_NAME,
     AppliedId,
     AppliedIdsIn,
     AppliedIdSummary,
-    summary_of,
+    AppliedIdTally,
 )
 
 TOPIC = "ledger.recorder_sqlite:LedgerSQLiteRecorder"  # how the library's factory is told to use it
@@ -77,7 +77,10 @@ class LedgerSQLiteRecorder(SQLiteProcessRecorder):
                     f"SELECT stream_id, event_id FROM {TABLE_NAME} WHERE stream_id = ?",
                     (stream_id.hex,),
                 )
-            return summary_of((UUID(row[0]), row[1]) for row in c.fetchall())
+            tally = AppliedIdTally()
+            for stream_hex, event_id in c.sqlite_cursor:  # row by row: bounded memory
+                tally.add(UUID(stream_hex), event_id)
+            return tally.summary()
 
     def create_applied_index(self, topics: Sequence[str], applied_in: AppliedIdsIn) -> int:
         filled = 0
@@ -96,7 +99,7 @@ class LedgerSQLiteRecorder(SQLiteProcessRecorder):
                     "SELECT rowid, originator_id, originator_version, topic, state "
                     f"FROM {self.events_table_name} WHERE rowid > ? AND topic IN ({marks}) "
                     "ORDER BY rowid LIMIT ?",
-                    (after, *topics, BACKFILL_PAGE),
+                    (after, *topics, EVENTS_PAGE),
                 )
                 page = c.fetchall()
                 if not page:
