@@ -490,11 +490,11 @@ class Batch:
 
         applied_id = (account_stream_id(event.account_id), event.event_id)
         assert applied_id in self._looked_up, f"event {event.event_id} was not looked up"
+        if applied_id in self._applied_before:
+            return "duplicate"  # known without loading the account: a re-sent file costs little
         account = self.app.account(event.account_id)
         if event.type == "account.opened":
             if account is not None:
-                if applied_id in self._applied_before:
-                    return "duplicate"
                 raise RejectedEvent(f"account {event.account_id} is already open")
             currency = event.fields["currency"]
             if currency not in self.app.catalogs().currencies():
@@ -510,8 +510,6 @@ class Batch:
 
         if account is None:
             raise RejectedEvent(f"unknown account {event.account_id}")
-        if applied_id in self._applied_before:
-            return "duplicate"
         if account.id not in self._moved:  # still as stored
             self.app.snapshot_if_due(account)
             self._moved.add(account.id)

@@ -271,3 +271,14 @@ def test_a_lookup_probes_the_index_and_never_reads_the_whole_table(
         plan = " | ".join(row[0] for row in rows)
         assert f"Index Only Scan using {TABLE_NAME}_pkey" in plan and "Seq Scan" not in plan, plan
     assert app.applied_index.applied_among(set(ids[:10])) == set()
+
+
+def test_a_re_sent_record_is_known_as_a_duplicate_without_loading_its_account(
+    lasting_store_url: str, mixed_history: list[RawRecord]
+) -> None:
+    """A producer re-sending a whole file costs a lookup per batch, not a load per account."""
+    process_batch(open_app(lasting_store_url), SOURCE, mixed_history, lambda _: None)
+    app = open_app(lasting_store_url)
+    again = process_batch(app, SOURCE, mixed_history[1:], lambda _: None)
+    assert (again.applied, again.duplicates) == (0, 6)
+    assert list(app._accounts) == []
