@@ -187,9 +187,16 @@ def audited_store(sqlite_url: str, mixed_history: list[RawRecord]) -> Iterator[s
     yield sqlite_url
 
 
-def edit_index(url: str, statement: str) -> None:
+def edit_first_id(url: str, account: str, change: str) -> None:
+    """Apply `change` ("DELETE FROM ..." or "UPDATE ... SET ...") to the index row of the
+    account's lowest event id, as someone editing the store by hand would."""
+    stream = account_stream_id(account).hex
+    where = (
+        f" WHERE stream_id = '{stream}' AND event_id = "
+        f"(SELECT min(event_id) FROM {TABLE_NAME} WHERE stream_id = '{stream}')"
+    )
     with sqlite3.connect(url[len("sqlite:///") :]) as db:
-        assert db.execute(statement).rowcount == 1
+        assert db.execute(change + where).rowcount == 1
 
 
 def test_G1_the_audit_counts_the_applied_ids_and_finds_them_indexed(audited_store: str) -> None:
@@ -201,12 +208,7 @@ def test_G1_the_audit_counts_the_applied_ids_and_finds_them_indexed(audited_stor
 
 
 def test_G1_the_audit_names_an_id_missing_from_the_index(audited_store: str) -> None:
-    stream = account_stream_id("ACC-2").hex
-    edit_index(
-        audited_store,
-        f"DELETE FROM {TABLE_NAME} WHERE stream_id = '{stream}' AND event_id = "
-        f"(SELECT min(event_id) FROM {TABLE_NAME} WHERE stream_id = '{stream}')",
-    )
+    edit_first_id(audited_store, "ACC-2", f"DELETE FROM {TABLE_NAME}")
     finding = (
         "the log holds 5 applied event ids but the index of applied event ids 4: "
         "an event applied twice, or the index edited"
@@ -221,13 +223,7 @@ def test_G1_the_audit_names_an_id_missing_from_the_index(audited_store: str) -> 
 
 
 def test_G1_the_audit_names_an_index_whose_ids_differ_from_the_log(audited_store: str) -> None:
-    stream = account_stream_id("ACC-1").hex
-    edit_index(
-        audited_store,
-        f"UPDATE {TABLE_NAME} SET event_id = 'changed' WHERE stream_id = '{stream}' "
-        "AND event_id = (SELECT min(event_id) FROM "
-        f"{TABLE_NAME} WHERE stream_id = '{stream}')",
-    )
+    edit_first_id(audited_store, "ACC-1", f"UPDATE {TABLE_NAME} SET event_id = 'changed'")
     doc = run_json("--store", audited_store, "audit", expect=1)
     assert doc["applied_ids"]["findings"] == [
         "the index of applied event ids differs from the event ids in the log: "
