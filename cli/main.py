@@ -33,7 +33,7 @@ class Context:
         return parse_store_url(self.store_url)
 
     def app(self) -> LedgerApp:
-        return LedgerApp(self.store)
+        return LedgerApp(self.store, notice=lambda line: click.echo(f"ledger: {line}", err=True))
 
     def views(self) -> ViewStore:
         return open_view_store(self.store)

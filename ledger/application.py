@@ -5,8 +5,9 @@ source delivered, and (for Kafka) the consumed position are stored together, so 
 instant loses nothing and applies nothing twice (G1).
 """
 
+import time
 from collections import OrderedDict
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import chain
 from typing import Any, Literal, Protocol
@@ -58,6 +59,7 @@ Applied = Literal["applied", "duplicate"]
 
 # The stored events that apply an event to an account, each with its id (ledger.applied_ids).
 APPLYING_TOPICS = (get_topic(Account.Opened), get_topic(Account.FactApplied))
+INDEXING_NOTICE_EVERY = 100_000
 
 
 def mutated(events: Iterable[Any]) -> Any:
@@ -119,8 +121,12 @@ class LedgerApp(Application[UUID]):
     name = "Ledger"
     max_cached_accounts = MAX_CACHED_ACCOUNTS
 
-    def __init__(self, store: StoreConfig) -> None:
+    def __init__(self, store: StoreConfig, notice: Callable[[str], None] | None = None) -> None:
+        """`notice` takes a line for the operator about long work done on opening the store
+        (the CLI prints it on stderr)."""
         self.store = store
+        self._notice = notice or (lambda _: None)
+        self._indexed = 0  # ids filled into a new index from the log, for `notice`
         with schema_lock(store):  # consumers starting together must not race to create tables
             super().__init__(env=store.eventsourcing_env())
             # Accounts and intakes are snapshotted by `snapshot_if_due`, not by the library,
@@ -132,7 +138,13 @@ class LedgerApp(Application[UUID]):
             )
             self.applied_index: AppliedIdIndex = recorder
             # A store written before the index existed gets it filled from its log, once.
-            recorder.create_applied_index(APPLYING_TOPICS, self._applied_ids_in)
+            started = time.monotonic()
+            filled = recorder.create_applied_index(APPLYING_TOPICS, self._applied_ids_in)
+            if filled:
+                self._notice(
+                    f"indexed the {filled:,} applied event ids of the log "
+                    f"in {time.monotonic() - started:,.1f} s (once, for G1)"
+                )
         # The version of the latest snapshot of each cached account and intake (0: none).
         self._snapshot_versions: dict[UUID, int] = {}
         self._accounts: OrderedDict[UUID, Account] = OrderedDict()
@@ -156,11 +168,16 @@ class LedgerApp(Application[UUID]):
         return self.factory.process_recorder()
 
     def _applied_ids_in(self, stored: Sequence[StoredEvent]) -> list[AppliedId]:
+        """The ids a page of stored events applied, while a new index is filled from the
+        log: about as long as a replay, so its progress is noticed every so many ids."""
         applied = []
         for stored_event in stored:
             event = self.mapper.to_domain_event(stored_event)
             assert isinstance(event, (Account.Opened, Account.FactApplied))
             applied.append((event.originator_id, event.fact["event_id"]))
+        before, self._indexed = self._indexed, self._indexed + len(applied)
+        if before // INDEXING_NOTICE_EVERY != self._indexed // INDEXING_NOTICE_EVERY:
+            self._notice(f"indexing the applied event ids of the log: {self._indexed:,} so far")
         return applied
 
     def applied_id_findings(

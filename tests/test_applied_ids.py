@@ -278,3 +278,18 @@ def test_a_re_sent_record_is_known_as_a_duplicate_without_loading_its_account(
     again = process_batch(app, SOURCE, mixed_history[1:], lambda _: None)
     assert (again.applied, again.duplicates) == (0, 6)
     assert list(app._accounts) == []
+
+
+def test_filling_the_index_of_an_older_store_is_told_to_the_operator(
+    sqlite_url: str, mixed_history: list[RawRecord], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """It takes about as long as a replay, once: the CLI says so on stderr, with progress."""
+    process_batch(open_app(sqlite_url), SOURCE, mixed_history, lambda _: None)
+    drop_index(sqlite_url)
+    monkeypatch.setattr("ledger.application.INDEXING_NOTICE_EVERY", 2)
+    first = run("--store", sqlite_url, "audit")
+    lines = first.stderr.splitlines()
+    assert lines[0] == "ledger: indexing the applied event ids of the log: 5 so far"
+    assert lines[1].startswith("ledger: indexed the 5 applied event ids of the log in ")
+    assert lines[1].endswith(" s (once, for G1)") and len(lines) == 2
+    assert run("--store", sqlite_url, "audit").stderr == ""
