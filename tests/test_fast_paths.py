@@ -159,6 +159,25 @@ def test_views_alongside_commit_with_the_events_they_reflect(postgres_url: str) 
         assert view_documents(views) == view_documents(fold(app.stored_events()))
 
 
+def test_a_consumer_keeps_at_most_its_limit_of_view_documents(postgres_url: str) -> None:
+    """An account gains documents for as long as it lives: the kept ones are bounded by their
+    number, not only by their accounts', and forgetting them leaves the views exact."""
+    store = parse_store_url(postgres_url)
+    app = LedgerApp(store)
+    with open_view_store(store) as views:
+        assert isinstance(views, PostgresViewStore)
+        alongside = ViewsAlongside(app, views)
+        alongside.known.max_documents = 300
+        kept = []
+        for start in range(0, len(LINES), 100):
+            lines = LINES[start : start + 100]
+            records = [RawRecord(start + i + 1, line) for i, line in enumerate(lines)]
+            process_batch(app, "bench", records, lambda letters: None, None, alongside)
+            kept.append(len(alongside.known.docs))
+        assert 0 < max(kept) <= 300 and 0 in kept[1:], kept
+        assert view_documents(views) == view_documents(fold(app.stored_events()))
+
+
 def test_views_documents_are_written_before_the_events_table_is_locked(
     postgres_url: str,
 ) -> None:
