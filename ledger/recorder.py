@@ -98,10 +98,14 @@ class LedgerPostgresRecorder(PostgresProcessRecorder):
             "SELECT * FROM unnest(%b::uuid[], %b::bigint[], %b::text[], %b::bytea[]) "
             "RETURNING notification_id"
         ).format(table=table)
-        self.select_page_statement = SQL(
+        page = SQL(
             "SELECT notification_id, originator_id, originator_version, topic, state "
-            "FROM {table} WHERE notification_id > %s ORDER BY notification_id LIMIT %s"
-        ).format(table=table)
+            "FROM {table} WHERE notification_id > %s{topics} ORDER BY notification_id LIMIT %s"
+        )
+        self.select_page_statement = page.format(table=table, topics=SQL(""))
+        self.select_topics_page_statement = page.format(
+            table=table, topics=SQL(" AND topic = ANY(%s)")
+        )
         self.previous_id_statement = SQL(
             "SELECT coalesce(max(notification_id), 0) AS previous FROM {table} "
             "WHERE notification_id < %s"
@@ -131,22 +135,16 @@ class LedgerPostgresRecorder(PostgresProcessRecorder):
         self.stream_applied_statement = SQL(
             "SELECT stream_id, event_id FROM {applied} WHERE stream_id = %s"
         ).format(applied=applied)
-        self.backfill_page_statement = SQL(
-            "SELECT notification_id, originator_id, originator_version, topic, state "
-            "FROM {table} WHERE notification_id > %s AND topic = ANY(%s) "
-            "ORDER BY notification_id LIMIT %s"
-        ).format(table=table)
 
     @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)  # as the library
     def applied_among(self, ids: Collection[AppliedId]) -> set[AppliedId]:
         if not ids:
             return set()
-        columns = ([stream_id for stream_id, _ in ids], [event_id for _, event_id in ids])
         with (
             self.datastore.get_connection() as connection,
             connection.cursor(row_factory=tuple_row, binary=True) as curs,
         ):
-            curs.execute(self.select_applied_statement, columns, prepare=True)
+            curs.execute(self.select_applied_statement, _id_columns(ids), prepare=True)
             return {(stream_id, event_id) for stream_id, event_id in curs.fetchall()}
 
     @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)  # as the library
@@ -169,32 +167,27 @@ class LedgerPostgresRecorder(PostgresProcessRecorder):
 
     def create_applied_index(self, topics: Sequence[str], applied_in: AppliedIdsIn) -> int:
         filled = 0
-        with (
-            self.datastore.transaction(commit=True) as curs,
-            curs.connection.cursor(row_factory=tuple_row, binary=True) as rows,
-        ):
+        with self.datastore.transaction(commit=True) as curs:
             curs.execute("SELECT to_regclass(%s) IS NOT NULL AS found", (self.applied_table_name,))
             found = curs.fetchone()
             assert found is not None
             if found["found"]:
                 return 0
             curs.execute(self.create_applied_statement)
+            # The log is read on a connection of its own: it holds only committed events.
             after = 0
-            while True:
-                rows.execute(self.backfill_page_statement, (after, list(topics), EVENTS_PAGE))
-                page = rows.fetchall()
-                if not page:
-                    return filled
-                after = page[-1][0]
-                stored = [StoredEvent(*row[1:]) for row in page]
-                ids = list(applied_in(stored))
+            while page := self.select_notifications(
+                start=after, limit=EVENTS_PAGE, topics=topics, inclusive_of_start=False
+            ):
+                after = page[-1].id
+                ids = list(applied_in(page))
                 self._insert_applied(curs, ids)
                 filled += len(ids)
+            return filled
 
     def _insert_applied(self, curs: Any, ids: Sequence[AppliedId]) -> None:
         if ids:
-            columns = ([stream_id for stream_id, _ in ids], [event_id for _, event_id in ids])
-            curs.execute(self.insert_applied_statement, columns, prepare=True)
+            curs.execute(self.insert_applied_statement, _id_columns(ids), prepare=True)
 
     @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)  # as the library
     def select_notifications(
@@ -207,18 +200,23 @@ class LedgerPostgresRecorder(PostgresProcessRecorder):
         inclusive_of_start: bool = True,
     ) -> Sequence[Notification]:
         """The library's query for a page of the log, read as binary tuples: the rows of a
-        replay or an audit arrive without text decoding of the bytes or a dict per row."""
-        if stop is not None or topics:
+        replay, an audit or the filling of the applied ids' index arrive without text decoding
+        of the bytes or a dict per row."""
+        if stop is not None:
             page: Sequence[Notification] = super().select_notifications(
                 start, limit, stop, topics, inclusive_of_start=inclusive_of_start
             )
             return page
         after = 0 if start is None else start - 1 if inclusive_of_start else start
+        params: tuple[Any, ...] = (after, limit)
+        statement = self.select_page_statement
+        if topics:
+            statement, params = self.select_topics_page_statement, (after, list(topics), limit)
         with (
             self.datastore.get_connection() as connection,
             connection.cursor(row_factory=tuple_row, binary=True) as curs,
         ):
-            curs.execute(self.select_page_statement, (after, limit), prepare=True)
+            curs.execute(statement, params, prepare=True)
             rows = curs.fetchall()  # one call, not one per row
             return [
                 Notification(
@@ -273,3 +271,8 @@ class LedgerPostgresRecorder(PostgresProcessRecorder):
         # Committed: the lock is released.
         self.lock_use.held(time.perf_counter() - locked_at, len(ids))
         return ids
+
+
+def _id_columns(ids: Collection[AppliedId]) -> tuple[list[UUID], list[str]]:
+    """Ids as the two arrays the statements unnest: stream ids, event ids."""
+    return [stream_id for stream_id, _ in ids], [event_id for _, event_id in ids]
