@@ -248,16 +248,19 @@ class InvoiceProjection(Projection):
     def _invoice(self, changes: ViewChanges, account_id: str, period: str) -> dict[str, Any]:
         """The open invoice of that period, opened if it is new. A closed one is never
         written again: `rules.bill` sends late charges to the next open period (B3)."""
-        doc = changes.get(VIEW, invoice_key(account_id, period))
-        if doc is None:
-            index = changes.get(INDEX_VIEW, account_id)
-            assert index is not None, f"invoice for {account_id} before it opened"
+        index = changes.get(INDEX_VIEW, account_id)
+        assert index is not None, f"invoice for {account_id} before it opened"
+        status = index["periods"].get(period)
+        if status is None:  # new: known from the index, not by asking the store for it
             doc = empty_invoice(account_id, period, index["billing_mode"], index["currency"])
             index["periods"][period] = "open"
             changes.put(INDEX_VIEW, account_id, index)
             changes.put(VIEW, invoice_key(account_id, period), doc)
-        assert doc["status"] == "open", f"a charge reached the closed invoice {account_id} {period}"
-        return doc
+            return doc
+        assert status == "open", f"a charge reached the closed invoice {account_id} {period}"
+        held = changes.get(VIEW, invoice_key(account_id, period))
+        assert held is not None and held["status"] == "open", (account_id, period)
+        return held
 
     def _bill_run(
         self, changes: ViewChanges, account_id: str, period: str, fact: dict[str, Any]
@@ -278,6 +281,7 @@ class InvoiceProjection(Projection):
                         "closed_by": fact["event_id"],
                         "closed_at": fact["occurred_at"],
                     },
+                    settled=True,
                 )
                 index["periods"][earlier] = "closed"
         changes.put(INDEX_VIEW, account_id, index)

@@ -41,6 +41,12 @@ def minutes_doc(
     }
 
 
+def is_past(period: str, held: dict[str, Any] | None) -> bool:
+    """Minutes of a period before the latest the number's plan was granted: settled, for only
+    a late call (B3) still takes them."""
+    return held is not None and period < held["period"]
+
+
 class MinutesProjection(Projection):
     def apply(self, event: object, changes: ViewChanges) -> None:
         if isinstance(event, Account.Opened):
@@ -57,20 +63,23 @@ class MinutesProjection(Projection):
         if kind == "plan.purchased":
             self._grant(changes, account_id, fact["msisdn"], effects["plan"], effects["period"])
         elif kind == "call.completed" and effects.get("plan_seconds"):
-            key = minutes_key(account_id, fact["msisdn"], effects["period"])
+            msisdn = fact["msisdn"]
+            key = minutes_key(account_id, msisdn, effects["period"])
             doc = changes.get(VIEW, key)
             assert doc is not None, f"minutes used from a batch the view never saw: {key}"
+            held = changes.get(PLANS_VIEW, f"{account_id}|{msisdn}")
             changes.put(
                 VIEW,
                 key,
                 minutes_doc(
                     account_id,
-                    fact["msisdn"],
+                    msisdn,
                     doc["plan"],
                     doc["period"],
                     self._timezone(changes, account_id),
                     doc["used_seconds"] + effects["plan_seconds"],
                 ),
+                settled=is_past(doc["period"], held),  # a late call (B3)
             )
         elif kind == "cycle.started":
             period = effects["period"]
@@ -79,9 +88,11 @@ class MinutesProjection(Projection):
                     self._grant(changes, account_id, msisdn, change["plan"], period)
         elif kind == "port_in.completed":  # the ported number keeps the minutes (P1)
             old, new = fact["msisdn"], effects["replaced_by"]
+            held = changes.get(PLANS_VIEW, f"{account_id}|{old}")
             for key in changes.keys(VIEW, f"{account_id}|{old}|"):
                 period = key.rsplit("|", 1)[1]
-                changes.move(VIEW, key, minutes_key(account_id, new, period), msisdn=new)
+                new_key = minutes_key(account_id, new, period)
+                changes.move(VIEW, key, new_key, settled=is_past(period, held), msisdn=new)
             changes.move(PLANS_VIEW, f"{account_id}|{old}", f"{account_id}|{new}")
         elif kind == "port_out.completed":  # the number and its plan leave the account (P2)
             msisdn = fact["msisdn"]
@@ -102,9 +113,16 @@ class MinutesProjection(Projection):
         plan: dict[str, Any],
         period: str,
     ) -> None:
+        plan_key = f"{account_id}|{msisdn}"
+        held = changes.get(PLANS_VIEW, plan_key)
+        if held is not None and held["period"] < period:  # the minutes held till now are past
+            past_key = minutes_key(account_id, msisdn, held["period"])
+            past = changes.get(VIEW, past_key)
+            if past is not None:
+                changes.put(VIEW, past_key, past, settled=True)
         changes.put(
             VIEW,
             minutes_key(account_id, msisdn, period),
             minutes_doc(account_id, msisdn, plan, period, self._timezone(changes, account_id), 0),
         )
-        changes.put(PLANS_VIEW, f"{account_id}|{msisdn}", {"period": period, "plan": plan})
+        changes.put(PLANS_VIEW, plan_key, {"period": period, "plan": plan})

@@ -1,6 +1,7 @@
 """A projection turns stored domain events into view documents. Pure: no I/O of its own."""
 
 from abc import ABC, abstractmethod
+from collections.abc import Collection
 
 from projections.store import Doc, DocKey, ViewStore
 
@@ -10,6 +11,9 @@ MAX_KNOWN_ACCOUNTS = 20_000
 # the bench log, 32 KB per account in its first month. So the documents are bounded too, at
 # about 250 MB, not the accounts alone (20,000 of them held 640 MB in their first month).
 MAX_KNOWN_DOCUMENTS = 100_000
+# The views whose documents a projection may settle: closed invoices, past minutes. A key of
+# another view missing from an account's current documents is absent, not settled.
+SETTLING_VIEWS = frozenset({"invoices", "minutes"})
 
 
 class KnownDocuments:
@@ -34,9 +38,14 @@ class KnownDocuments:
             self.position = position
         return self
 
-    def committed(self, changes: dict[DocKey, Doc | None], position: int | None) -> None:
+    def committed(
+        self,
+        changes: dict[DocKey, Doc | None],
+        position: int | None,
+        settled: Collection[DocKey] = (),
+    ) -> None:
         for key, doc in changes.items():
-            if doc is None:
+            if doc is None or key in settled:  # a settled document is read again if ever needed
                 self.docs.pop(key, None)
             else:
                 self.docs[key] = doc
@@ -51,11 +60,18 @@ class KnownDocuments:
 
 
 class ViewChanges:
-    """The documents one catch-up step changed, read through to the store on first use."""
+    """The documents one catch-up step changed, read through to the store on first use.
+
+    The documents an account's later events change are its current ones; the rest, a closed
+    invoice or past minutes, are put `settled`. An account's current documents are read at
+    once (`prefetch`), so what an account reads and what a process keeps of it stay flat as
+    its periods pile up; a settled one is read alone, on the rare event that wants it (a
+    late call on past minutes, a port moving them)."""
 
     def __init__(self, store: ViewStore, known: KnownDocuments | None = None) -> None:
         self._store = store
         self.changed: dict[DocKey, Doc | None] = {}  # None: deleted
+        self.settled: set[DocKey] = set()
         known = KnownDocuments() if known is None else known
         self._read = known.docs
         self._read_accounts = known.accounts
@@ -75,11 +91,19 @@ class ViewChanges:
         if (view, key) in self.changed:
             return self.changed[(view, key)]
         if key.split("|", 1)[0] in self._read_accounts:
-            return self._read.get((view, key))
+            doc = self._read.get((view, key))
+            if doc is not None or view not in SETTLING_VIEWS:
+                return doc
+            # Absent, or settled: only current documents were read.
         return self._store.get(view, key)
 
-    def put(self, view: str, key: str, doc: Doc) -> None:
+    def put(self, view: str, key: str, doc: Doc, settled: bool = False) -> None:
         self.changed[(view, key)] = doc
+        if settled:
+            assert view in SETTLING_VIEWS, f"{view} documents are never settled"
+            self.settled.add((view, key))
+        else:
+            self.settled.discard((view, key))
 
     def keys(self, view: str, key_prefix: str) -> list[str]:
         """Keys of a view starting with the prefix, as the store will hold them after this step."""
@@ -94,13 +118,16 @@ class ViewChanges:
 
     def delete(self, view: str, key: str) -> None:
         self.changed[(view, key)] = None
+        self.settled.discard((view, key))
 
-    def move(self, view: str, key: str, new_key: str, **updates: object) -> None:
+    def move(
+        self, view: str, key: str, new_key: str, settled: bool = False, **updates: object
+    ) -> None:
         """Re-key a document (a number that changed, P1), updating some of its fields."""
         doc = self.get(view, key)
         if doc is not None:
             self.delete(view, key)
-            self.put(view, new_key, {**doc, **updates})
+            self.put(view, new_key, {**doc, **updates}, settled)
 
 
 class Projection(ABC):

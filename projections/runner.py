@@ -72,14 +72,14 @@ def catch_up(
                 continue
             raise
         try:
-            views.write(changes.changed, expected=position, position=last)
+            views.write(changes.changed, expected=position, position=last, settled=changes.settled)
         except StaleViewPosition:
             known.forget()
             continue  # another process moved the views on; read from where it left them
         except BaseException:
             known.forget()
             raise
-        known.committed(changes.changed, last)
+        known.committed(changes.changed, last, changes.settled)
         applied += len(page)
         if progress is not None:
             progress(applied, last)
@@ -126,13 +126,15 @@ class ViewsAlongside:
         # The documents need no notification id: they are written before the events table
         # is locked, which is then held for the events and the position only.
         return Alongside(
-            unlocked=lambda cursor: self.views.write_documents(cursor, changes.changed),
+            unlocked=lambda cursor: self.views.write_documents(
+                cursor, changes.changed, changes.settled
+            ),
             locked=move_position,
         )
 
     def committed(self) -> None:
         assert self._changes is not None
-        self.known.committed(self._changes.changed, position=None)
+        self.known.committed(self._changes.changed, None, self._changes.settled)
         self._changes = None
 
     def abandoned(self) -> None:
@@ -190,7 +192,10 @@ class Fold:
     def views(self) -> ViewStore:
         position = self._views.position()
         self._views.write(
-            self._changes.changed, expected=position, position=position + self._folded
+            self._changes.changed,
+            expected=position,
+            position=position + self._folded,
+            settled=self._changes.settled,
         )
         return self._views
 

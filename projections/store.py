@@ -8,7 +8,7 @@ Two backends, one interface: SQLite (the embedded default) and PostgreSQL.
 import sqlite3
 from abc import ABC, abstractmethod
 from collections.abc import Collection, Iterator, Mapping
-from typing import Any
+from typing import Any, Self
 
 import orjson
 import psycopg
@@ -43,13 +43,21 @@ class ViewStore(ABC):
         """Every document of a view whose key starts with the prefix, in key order."""
 
     @abstractmethod
-    def write(self, changes: Mapping[DocKey, Doc | None], expected: int, position: int) -> None:
+    def write(
+        self,
+        changes: Mapping[DocKey, Doc | None],
+        expected: int,
+        position: int,
+        settled: Collection[DocKey] = (),
+    ) -> None:
         """Store changed documents (None deletes one) and move the position from `expected`
-        to `position`."""
+        to `position`. `settled`: those of them no later event is expected to change (a closed
+        invoice, past minutes), which `documents_of` leaves out."""
 
     def documents_of(self, account_ids: Collection[str]) -> dict[DocKey, Doc] | None:
-        """Every document of these accounts in one read, or None when a backend reads documents
-        one by one cheaply (in-process stores). Keys are the account id or start "ACCOUNT|"."""
+        """Every current (not settled) document of these accounts in one read, or None when a
+        backend reads documents one by one cheaply (in-process stores, which may then ignore
+        `settled`). Keys are the account id or start "ACCOUNT|"."""
         return None
 
     @abstractmethod
@@ -59,7 +67,7 @@ class ViewStore(ABC):
     @abstractmethod
     def close(self) -> None: ...
 
-    def __enter__(self) -> "ViewStore":
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -131,7 +139,13 @@ class SqliteViewStore(ViewStore):
         for key, doc in rows:
             yield key, dict(orjson.loads(doc))
 
-    def write(self, changes: Mapping[DocKey, Doc | None], expected: int, position: int) -> None:
+    def write(
+        self,
+        changes: Mapping[DocKey, Doc | None],
+        expected: int,
+        position: int,
+        settled: Collection[DocKey] = (),
+    ) -> None:
         db = self._db
         db.execute("BEGIN IMMEDIATE")
         try:
@@ -179,9 +193,12 @@ class PostgresViewStore(ViewStore):
             # a range of the primary key's index.
             self._db.execute(
                 f"CREATE TABLE IF NOT EXISTS {VIEW_TABLE} (view TEXT NOT NULL, "
-                'key TEXT COLLATE "C" NOT NULL, doc TEXT NOT NULL, PRIMARY KEY (view, key)) '
+                'key TEXT COLLATE "C" NOT NULL, doc TEXT NOT NULL, '
+                "settled BOOLEAN NOT NULL DEFAULT false, PRIMARY KEY (view, key)) "
                 f"WITH (fillfactor = {VIEW_FILLFACTOR})"
             )
+            if not self._has_settled_column():
+                self._settle_older_documents()
             if self.key_collation() != "C":  # a table made before keys were in byte order
                 self._db.execute(f'ALTER TABLE {VIEW_TABLE} ALTER COLUMN key TYPE TEXT COLLATE "C"')
             if self.fillfactor() != VIEW_FILLFACTOR:  # a table made before: pages it fills next
@@ -194,11 +211,42 @@ class PostgresViewStore(ViewStore):
             self._db.execute(
                 f"INSERT INTO {POSITION_TABLE} VALUES (1, 0) ON CONFLICT (id) DO NOTHING"
             )
-            # Catch-up reads every document of a page's accounts at once (documents_of).
+            # Catch-up reads every current document of a page's accounts at once
+            # (documents_of): the index holds those alone, so it does not grow with the
+            # accounts' past periods.
+            self._db.execute(f"DROP INDEX IF EXISTS {VIEW_TABLE}_account")
             self._db.execute(
-                f"CREATE INDEX IF NOT EXISTS {VIEW_TABLE}_account "
-                f"ON {VIEW_TABLE} (split_part(key, '|', 1))"
+                f"CREATE INDEX IF NOT EXISTS {VIEW_TABLE}_current_account "
+                f"ON {VIEW_TABLE} (split_part(key, '|', 1)) WHERE NOT settled"
             )
+
+    def _has_settled_column(self) -> bool:
+        row = self._db.execute(
+            "SELECT 1 FROM pg_attribute WHERE attrelid = %s::regclass AND attname = 'settled' "
+            "AND NOT attisdropped",
+            (VIEW_TABLE,),
+        ).fetchone()
+        return row is not None
+
+    def _settle_older_documents(self) -> None:
+        """A table made before documents were settled: add the column, and settle what the
+        projections would have settled (`InvoiceProjection`, `MinutesProjection`): closed
+        invoices, and minutes of a period before their number's plan's latest one. A test
+        compares the result with a rebuild's."""
+        self._db.execute(
+            f"ALTER TABLE {VIEW_TABLE} ADD COLUMN settled BOOLEAN NOT NULL DEFAULT false"
+        )
+        self._db.execute(
+            f"UPDATE {VIEW_TABLE} SET settled = true "
+            "WHERE view = 'invoices' AND doc::jsonb ->> 'status' = 'closed'"
+        )
+        self._db.execute(
+            f"UPDATE {VIEW_TABLE} AS minutes SET settled = true FROM {VIEW_TABLE} AS plans "
+            "WHERE minutes.view = 'minutes' AND plans.view = 'plans' "
+            "AND plans.key = split_part(minutes.key, '|', 1) || '|' "
+            "|| split_part(minutes.key, '|', 2) "
+            "AND split_part(minutes.key, '|', 3) < plans.doc::jsonb ->> 'period'"
+        )
 
     def _compress_documents_with_lz4(self) -> None:
         """Documents over 2 kB (an invoice late in the month) are compressed as they are
@@ -279,20 +327,30 @@ class PostgresViewStore(ViewStore):
         rows = (
             self._connection()
             .execute(
-                f"SELECT view, key, doc FROM {VIEW_TABLE} WHERE split_part(key, '|', 1) = ANY(%s)",
+                f"SELECT view, key, doc FROM {VIEW_TABLE} "
+                "WHERE split_part(key, '|', 1) = ANY(%s) AND NOT settled",
                 (list(account_ids),),
             )
             .fetchall()
         )
         return {(view, key): dict(orjson.loads(doc)) for view, key, doc in rows}
 
-    def write(self, changes: Mapping[DocKey, Doc | None], expected: int, position: int) -> None:
+    def write(
+        self,
+        changes: Mapping[DocKey, Doc | None],
+        expected: int,
+        position: int,
+        settled: Collection[DocKey] = (),
+    ) -> None:
         with self._connection().transaction(), self._connection().cursor() as cur:
-            self.write_documents(cur, changes)
+            self.write_documents(cur, changes, settled)
             self.move_position(cur, expected, position)
 
     def write_documents(
-        self, cur: "psycopg.Cursor[Any]", changes: Mapping[DocKey, Doc | None]
+        self,
+        cur: "psycopg.Cursor[Any]",
+        changes: Mapping[DocKey, Doc | None],
+        settled: Collection[DocKey] = (),
     ) -> None:
         """The changed documents, inside a transaction someone else holds: the ledger's own,
         so the views commit with the events they reflect (ViewsAlongside). Every writer of
@@ -300,14 +358,17 @@ class PostgresViewStore(ViewStore):
         last, so two transactions that write the same documents lock them in one order."""
         ordered = sorted(changes.items())
         # One statement each, the rows as binary arrays: no per-row round trip or escaping.
-        upserts = [(v, k, _encode(doc)) for (v, k), doc in ordered if doc is not None]
+        upserts = [
+            (v, k, _encode(doc), (v, k) in settled) for (v, k), doc in ordered if doc is not None
+        ]
         if upserts:
-            views, keys, docs = zip(*upserts, strict=True)
+            views, keys, docs, settles = zip(*upserts, strict=True)
             cur.execute(
-                f"INSERT INTO {VIEW_TABLE} (view, key, doc) "
-                "SELECT * FROM unnest(%b::text[], %b::text[], %b::text[]) "
-                "ON CONFLICT (view, key) DO UPDATE SET doc = EXCLUDED.doc",
-                (list(views), list(keys), list(docs)),
+                f"INSERT INTO {VIEW_TABLE} (view, key, doc, settled) "
+                "SELECT * FROM unnest(%b::text[], %b::text[], %b::text[], %b::boolean[]) "
+                "ON CONFLICT (view, key) DO UPDATE "
+                "SET doc = EXCLUDED.doc, settled = EXCLUDED.settled",
+                (list(views), list(keys), list(docs), list(settles)),
             )
         deletes = [key for key, doc in ordered if doc is None]
         if deletes:
@@ -363,7 +424,13 @@ class MemoryViewStore(ViewStore):
         for key in keys:
             yield key, dict(orjson.loads(self._docs[(view, key)]))
 
-    def write(self, changes: Mapping[DocKey, Doc | None], expected: int, position: int) -> None:
+    def write(
+        self,
+        changes: Mapping[DocKey, Doc | None],
+        expected: int,
+        position: int,
+        settled: Collection[DocKey] = (),
+    ) -> None:
         if self._position != expected:
             raise StaleViewPosition(f"views are no longer at position {expected}")
         for key, doc in changes.items():
