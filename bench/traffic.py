@@ -1,9 +1,11 @@
-"""Realistic, deterministic traffic for benchmarks: a month of a telecom operator's events.
+"""Realistic, deterministic traffic for benchmarks: a month (or several) of a telecom operator's
+events.
 
 Accounts (prepaid and postpaid, several time zones) with one to three numbers; plans and data
 packages bought early in the month; then calls and data records spread over November 2026
 (most usage, as in real CDR streams), recharges, surcharges, the December bill run, December
-usage, and a few bad records (garbage, unknown accounts). Same arguments, same bytes.
+usage, and a few bad records (garbage, unknown accounts). Each further month repeats it, with
+the next period's bill run, so plans renew and invoices close. Same arguments, same bytes.
 """
 
 import json
@@ -45,8 +47,9 @@ def catalog_event() -> dict[str, Any]:
     }
 
 
-def generate(accounts: int, usage_events: int, seed: int = 8) -> Iterator[bytes]:
-    """JSON lines (bytes, no newline): the catalog, then the month in time order."""
+def generate(accounts: int, usage_events: int, seed: int = 8, months: int = 1) -> Iterator[bytes]:
+    """JSON lines (bytes, no newline): the catalog, then `months` months in time order, each
+    with `usage_events` usage records and the next period's bill run."""
     rng = random.Random(seed)
     yield json.dumps(catalog_event()).encode()
     setup: list[dict[str, Any]] = []
@@ -99,36 +102,53 @@ def generate(accounts: int, usage_events: int, seed: int = 8) -> Iterator[bytes]
     for doc in setup:
         yield json.dumps(doc).encode()
 
-    month = timedelta(days=30)
-    bill_run_at = usage_events * 9 // 10  # the December bill run comes after 90% of usage
+    for month in range(months):
+        yield from _month(rng, accounts, numbers, usage_events, month)
+
+
+def _month(
+    rng: random.Random,
+    accounts: int,
+    numbers: list[tuple[str, str, str]],
+    usage_events: int,
+    month: int,
+) -> Iterator[bytes]:
+    """The `month`-th month's usage (0: November 2026), with the next period's bill run after
+    90% of it. Event ids of the first month carry no month, as they did before there were
+    more."""
+    start, next_period = _month_start(month), _month_start(month + 1)
+    length = next_period - start if month else timedelta(days=30)
+    prefix = f"m{month}-" if month else ""
+    period = f"{next_period.year:04d}-{next_period.month:02d}"
+    bill_run_at = usage_events * 9 // 10
     for i in range(usage_events):
         if i == bill_run_at:
             for a in range(accounts):
                 account = f"ACC-{a:06d}"
                 yield json.dumps(
                     _event(
-                        f"{account}-cycle-2026-12",
+                        f"{account}-cycle-{period}",
                         "cycle.started",
                         account,
-                        datetime(2026, 12, 1, 5, tzinfo=UTC),
-                        period="2026-12",
+                        next_period.replace(hour=5),
+                        period=period,
                     )
                 ).encode()
         account, msisdn, mode = numbers[rng.randrange(len(numbers))]
-        at = START + month * i / usage_events + timedelta(hours=1)
+        at = start + length * i / usage_events + timedelta(hours=1)
         if i >= bill_run_at:
             at += timedelta(days=1)
         roll = rng.random()
         if roll < 0.55:
             doc = _event(
-                f"u{i}",
+                f"{prefix}u{i}",
                 "call.completed",
                 account,
                 at,
                 msisdn=msisdn,
                 destination=rng.choice(DESTINATIONS),
                 duration_seconds=rng.randint(5, 900),
-                call_id=f"c{i}",
+                call_id=f"{prefix}c{i}",
             )
         elif roll < 0.95:
             roaming = rng.random() < 0.05
@@ -136,12 +156,12 @@ def generate(accounts: int, usage_events: int, seed: int = 8) -> Iterator[bytes]
             fields["roaming"] = roaming
             if roaming:
                 fields["country"] = rng.choice(ROAMING)
-            doc = _event(f"u{i}", "data.used", account, at, **fields)
+            doc = _event(f"{prefix}u{i}", "data.used", account, at, **fields)
         elif roll < 0.98 and mode == "prepaid":
-            doc = _event(f"u{i}", "balance.recharged", account, at, amount="20.00")
+            doc = _event(f"{prefix}u{i}", "balance.recharged", account, at, amount="20.00")
         elif roll < 0.999:
             doc = _event(
-                f"u{i}",
+                f"{prefix}u{i}",
                 "surcharge.applied",
                 account,
                 at,
@@ -153,8 +173,14 @@ def generate(accounts: int, usage_events: int, seed: int = 8) -> Iterator[bytes]
             yield b"{not json"
             continue
         else:
-            doc = _event(f"u{i}", "balance.recharged", "ACC-UNKNOWN", at, amount="1.00")
+            doc = _event(f"{prefix}u{i}", "balance.recharged", "ACC-UNKNOWN", at, amount="1.00")
         yield json.dumps(doc).encode()
+
+
+def _month_start(month: int) -> datetime:
+    """The first instant (UTC) of the `month`-th calendar month after START's."""
+    year, index = divmod(START.month - 1 + month, 12)
+    return START.replace(year=START.year + year, month=index + 1)
 
 
 def _event(event_id: str, type_: str, account: str, at: datetime, **fields: Any) -> dict[str, Any]:
