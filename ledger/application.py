@@ -50,9 +50,11 @@ MAX_RECENT_EVENTS = 20_000
 
 # Streams grow for as long as the ledger runs: an account by one event per applied fact, a
 # source's intake by one per batch. A process loads them from their latest snapshot, taken
-# every this many events, and the events after it (bench/history.py). An account's snapshots
-# are further apart: each is written in a transaction of its own, and accounts are many.
-ACCOUNT_SNAPSHOT_INTERVAL = 1_000
+# every this many events, and the events after it (bench/history.py, bench/months.py). An
+# account's snapshot is about 460 bytes whatever its history, and a batch writes all those due
+# in one transaction, so an account that applies 20-200 facts a month is read back from at
+# most 100 events after a restart, not from up to a year of them.
+ACCOUNT_SNAPSHOT_INTERVAL = 100
 INTAKE_SNAPSHOT_INTERVAL = 100
 
 Applied = Literal["applied", "duplicate"]
@@ -129,7 +131,7 @@ class LedgerApp(Application[UUID]):
         self._indexed = 0  # ids filled into a new index from the log, for `notice`
         with schema_lock(store):  # consumers starting together must not race to create tables
             super().__init__(env=store.eventsourcing_env())
-            # Accounts and intakes are snapshotted by `snapshot_if_due`, not by the library,
+            # Accounts and intakes are snapshotted by `due_snapshot`, not by the library,
             # which snapshots only what `Application.save` saves.
             self.snapshots = self.construct_snapshot_store()
             recorder = self.recorder
@@ -236,19 +238,19 @@ class LedgerApp(Application[UUID]):
         assert self.snapshots is not None
         return next(iter(self.snapshots.get(stream_id, desc=True, limit=1)), None)
 
-    def snapshot_if_due(self, aggregate: Account | Intake) -> None:
-        """Snapshot a cached account or intake when its interval of events has been stored
-        since its latest snapshot. Called before a batch moves it, so the snapshot is of
-        stored state, and a failed write fails the batch, which the source retries."""
+    def due_snapshot(self, aggregate: Account | Intake) -> Snapshot | None:
+        """A snapshot of a cached account or intake when its interval of events has been
+        stored since its latest snapshot. Taken before a batch moves it, so it is of stored
+        state; the batch writes it before its events, and a failed write fails the batch,
+        which the source retries (and which forgets the versions noted here)."""
         snapshot_class: type[Snapshot] = Snapshot
         interval = INTAKE_SNAPSHOT_INTERVAL
         if isinstance(aggregate, Account):
             snapshot_class, interval = AccountSnapshot, ACCOUNT_SNAPSHOT_INTERVAL
         if aggregate.version - self._snapshot_versions[aggregate.id] < interval:
-            return
-        assert self.snapshots is not None
-        self.snapshots.put([snapshot_class.take(aggregate)])
+            return None
         self._snapshot_versions[aggregate.id] = aggregate.version
+        return snapshot_class.take(aggregate)
 
     def catalog_book(self) -> CatalogBook | None:
         if self._catalog_book is None:
@@ -441,6 +443,7 @@ class Batch:
         self.counts = BatchCounts()
         self._events: list[Any] = []
         self._moved: set[UUID] = set()  # accounts this batch has moved, or is about to
+        self._snapshots: list[Snapshot] = []  # of accounts and the intake, as stored
         # The ids of the events `look_up` was given, those of them applied before this
         # batch or in it, and those this batch applied, stored with its events (G1).
         self._looked_up: set[AppliedId] = set()
@@ -528,7 +531,7 @@ class Batch:
         if account is None:
             raise RejectedEvent(f"unknown account {event.account_id}")
         if account.id not in self._moved:  # still as stored
-            self.app.snapshot_if_due(account)
+            self._snapshot_if_due(account)
             self._moved.add(account.id)
         evidence = None
         if event.type == "refund.requested":
@@ -540,6 +543,11 @@ class Batch:
         self._collect(account)
         self._applied(applied_id)
         return "applied"
+
+    def _snapshot_if_due(self, aggregate: Account | Intake) -> None:
+        snapshot = self.app.due_snapshot(aggregate)
+        if snapshot is not None:
+            self._snapshots.append(snapshot)
 
     def _applied(self, applied_id: AppliedId) -> None:
         self._applied_before.add(applied_id)
@@ -563,7 +571,7 @@ class Batch:
                     intake = Intake.start(intake_stream_id(self.source), self.source)
                     self.app._remember_intake(self.source, intake, snapshot_version=0)
                 else:
-                    self.app.snapshot_if_due(intake)
+                    self._snapshot_if_due(intake)
                 assert self._first_position is not None
                 intake.take(
                     first_position=self._first_position,
@@ -574,6 +582,10 @@ class Batch:
                     dead_letters=[d.document() for d in self.counts.dead_letters],
                 )
                 self._events.extend(intake.collect_events())
+            if self._snapshots:  # in one transaction of their own, before the events
+                assert self.app.snapshots is not None
+                self.app.snapshots.put(self._snapshots)
+                self._snapshots = []
             if alongside is None:
                 self.app._stored(
                     self.app.events.put(

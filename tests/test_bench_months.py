@@ -12,8 +12,10 @@ def test_bench_months_reads_as_many_documents_after_four_months_as_after_one(
     postgres_server: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     main(
-        ["--accounts", "8", "--usage", "200", "--months", "1,4", "--sample", "100", "--json"]
-        + ["--admin-url", postgres_server]
+        [
+            *("--accounts", "8", "--usage", "200", "--months", "1,4", "--sample", "100"),
+            *("--admin-url", postgres_server, "--json"),
+        ]
     )
     first, fourth = json.loads(capsys.readouterr().out)
     assert (first["months"], fourth["months"]) == (1, 4)
@@ -31,8 +33,10 @@ def test_bench_months_prints_a_table_for_people(
     postgres_server: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     main(
-        ["--accounts", "4", "--usage", "50", "--months", "2", "--sample", "20"]
-        + ["--admin-url", postgres_server]
+        [
+            *("--accounts", "4", "--usage", "50", "--months", "2", "--sample", "20"),
+            *("--admin-url", postgres_server),
+        ]
     )
     out = capsys.readouterr().out.splitlines()
     assert out[0].split()[:3] == ["months", "stored", "docs"]

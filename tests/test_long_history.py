@@ -116,7 +116,9 @@ def test_a_batch_retried_after_its_intake_was_snapshotted_does_not_snapshot_it_a
     app = LedgerApp(parse_store_url(sqlite_url))
     intake = app.intake(SOURCE)
     assert intake is not None and intake.version == INTAKE_SNAPSHOT_INTERVAL
-    app.snapshot_if_due(intake)  # as the failed attempt did
+    snapshot = app.due_snapshot(intake)  # as the failed attempt took and wrote it
+    assert snapshot is not None and app.snapshots is not None
+    app.snapshots.put([snapshot])
     app.forget_cached()  # as a failed batch does
     retry = event("balance.recharged", "ACC-LONG", amount="1.00")
     position = INTAKE_SNAPSHOT_INTERVAL + 1
@@ -345,7 +347,7 @@ def tamper_snapshot(tmp_path: Path, stream_id: object, change: Callable[[dict], 
 
 
 def test_R3_the_audit_checks_every_latest_snapshot_against_its_events(sqlite_url: str) -> None:
-    ingest_long_account(sqlite_url, ACCOUNT_SNAPSHOT_INTERVAL + 120, batch=10)
+    ingest_long_account(sqlite_url, INTAKE_SNAPSHOT_INTERVAL * 10 + 120, batch=10)
     whole = run_json("--store", sqlite_url, "audit")
     assert whole["adds_up"] is True, whole["findings"]
     assert whole["snapshots"] == {"checked": 2, "findings": []}  # the account and the intake
@@ -359,7 +361,7 @@ def test_R3_a_changed_account_snapshot_is_named_by_the_audit(
     tmp_path: Path, sqlite_url: str
 ) -> None:
     """A process would start from the snapshot: a balance changed in it must not pass."""
-    ingest_long_account(sqlite_url, ACCOUNT_SNAPSHOT_INTERVAL + 120, batch=10)
+    ingest_long_account(sqlite_url, INTAKE_SNAPSHOT_INTERVAL * 10 + 120, batch=10)
     version = tamper_snapshot(
         tmp_path, account_stream_id("ACC-LONG"), lambda state: state.update(balance="5000.00")
     )
