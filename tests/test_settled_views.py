@@ -154,7 +154,7 @@ def _story() -> list[dict[str, Any]]:
     ]
 
 
-def test_late_calls_and_ports_find_the_past_minutes_a_consumer_did_not_read(
+def test_B3_late_calls_and_P1_ports_find_past_minutes_a_consumer_did_not_read(
     postgres_url: str,
 ) -> None:
     store = parse_store_url(postgres_url)
