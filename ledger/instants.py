@@ -2,6 +2,7 @@
 
 import re
 from datetime import UTC, datetime
+from typing import NamedTuple
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 # RFC 3339 demands an offset: "Z" or +hh:mm / -hh:mm. A bare local time is invalid input (T1).
@@ -21,17 +22,18 @@ def parse_instant(value: object, field: str) -> datetime:
         raise ValueError(
             f"{field} must be an RFC 3339 timestamp string, got {type(value).__name__}"
         )
-    if not _RFC3339.match(value):
+    shape = _RFC3339.match(value)
+    if shape is None:
         if re.match(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?$", value):
             raise ValueError(
                 f"{field} has no UTC offset: {value!r} (write e.g. {value}Z or {value}+02:00)"
             )
         raise ValueError(f"{field} is not an RFC 3339 timestamp with an offset: {value!r}")
     text = value
-    fraction = re.search(r"\.(\d+)", text)
-    if fraction and len(fraction.group(1)) > 6:
+    fraction = shape.group(1)
+    if fraction is not None and len(fraction) > 7:
         # Python keeps microseconds; finer digits are cut, never rounded into the next second.
-        text = text.replace(fraction.group(0), "." + fraction.group(1)[:6], 1)
+        text = text.replace(fraction, fraction[:7], 1)
     try:
         instant = datetime.fromisoformat(text.replace("z", "Z"))
     except ValueError:
@@ -44,6 +46,8 @@ def instant_text(instant: datetime) -> str:
     if instant.tzinfo is None:
         raise ValueError("naive datetimes have no place in the ledger (T1)")
     # isoformat, not strftime: a third of the time, and a four-digit year before 1000 too.
+    if instant.tzinfo is UTC:  # as parsed from "Z" or "+00:00": no conversion to make
+        return instant.isoformat()[:-6] + "Z"
     return instant.astimezone(UTC).replace(tzinfo=None).isoformat() + "Z"
 
 
@@ -56,9 +60,40 @@ def zone(name: str) -> ZoneInfo:
 
 
 def period_of(instant: datetime, timezone_name: str) -> str:
-    """The billing period `YYYY-MM` an instant belongs to in the account's time zone (T1)."""
+    """The billing period `YYYY-MM` an instant belongs to in the account's time zone (T1):
+    the one whose `period_start` is at or before it and whose `period_end` is after it."""
+    known = _latest_periods.get(timezone_name)
+    if known is not None and known.start <= instant < known.end:
+        return known.period
     local = instant.astimezone(zone(timezone_name))
-    return f"{local.year:04d}-{local.month:02d}"
+    found = _PeriodBounds.of(f"{local.year:04d}-{local.month:02d}", timezone_name)
+    # Only where a zone's clocks went back across midnight on the 1st is a local time of the
+    # month before after the period's start: the bounds decide, so periods never go back.
+    while instant < found.start:
+        found = _PeriodBounds.of(previous_period(found.period), timezone_name)
+    while instant >= found.end:
+        found = _PeriodBounds.of(next_period(found.period), timezone_name)
+    if len(_latest_periods) >= MAX_ZONES_REMEMBERED:
+        _latest_periods.clear()
+    _latest_periods[timezone_name] = found
+    return found.period
+
+
+class _PeriodBounds(NamedTuple):
+    period: str
+    start: datetime  # in UTC, so comparing with an instant parsed from "Z" is plain arithmetic
+    end: datetime
+
+    @classmethod
+    def of(cls, period: str, timezone_name: str) -> "_PeriodBounds":
+        start = period_start(period, timezone_name).astimezone(UTC)
+        return cls(period, start, period_end(period, timezone_name).astimezone(UTC))
+
+
+# Each zone's latest period: an account's events come mostly in its current period, so billing
+# finds the period with two comparisons instead of a conversion to local time.
+MAX_ZONES_REMEMBERED = 1024
+_latest_periods: dict[str, _PeriodBounds] = {}
 
 
 def parse_period(value: object, field: str) -> str:
@@ -71,6 +106,11 @@ def parse_period(value: object, field: str) -> str:
 def next_period(period: str) -> str:
     year, month = int(period[:4]), int(period[5:7])
     return f"{year + month // 12:04d}-{month % 12 + 1:02d}"
+
+
+def previous_period(period: str) -> str:
+    year, month = int(period[:4]), int(period[5:7])
+    return f"{year - (month == 1):04d}-{(month - 2) % 12 + 1:02d}"
 
 
 def months_between(earlier: str, later: str) -> int:

@@ -1,0 +1,137 @@
+"""Instants and billing periods (T1): the shortcuts billing takes give what the long way gives.
+
+`period_of` remembers each zone's latest period and answers from its bounds; `instant_text`
+skips the conversion for an instant already in UTC; `parse_instant` cuts digits past the
+microsecond from the match it made. Each is held here against the plain computation.
+"""
+
+from datetime import UTC, datetime, timedelta, timezone
+from zoneinfo import ZoneInfo, available_timezones
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from ledger import instants
+from ledger.instants import (
+    instant_text,
+    next_period,
+    parse_instant,
+    period_end,
+    period_of,
+    period_start,
+    previous_period,
+)
+
+ZONES = sorted(available_timezones() - {"Factory", "localtime"})
+INSTANTS = st.datetimes(
+    min_value=datetime(1971, 1, 1), max_value=datetime(2099, 12, 31), timezones=st.just(UTC)
+)
+
+
+def _local_period(instant: datetime, timezone_name: str) -> str:
+    local = instant.astimezone(ZoneInfo(timezone_name))
+    return f"{local.year:04d}-{local.month:02d}"
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    zone_name=st.sampled_from(ZONES),
+    walk=st.lists(INSTANTS, min_size=1, max_size=12),
+    spread=st.lists(st.integers(-3 * 86400, 3 * 86400), min_size=1, max_size=12),
+)
+def test_a_period_is_the_one_whose_bounds_hold_the_instant_whatever_came_before(
+    zone_name: str, walk: list[datetime], spread: list[int]
+) -> None:
+    # Instants near each other and far apart, so the remembered period is hit and missed.
+    seen = walk + [walk[0] + timedelta(seconds=s) for s in spread]
+    for instant in seen:
+        period = period_of(instant, zone_name)
+        assert period_start(period, zone_name) <= instant < period_end(period, zone_name)
+        instants._latest_periods.clear()
+        assert period_of(instant, zone_name) == period  # remembered or not, the same answer
+
+
+@settings(max_examples=300, deadline=None)
+@given(zone_name=st.sampled_from(ZONES), instant=INSTANTS)
+def test_a_period_is_the_calendar_month_of_the_local_time(
+    zone_name: str, instant: datetime
+) -> None:
+    local = _local_period(instant, zone_name)
+    period = period_of(instant, zone_name)
+    # They differ only inside a fall-back across midnight on a month's first day, where the
+    # local time goes back into the month before; the bounds keep periods in order there.
+    if period != local:
+        assert period == next_period(local)
+        assert instant.astimezone(ZoneInfo(zone_name)).day >= 28
+
+
+def test_months_change_at_local_midnight_in_a_zone_ahead_of_and_one_behind_utc() -> None:
+    for zone_name, last_instant in [
+        ("Asia/Kolkata", datetime(2026, 11, 30, 18, 29, 59, 999999, tzinfo=UTC)),
+        ("America/New_York", datetime(2026, 12, 1, 4, 59, 59, 999999, tzinfo=UTC)),
+    ]:
+        assert period_of(last_instant, zone_name) == "2026-11"
+        assert period_of(last_instant + timedelta(microseconds=1), zone_name) == "2026-12"
+        assert period_of(last_instant, zone_name) == "2026-11"  # back again, remembered or not
+
+
+def test_an_instant_with_an_offset_finds_its_period_as_the_same_instant_in_utc() -> None:
+    at = datetime(2026, 12, 1, 1, 30, tzinfo=timezone(timedelta(hours=2)))  # 23:30 UTC, Nov 30
+    assert period_of(at, "UTC") == "2026-11"
+    assert period_of(at.astimezone(UTC), "UTC") == "2026-11"
+    assert period_of(at, "Europe/Paris") == "2026-12"
+
+
+def test_periods_step_back_and_forth_across_years() -> None:
+    assert previous_period("2026-01") == "2025-12"
+    assert previous_period("2026-03") == "2026-02"
+    assert previous_period("2026-12") == "2026-11"
+    for period in ["2025-12", "2026-01", "2026-06", "2026-12"]:
+        assert previous_period(next_period(period)) == period
+
+
+def test_the_zones_remembered_are_limited() -> None:
+    instants._latest_periods.clear()
+    at = datetime(2026, 11, 21, tzinfo=UTC)
+    for zone_name in ZONES[: instants.MAX_ZONES_REMEMBERED + 5]:
+        assert period_of(at, zone_name) == _local_period(at, zone_name)
+    assert len(instants._latest_periods) <= instants.MAX_ZONES_REMEMBERED
+
+
+@settings(max_examples=300)
+@given(instant=INSTANTS, offset_minutes=st.integers(-23 * 60, 23 * 60))
+def test_the_text_of_an_instant_is_utc_whatever_its_offset(
+    instant: datetime, offset_minutes: int
+) -> None:
+    expected = instant.replace(tzinfo=None).isoformat() + "Z"
+    assert instant_text(instant) == expected
+    shifted = instant.astimezone(timezone(timedelta(minutes=offset_minutes)))
+    assert instant_text(shifted) == expected
+    assert parse_instant(expected, "at") == instant
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2026-11-02T09:24:00.1234567Z", datetime(2026, 11, 2, 9, 24, 0, 123456, tzinfo=UTC)),
+        ("2026-11-02T09:24:00.999999999z", datetime(2026, 11, 2, 9, 24, 0, 999999, tzinfo=UTC)),
+        ("2026-11-02T09:24:00.5+01:00", datetime(2026, 11, 2, 8, 24, 0, 500000, tzinfo=UTC)),
+        ("2026-11-02 09:24:00Z", datetime(2026, 11, 2, 9, 24, tzinfo=UTC)),
+    ],
+)
+def test_digits_past_the_microsecond_are_cut_not_rounded(text: str, expected: datetime) -> None:
+    assert parse_instant(text, "occurred_at") == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "reason"),
+    [
+        ("2026-11-02T09:24:00", "occurred_at has no UTC offset"),
+        ("2026-11-02T09:24:00.1234567890Z", "not an RFC 3339 timestamp with an offset"),
+        ("2026-02-30T09:24:00Z", "occurred_at is not a real date and time"),
+    ],
+)
+def test_a_timestamp_that_is_not_one_says_why(text: str, reason: str) -> None:
+    with pytest.raises(ValueError, match=reason):
+        parse_instant(text, "occurred_at")
