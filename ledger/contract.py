@@ -35,6 +35,8 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from ledger.errors import InvalidEvent
 from ledger.instants import instant_text, parse_instant, parse_period, zone
 from ledger.money import parse_money
@@ -697,6 +699,10 @@ def parse_event(raw: bytes | str) -> IncomingEvent:
             raise InvalidEvent(
                 f"not UTF-8 text ({error.reason}: byte 0x{bad} at offset {error.start})"
             ) from None
+    if isinstance(raw, bytes):
+        doc = _decoded_fast(raw)
+        if doc is not None:
+            return parse_document(doc)
     try:
         doc = _DECODER.decode(text)
     except json.JSONDecodeError as error:
@@ -706,6 +712,44 @@ def parse_event(raw: bytes | str) -> IncomingEvent:
     except ValueError as error:  # e.g. an integer literal with thousands of digits
         raise InvalidEvent(f"not JSON: {error}") from None
     return parse_document(doc)
+
+
+def _decoded_fast(raw: bytes) -> Any:
+    """The record decoded by orjson, or None to take the standard library's way.
+
+    orjson is four times as fast, but keeps the last of duplicate keys where the contract
+    refuses them, and words its errors its own way. So its result is taken only where it is
+    known to have no duplicate key: with no escape in the text, each colon is in a string or
+    follows a key, so where the colons outside string values are as many as the keys decoded,
+    no key came twice (nor had a colon). Anything else (an escape, a colon in a key, bad JSON)
+    is decoded again by the standard library, which says why.
+    """
+    if b"\\" in raw:
+        return None
+    try:
+        doc = orjson.loads(raw)
+    except orjson.JSONDecodeError:
+        return None
+    keys = colons_in_strings = 0
+    pending: list[Any] = [doc]
+    while pending:
+        value = pending.pop()
+        if type(value) is dict:
+            keys += len(value)
+            for item in value.values():  # (a colon in a key sends the record the long way)
+                if type(item) is str:
+                    colons_in_strings += item.count(":")
+                elif type(item) is dict or type(item) is list:
+                    pending.append(item)
+        elif type(value) is list:
+            for item in value:
+                if type(item) is str:
+                    colons_in_strings += item.count(":")
+                elif type(item) is dict or type(item) is list:
+                    pending.append(item)
+        elif type(value) is str:
+            colons_in_strings += value.count(":")
+    return doc if raw.count(b":") - colons_in_strings == keys else None
 
 
 def parse_document(doc: object) -> IncomingEvent:

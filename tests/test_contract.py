@@ -268,6 +268,66 @@ def test_G2_not_json() -> None:
     assert reason_of(b"\xef\xbb\xbf{}").startswith("not JSON: ")  # a byte-order mark
 
 
+_TEXT = st.text(alphabet=st.sampled_from('ab:" \\é\n{}[],1'), max_size=8)
+_JSON_VALUE = st.recursive(
+    st.none() | st.booleans() | st.integers(-(2**70), 2**70) | _TEXT,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(_TEXT, inner, max_size=3),
+    max_leaves=6,
+)
+
+
+def _as_json_text(pairs: list[tuple[str, Any]], space: str, ascii_only: bool) -> bytes:
+    members = (
+        f"{space}{json.dumps(key, ensure_ascii=ascii_only)}{space}:{space}"
+        f"{json.dumps(value, ensure_ascii=ascii_only, separators=(',', space + ':'))}"
+        for key, value in pairs
+    )
+    return ("{" + ",".join(members) + space + "}").encode("utf-8")
+
+
+def _outcome(raw: bytes | str) -> tuple[str, object]:
+    try:
+        return "event", parse_event(raw)
+    except InvalidEvent as error:
+        return "refused", error.reason
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    kind=st.sampled_from(["call.completed", "data.used", "plan.purchased", "number.added"]),
+    extra=st.lists(st.tuples(_TEXT, _JSON_VALUE), max_size=4),
+    repeated=st.lists(st.integers(0, 20), max_size=2),
+    space=st.sampled_from(["", " ", "\n\t "]),
+    ascii_only=st.booleans(),
+)
+def test_G2_records_read_as_bytes_give_what_the_standard_decoder_gives(
+    kind: str,
+    extra: list[tuple[str, Any]],
+    repeated: list[int],
+    space: str,
+    ascii_only: bool,
+) -> None:
+    # Bytes take orjson where the record is known to hold no duplicate key; text always takes
+    # the standard library. Keys and values with colons, quotes and escapes, nesting, numbers
+    # past 64 bits and repeated keys must not tell them apart.
+    pairs = list(example_of(kind).items()) + extra
+    pairs += [pairs[index % len(pairs)] for index in repeated]
+    raw = _as_json_text(pairs, space, ascii_only)
+    assert _outcome(raw) == _outcome(raw.decode("utf-8"))
+
+
+def test_G2_a_repeated_key_is_found_whatever_the_colons_in_its_strings() -> None:
+    base = example_of("number.added")
+    plain = json.dumps(base)
+    assert parse_event(plain.encode()).fields["msisdn"] == base["msisdn"]
+    again = plain[:-1] + ', "msisdn": "+1:2"}'
+    assert reason_of(again.encode()) == "not JSON: duplicate key 'msisdn' in one object"
+    nested = plain[:-1] + ', "note": {"a:b": 1, "a:b": 2}}'
+    assert reason_of(nested.encode()) == "not JSON: duplicate key 'a:b' in one object"
+    in_list = plain[:-1] + ', "notes": [{"x": 1, "x": 2}]}'
+    assert reason_of(in_list.encode()) == "not JSON: duplicate key 'x' in one object"
+
+
 def test_G2_not_an_object() -> None:
     assert reason_of(b"[1, 2]") == "not a JSON object, got array"
     assert reason_of(b'"call.completed"') == "not a JSON object, got string 'call.completed'"
