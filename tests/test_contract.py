@@ -326,6 +326,9 @@ def test_G2_a_repeated_key_is_found_whatever_the_colons_in_its_strings() -> None
     assert reason_of(nested.encode()) == "not JSON: duplicate key 'a:b' in one object"
     in_list = plain[:-1] + ', "notes": [{"x": 1, "x": 2}]}'
     assert reason_of(in_list.encode()) == "not JSON: duplicate key 'x' in one object"
+    # An escaped colon in the value kept must not hide the colon of the value dropped.
+    escaped = plain[:-1] + ', "note": 1, "note": "\\u003a"}'
+    assert reason_of(escaped.encode()) == "not JSON: duplicate key 'note' in one object"
 
 
 def test_G2_not_an_object() -> None:
