@@ -7,7 +7,7 @@ instant loses nothing and applies nothing twice (G1).
 
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import chain
 from typing import Any, Literal, Protocol
@@ -23,6 +23,7 @@ from eventsourcing.persistence import (
     Tracking,
     Transcoder,
 )
+from eventsourcing.postgres import PostgresAggregateRecorder
 from eventsourcing.utils import get_topic
 
 from ledger.account import Account, AccountSnapshot
@@ -207,12 +208,16 @@ class LedgerApp(Application[UUID]):
 
     # Reading state.
 
-    def account(self, account_id: str) -> Account | None:
+    def account(self, account_id: str, absent: Collection[UUID] = ()) -> Account | None:
+        """The account, cached or read from the store; None if it does not exist. `absent`:
+        stream ids just read and found not to exist (`load_accounts`), not asked for again."""
         stream_id = account_stream_id(account_id)
         cached = self._accounts.get(stream_id)
         if cached is not None:
             self._accounts.move_to_end(stream_id)
             return cached
+        if stream_id in absent:
+            return None
         account, snapshot_version = self._load(stream_id)
         if account is None:
             return None
@@ -220,18 +225,45 @@ class LedgerApp(Application[UUID]):
         self._remember(account, snapshot_version)
         return account
 
+    def load_accounts(self, account_ids: Iterable[str]) -> set[UUID]:
+        """Read the accounts of these ids that are not cached into the cache, all in two
+        queries: a batch's accounts, before it applies their events. Returns the stream ids
+        of those that do not exist. On PostgreSQL only, where each query is a round trip to
+        the server; elsewhere each account is read when first asked for, as before."""
+        recorder, snapshots = self.recorder, self.snapshots
+        if not isinstance(recorder, LedgerPostgresRecorder):
+            return set()
+        assert snapshots is not None and isinstance(snapshots.recorder, PostgresAggregateRecorder)
+        # In the batch's order, which the cache keeps for forgetting the least recently used.
+        wanted = [
+            stream_id
+            for stream_id in dict.fromkeys(map(account_stream_id, account_ids))
+            if stream_id not in self._accounts
+        ]
+        latest: dict[UUID, Snapshot] = {}
+        for stored in recorder.select_latest(snapshots.recorder.events_table_name, wanted):
+            snapshot = snapshots.mapper.to_domain_event(stored)
+            assert isinstance(snapshot, Snapshot), stored.topic
+            latest[stored.originator_id] = snapshot
+        after = {stream_id: _replayed_after(latest.get(stream_id)) for stream_id in wanted}
+        events: dict[UUID, list[object]] = {}
+        for stored in recorder.select_after(after):
+            events.setdefault(stored.originator_id, []).append(self.mapper.to_domain_event(stored))
+        absent = set()
+        for stream_id in wanted:
+            account, snapshot_version = _restored(latest.get(stream_id), events.get(stream_id, []))
+            if account is None:
+                absent.add(stream_id)
+            else:
+                assert isinstance(account, Account), stream_id
+                self._remember(account, snapshot_version)
+        return absent
+
     def _load(self, stream_id: UUID) -> tuple[Any, int]:
         """A stream's aggregate (None: no such stream) from its latest snapshot and the events
         after it, and that snapshot's version (0: none)."""
         latest = self._latest_snapshot(stream_id)
-        if latest is None:
-            return mutated(self.events.get(stream_id)), 0
-        version = latest.originator_version
-        if _unreadable(latest):
-            # An older layout: the events say it all, and the next snapshot is due from this
-            # one's version (a new one at the same version would fail every batch).
-            return mutated(self.events.get(stream_id)), version
-        return mutated(chain([latest], self.events.get(stream_id, gt=version))), version
+        return _restored(latest, self.events.get(stream_id, gt=_replayed_after(latest)))
 
     def _latest_snapshot(self, stream_id: UUID) -> Any:
         """The stream's snapshot of the highest version; None when it has none."""
@@ -423,6 +455,22 @@ class LedgerApp(Application[UUID]):
         return Batch(self, source)
 
 
+def _replayed_after(latest: Snapshot | None) -> int:
+    """The version after which a stream's events are replayed onto its latest snapshot."""
+    return 0 if latest is None or _unreadable(latest) else latest.originator_version
+
+
+def _restored(latest: Snapshot | None, events_after: Iterable[object]) -> tuple[Any, int]:
+    """A stream's aggregate (None: no such stream) from its latest snapshot and the events
+    after `_replayed_after` it, and that snapshot's version (0: none). A snapshot in an older
+    layout is passed over: the events say it all, and the next snapshot is due from its
+    version (a new one at the same version would fail every batch)."""
+    if latest is None:
+        return mutated(events_after), 0
+    start = [] if _unreadable(latest) else [latest]
+    return mutated(chain(start, events_after)), latest.originator_version
+
+
 def _unreadable(snapshot: object) -> bool:
     """An account snapshot in a layout this code does not read (`SNAPSHOT_FORMAT`)."""
     return isinstance(snapshot, AccountSnapshot) and not snapshot.readable
@@ -447,6 +495,7 @@ class Batch:
         # The ids of the events `look_up` was given, those of them applied before this
         # batch or in it, and those this batch applied, stored with its events (G1).
         self._looked_up: set[AppliedId] = set()
+        self._absent: set[UUID] = set()  # accounts `look_up` read and found not to exist
         self._applied_before: set[AppliedId] = set()
         self._applied_ids: list[AppliedId] = []
         self._first_position: int | None = None
@@ -474,6 +523,13 @@ class Batch:
         }
         self._applied_before |= self.app.applied_index.applied_among(ids - self._looked_up)
         self._looked_up |= ids
+        # The accounts of the events not applied before, read in two queries, not two each.
+        self._absent |= self.app.load_accounts(
+            event.account_id
+            for event in events
+            if event.type != "catalog.published"
+            and (account_stream_id(event.account_id), event.event_id) not in self._applied_before
+        )
 
     def apply(self, position: int, event: IncomingEvent) -> Applied:
         """Apply one valid event, looked up first. RejectedEvent / InvalidCatalog: nothing
@@ -512,7 +568,7 @@ class Batch:
         assert applied_id in self._looked_up, f"event {event.event_id} was not looked up"
         if applied_id in self._applied_before:
             return "duplicate"  # known without loading the account: a re-sent file costs little
-        account = self.app.account(event.account_id)
+        account = self.app.account(event.account_id, self._absent)
         if event.type == "account.opened":
             if account is not None:
                 raise RejectedEvent(f"account {event.account_id} is already open")

@@ -21,7 +21,7 @@ It also keeps the ids of the events each account applied (ledger.applied_ids): `
 """
 
 import time
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
@@ -36,7 +36,7 @@ from eventsourcing.persistence import (
 from eventsourcing.postgres import PostgresDatastore, PostgresProcessRecorder
 from eventsourcing.utils import retry
 from psycopg.rows import tuple_row
-from psycopg.sql import SQL, Identifier
+from psycopg.sql import SQL, Composed, Identifier
 
 from ledger.applied_ids import (
     EVENTS_PAGE,
@@ -106,6 +106,13 @@ class LedgerPostgresRecorder(PostgresProcessRecorder):
         self.select_topics_page_statement = page.format(
             table=table, topics=SQL(" AND topic = ANY(%s)")
         )
+        self.select_after_statement = SQL(
+            "SELECT e.originator_id, e.originator_version, e.topic, e.state "
+            "FROM unnest(%b::uuid[], %b::bigint[]) AS q(stream_id, after), "
+            "LATERAL (SELECT originator_id, originator_version, topic, state FROM {table} "
+            "WHERE originator_id = q.stream_id AND originator_version > q.after) AS e "
+            "ORDER BY e.originator_id, e.originator_version"
+        ).format(table=table)
         self.previous_id_statement = SQL(
             "SELECT coalesce(max(notification_id), 0) AS previous FROM {table} "
             "WHERE notification_id < %s"
@@ -227,6 +234,46 @@ class LedgerPostgresRecorder(PostgresProcessRecorder):
                     state=state,
                 )
                 for notification_id, originator_id, originator_version, topic, state in rows
+            ]
+
+    @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)  # as the library
+    def select_latest(self, table_name: str, stream_ids: Collection[UUID]) -> list[StoredEvent]:
+        """The row of the highest version of each of these streams in a table shaped like the
+        events table (the snapshots'), in one query: one probe of its primary key each."""
+        if not stream_ids:
+            return []
+        statement = SQL(
+            "SELECT s.originator_id, s.originator_version, s.topic, s.state "
+            "FROM unnest(%b::uuid[]) AS q(stream_id), "
+            "LATERAL (SELECT originator_id, originator_version, topic, state FROM {table} "
+            "WHERE originator_id = q.stream_id ORDER BY originator_version DESC LIMIT 1) AS s"
+        ).format(table=Identifier(self.datastore.schema, table_name))
+        return self._stored_rows(statement, (list(stream_ids),))
+
+    @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)  # as the library
+    def select_after(self, versions: Mapping[UUID, int]) -> list[StoredEvent]:
+        """The events of each of these streams after its given version, in one query, in
+        stream and version order."""
+        if not versions:
+            return []
+        return self._stored_rows(
+            self.select_after_statement, (list(versions), list(versions.values()))
+        )
+
+    def _stored_rows(self, statement: Composed, params: tuple[Any, ...]) -> list[StoredEvent]:
+        with (
+            self.datastore.get_connection() as connection,
+            connection.cursor(row_factory=tuple_row, binary=True) as curs,
+        ):
+            curs.execute(statement, params, prepare=True)
+            return [
+                StoredEvent(
+                    originator_id=originator_id,
+                    originator_version=originator_version,
+                    topic=topic,
+                    state=state,
+                )
+                for originator_id, originator_version, topic, state in curs.fetchall()
             ]
 
     @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)  # as the library
