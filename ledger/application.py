@@ -48,6 +48,10 @@ MAX_CACHED_ACCOUNTS = 50_000
 MAX_BATCH_RECORDS = 100_000
 MAX_CACHED_INTAKES = 10_000
 MAX_RECENT_EVENTS = 20_000
+# An audit checks the snapshots of so many streams at a time: their events up to the snapshots
+# (up to about 100 each, or the whole stream before it had one) are held for the check.
+SNAPSHOTS_CHECKED_AT_ONCE = 200
+LAST_VERSION = 2**63 - 1  # a stream's versions are PostgreSQL bigints: through the end
 
 # Streams grow for as long as the ledger runs: an account by one event per applied fact, a
 # source's intake by one per batch. A process loads them from their latest snapshot, taken
@@ -227,31 +231,16 @@ class LedgerApp(Application[UUID]):
 
     def load_accounts(self, account_ids: Iterable[str]) -> set[UUID]:
         """Read the accounts of these ids that are not cached into the cache, all in two
-        queries: a batch's accounts, before it applies their events. Returns the stream ids
-        of those that do not exist. On PostgreSQL only, where each query is a round trip to
-        the server; elsewhere each account is read when first asked for, as before."""
-        recorder, snapshots = self.recorder, self.snapshots
-        if not isinstance(recorder, LedgerPostgresRecorder):
-            return set()
-        assert snapshots is not None and isinstance(snapshots.recorder, PostgresAggregateRecorder)
+        queries on PostgreSQL: a batch's accounts, before it applies their events. Returns
+        the stream ids of those that do not exist."""
         # In the batch's order, which the cache keeps for forgetting the least recently used.
         wanted = [
             stream_id
             for stream_id in dict.fromkeys(map(account_stream_id, account_ids))
             if stream_id not in self._accounts
         ]
-        latest: dict[UUID, Snapshot] = {}
-        for stored in recorder.select_latest(snapshots.recorder.events_table_name, wanted):
-            snapshot = snapshots.mapper.to_domain_event(stored)
-            assert isinstance(snapshot, Snapshot), stored.topic
-            latest[stored.originator_id] = snapshot
-        after = {stream_id: _replayed_after(latest.get(stream_id)) for stream_id in wanted}
-        events: dict[UUID, list[object]] = {}
-        for stored in recorder.select_after(after):
-            events.setdefault(stored.originator_id, []).append(self.mapper.to_domain_event(stored))
         absent = set()
-        for stream_id in wanted:
-            account, snapshot_version = _restored(latest.get(stream_id), events.get(stream_id, []))
+        for stream_id, (account, snapshot_version) in self._restored(wanted).items():
             if account is None:
                 absent.add(stream_id)
             else:
@@ -259,16 +248,77 @@ class LedgerApp(Application[UUID]):
                 self._remember(account, snapshot_version)
         return absent
 
-    def _load(self, stream_id: UUID) -> tuple[Any, int]:
-        """A stream's aggregate (None: no such stream) from its latest snapshot and the events
-        after it, and that snapshot's version (0: none)."""
-        latest = self._latest_snapshot(stream_id)
-        return _restored(latest, self.events.get(stream_id, gt=_replayed_after(latest)))
+    def _stored_latest_snapshots(self, stream_ids: Sequence[UUID]) -> dict[UUID, StoredEvent]:
+        """The latest snapshot of each of these streams that has one, as stored: in one query
+        on PostgreSQL, where each is a round trip to the server."""
+        snapshots = self.snapshots
+        assert snapshots is not None
+        recorder = self.recorder
+        if isinstance(recorder, LedgerPostgresRecorder):
+            assert isinstance(snapshots.recorder, PostgresAggregateRecorder)
+            rows = recorder.select_latest(snapshots.recorder.events_table_name, stream_ids)
+        else:
+            rows = [
+                row
+                for stream_id in stream_ids
+                for row in snapshots.recorder.select_events(stream_id, desc=True, limit=1)
+            ]
+        return {row.originator_id: row for row in rows}
 
-    def _latest_snapshot(self, stream_id: UUID) -> Any:
-        """The stream's snapshot of the highest version; None when it has none."""
+    def _stored_ranges(
+        self, ranges: Mapping[UUID, tuple[int, int]]
+    ) -> dict[UUID, list[StoredEvent]]:
+        """The events of each stream after the first version of its range through the second,
+        in version order, as stored: in one query on PostgreSQL."""
+        recorder = self.recorder
+        if isinstance(recorder, LedgerPostgresRecorder):
+            rows = recorder.select_ranges(ranges)
+        else:
+            rows = [
+                row
+                for stream_id, (after, through) in ranges.items()
+                for row in recorder.select_events(stream_id, gt=after, lte=through)
+            ]
+        by_stream: dict[UUID, list[StoredEvent]] = {}
+        for row in rows:
+            by_stream.setdefault(row.originator_id, []).append(row)
+        return by_stream
+
+    def _snapshot_of(self, stored: StoredEvent) -> Snapshot:
         assert self.snapshots is not None
-        return next(iter(self.snapshots.get(stream_id, desc=True, limit=1)), None)
+        snapshot = self.snapshots.mapper.to_domain_event(stored)
+        assert isinstance(snapshot, Snapshot), stored.topic
+        return snapshot
+
+    def _load(self, stream_id: UUID) -> tuple[Any, int]:
+        """A stream's aggregate (None: no such stream) and its latest snapshot's version."""
+        return self._restored([stream_id])[stream_id]
+
+    def _restored(self, stream_ids: Sequence[UUID]) -> dict[UUID, tuple[Any, int]]:
+        """Each stream's aggregate (None: no such stream) from its latest snapshot and the
+        events after it, and that snapshot's version (0: none), in stream order. A snapshot in
+        an older layout is passed over: the events say it all, and the next snapshot is due
+        from its version (a new one at the same version would fail every batch)."""
+        latest = {
+            stream_id: self._snapshot_of(stored)
+            for stream_id, stored in self._stored_latest_snapshots(stream_ids).items()
+        }
+        stored_events = self._stored_ranges(
+            {
+                stream_id: (_replayed_after(latest.get(stream_id)), LAST_VERSION)
+                for stream_id in stream_ids
+            }
+        )
+        restored = {}
+        for stream_id in stream_ids:
+            events = map(self.mapper.to_domain_event, stored_events.get(stream_id, []))
+            snapshot = latest.get(stream_id)
+            if snapshot is None:
+                restored[stream_id] = mutated(events), 0
+            else:
+                start = [] if _unreadable(snapshot) else [snapshot]
+                restored[stream_id] = mutated(chain(start, events)), snapshot.originator_version
+        return restored
 
     def due_snapshot(self, aggregate: Account | Intake) -> Snapshot | None:
         """A snapshot of a cached account or intake when its interval of events has been
@@ -319,27 +369,52 @@ class LedgerApp(Application[UUID]):
     def snapshot_findings(self, streams: Mapping[UUID, str]) -> tuple[int, list[str]]:
         """R3 for the state a process starts from: the latest snapshot of each of these streams
         (id -> name) equals its stored events replayed up to the snapshot's version. Returns
-        the number of snapshots checked and the findings."""
-        checked, findings = 0, []
-        for stream_id, name in streams.items():
-            try:
-                latest = self._latest_snapshot(stream_id)
-                if latest is None or _unreadable(latest):
+        the number of snapshots checked and the findings. Streams are read so many at a time,
+        each time in two queries: the snapshots, then the events up to them."""
+        checked = 0
+        findings: list[str] = []
+        stream_ids = list(streams)
+        for start in range(0, len(stream_ids), SNAPSHOTS_CHECKED_AT_ONCE):
+            some = stream_ids[start : start + SNAPSHOTS_CHECKED_AT_ONCE]
+            found: dict[UUID, str] = {}
+            latest: dict[UUID, Snapshot] = {}
+            for stream_id, stored in self._stored_latest_snapshots(some).items():
+                try:
+                    snapshot = self._snapshot_of(stored)
+                except Exception as error:  # a tampered snapshot cannot be read back
+                    found[stream_id] = (
+                        f"{streams[stream_id]}: its snapshot cannot be checked ({error!r})"
+                    )
                     continue
-                checked += 1
-                version = latest.originator_version
-                restored = latest.mutate(None)
-                replayed = mutated(self.events.get(stream_id, lte=version))
-            except Exception as error:  # a tampered snapshot or stream cannot be read back
-                findings.append(f"{name}: its snapshot cannot be checked ({error!r})")
-                continue
-            if replayed is None or replayed.version != version:
-                findings.append(f"{name}: the snapshot at version {version} is past its events")
-            elif _comparable(restored) != _comparable(replayed):
-                findings.append(
-                    f"{name}: the snapshot at version {version} differs from its events "
-                    "replayed to that version"
-                )
+                if not _unreadable(snapshot):
+                    latest[stream_id] = snapshot
+            stored_events = self._stored_ranges(
+                {
+                    stream_id: (0, snapshot.originator_version)
+                    for stream_id, snapshot in latest.items()
+                }
+            )
+            checked += len(latest)
+            for stream_id, snapshot in latest.items():
+                name, version = streams[stream_id], snapshot.originator_version
+                try:
+                    restored = snapshot.mutate(None)
+                    replayed = mutated(
+                        map(self.mapper.to_domain_event, stored_events.get(stream_id, []))
+                    )
+                except Exception as error:  # nor can a tampered stream
+                    found[stream_id] = f"{name}: its snapshot cannot be checked ({error!r})"
+                    continue
+                if replayed is None or replayed.version != version:
+                    found[stream_id] = (
+                        f"{name}: the snapshot at version {version} is past its events"
+                    )
+                elif _comparable(restored) != _comparable(replayed):
+                    found[stream_id] = (
+                        f"{name}: the snapshot at version {version} differs from its events "
+                        "replayed to that version"
+                    )
+            findings.extend(found[stream_id] for stream_id in some if stream_id in found)
         return checked, findings
 
     def stored_events(self, after: int = 0, page_size: int = 1000) -> Iterator[object]:
@@ -458,17 +533,6 @@ class LedgerApp(Application[UUID]):
 def _replayed_after(latest: Snapshot | None) -> int:
     """The version after which a stream's events are replayed onto its latest snapshot."""
     return 0 if latest is None or _unreadable(latest) else latest.originator_version
-
-
-def _restored(latest: Snapshot | None, events_after: Iterable[object]) -> tuple[Any, int]:
-    """A stream's aggregate (None: no such stream) from its latest snapshot and the events
-    after `_replayed_after` it, and that snapshot's version (0: none). A snapshot in an older
-    layout is passed over: the events say it all, and the next snapshot is due from its
-    version (a new one at the same version would fail every batch)."""
-    if latest is None:
-        return mutated(events_after), 0
-    start = [] if _unreadable(latest) else [latest]
-    return mutated(chain(start, events_after)), latest.originator_version
 
 
 def _unreadable(snapshot: object) -> bool:

@@ -106,11 +106,12 @@ class LedgerPostgresRecorder(PostgresProcessRecorder):
         self.select_topics_page_statement = page.format(
             table=table, topics=SQL(" AND topic = ANY(%s)")
         )
-        self.select_after_statement = SQL(
+        self.select_ranges_statement = SQL(
             "SELECT e.originator_id, e.originator_version, e.topic, e.state "
-            "FROM unnest(%b::uuid[], %b::bigint[]) AS q(stream_id, after), "
+            "FROM unnest(%b::uuid[], %b::bigint[], %b::bigint[]) AS q(stream_id, after, through), "
             "LATERAL (SELECT originator_id, originator_version, topic, state FROM {table} "
-            "WHERE originator_id = q.stream_id AND originator_version > q.after) AS e "
+            "WHERE originator_id = q.stream_id AND originator_version > q.after "
+            "AND originator_version <= q.through) AS e "
             "ORDER BY e.originator_id, e.originator_version"
         ).format(table=table)
         self.previous_id_statement = SQL(
@@ -251,13 +252,14 @@ class LedgerPostgresRecorder(PostgresProcessRecorder):
         return self._stored_rows(statement, (list(stream_ids),))
 
     @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)  # as the library
-    def select_after(self, versions: Mapping[UUID, int]) -> list[StoredEvent]:
-        """The events of each of these streams after its given version, in one query, in
-        stream and version order."""
-        if not versions:
+    def select_ranges(self, ranges: Mapping[UUID, tuple[int, int]]) -> list[StoredEvent]:
+        """The events of each of these streams from just after the first version of its range
+        through the second, in one query, in stream and version order."""
+        if not ranges:
             return []
+        afters, throughs = zip(*ranges.values(), strict=True)
         return self._stored_rows(
-            self.select_after_statement, (list(versions), list(versions.values()))
+            self.select_ranges_statement, (list(ranges), list(afters), list(throughs))
         )
 
     def _stored_rows(self, statement: Composed, params: tuple[Any, ...]) -> list[StoredEvent]:
