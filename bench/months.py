@@ -11,7 +11,7 @@ alongside. After each month count of `--months`, it measures:
   before documents were settled), in the same run: how many, their bytes, the time to read
   and parse them for all accounts in pages of 500;
 - the time a process that never saw an account takes to load it (its snapshot and the
-  events after it);
+  events after it), one account at a time and a batch's worth (500) at a time;
 - a consumer that never saw the accounts (a restart) taking the next `--sample` records in
   batches of 500: its rate, and the documents it keeps afterwards (in all).
 """
@@ -54,14 +54,20 @@ def consume(url: str, lines: list[bytes], start: int) -> tuple[float, int]:
         return time.perf_counter() - started, len(alongside.known.docs)
 
 
-def load_accounts(url: str, accounts: list[str]) -> float:
+def load_times(url: str, accounts: list[str]) -> tuple[float, float]:
     """Seconds a process that never saw them takes to load the accounts (snapshot and events
-    after it), as a restarted consumer does first."""
-    app = LedgerApp(parse_store_url(url))
+    after it), as a restarted consumer does first: one by one, as its batches did before
+    round 11, and a batch's worth at a time, as they do now (`LedgerApp.load_accounts`)."""
+    one_by_one = LedgerApp(parse_store_url(url))
     started = time.perf_counter()
     for account_id in accounts:
-        assert app.account(account_id) is not None
-    return time.perf_counter() - started
+        assert one_by_one.account(account_id) is not None
+    one_by_one_s = time.perf_counter() - started
+    together = LedgerApp(parse_store_url(url))
+    started = time.perf_counter()
+    for first in range(0, len(accounts), BATCH):
+        assert together.load_accounts(accounts[first : first + BATCH]) == set()
+    return one_by_one_s, time.perf_counter() - started
 
 
 def read_documents(url: str, accounts: list[str], every: bool) -> tuple[float, int, int]:
@@ -92,7 +98,7 @@ def measure(
         assert row is not None
     every_s, every_docs, every_bytes = read_documents(url, accounts, every=True)
     current_s, current_docs, current_bytes = read_documents(url, accounts, every=False)
-    load_s = load_accounts(url, accounts)
+    load_s, together_s = load_times(url, accounts)
     sample_s, kept = consume(url, sample, start)
     per_account = len(accounts)
     return {
@@ -106,6 +112,7 @@ def measure(
         "current_kb_per_account": round(current_bytes / per_account / 1024, 1),
         "current_read_us_per_account": round(current_s * 1e6 / per_account),
         "account_load_us": round(load_s * 1e6 / per_account),
+        "account_load_together_us": round(together_s * 1e6 / per_account),
         "restarted_consumer_per_s": round(len(sample) / sample_s),
         "restarted_consumer_kept_docs": kept,
     }
@@ -140,7 +147,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         prog="python -m bench.months",
         description=__doc__.split("\n\n")[0],
-        epilog="Figures and what they mean: docs/PERFORMANCE.md (round 10).",
+        epilog="Figures and what they mean: docs/PERFORMANCE.md (rounds 10 and 11).",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     parser.add_argument("--accounts", type=int, default=500, help="accounts in the traffic")
@@ -159,7 +166,8 @@ def main(argv: list[str] | None = None) -> None:
         return
     print(
         f"{'months':>6} {'stored docs':>11} {'KB':>6} | {'read, every docs':>16} {'KB':>6}"
-        f" {'us':>5} | {'read, current docs':>18} {'KB':>5} {'us':>5} | {'load us':>7} |"
+        f" {'us':>5} | {'read, current docs':>18} {'KB':>5} {'us':>5} |"
+        f" {'load us':>7} {'together':>8} |"
         f" {'restarted /s':>12} {'kept docs':>9}"
     )
     for row in rows:
@@ -168,7 +176,8 @@ def main(argv: list[str] | None = None) -> None:
             f"{row['stored_kb_per_account']:>6} | {row['every_docs_per_account']:>16} "
             f"{row['every_kb_per_account']:>6} {row['every_read_us_per_account']:>5} | "
             f"{row['current_docs_per_account']:>18} {row['current_kb_per_account']:>5} "
-            f"{row['current_read_us_per_account']:>5} | {row['account_load_us']:>7,} |"
+            f"{row['current_read_us_per_account']:>5} | {row['account_load_us']:>7,}"
+            f" {row['account_load_together_us']:>8,} |"
             f" {row['restarted_consumer_per_s']:>12,}"
             f" {row['restarted_consumer_kept_docs']:>9,}"
         )

@@ -26,6 +26,7 @@ def test_bench_months_reads_as_many_documents_after_four_months_as_after_one(
     assert 0 < fourth["restarted_consumer_kept_docs"] <= 8 * fourth["current_docs_per_account"]
     for row in (first, fourth):
         assert row["restarted_consumer_per_s"] > 0 and row["account_load_us"] > 0
+        assert row["account_load_together_us"] > 0
 
 
 @pytest.mark.postgres
