@@ -580,19 +580,15 @@ class Batch:
     def look_up(self, events: Sequence[IncomingEvent]) -> None:
         """Read, in one query, which of the events this batch is about to apply were applied
         before: `apply` takes only events looked up."""
-        ids = {
-            (account_stream_id(event.account_id), event.event_id)
-            for event in events
-            if event.type != "catalog.published"
-        }
-        self._applied_before |= self.app.applied_index.applied_among(ids - self._looked_up)
-        self._looked_up |= ids
+        applying = [event for event in events if event.type != "catalog.published"]
+        ids = [(account_stream_id(event.account_id), event.event_id) for event in applying]
+        self._applied_before |= self.app.applied_index.applied_among(set(ids) - self._looked_up)
+        self._looked_up.update(ids)
         # The accounts of the events not applied before, read in two queries, not two each.
         self._absent |= self.app.load_accounts(
             event.account_id
-            for event in events
-            if event.type != "catalog.published"
-            and (account_stream_id(event.account_id), event.event_id) not in self._applied_before
+            for event, applied_id in zip(applying, ids, strict=True)
+            if applied_id not in self._applied_before
         )
 
     def apply(self, position: int, event: IncomingEvent) -> Applied:
