@@ -149,7 +149,7 @@ def test_an_account_snapshot_of_another_layout_is_passed_over_in_bulk_too(
 
 
 @PG
-def test_an_audit_checks_snapshots_many_streams_at_a_time_and_names_a_changed_one(
+def test_R3_an_audit_checks_snapshots_many_streams_at_a_time_and_names_a_changed_one(
     postgres_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     accounts = _store_traffic(postgres_url)

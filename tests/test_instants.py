@@ -40,7 +40,7 @@ def _local_period(instant: datetime, timezone_name: str) -> str:
     walk=st.lists(INSTANTS, min_size=1, max_size=12),
     spread=st.lists(st.integers(-3 * 86400, 3 * 86400), min_size=1, max_size=12),
 )
-def test_a_period_is_the_one_whose_bounds_hold_the_instant_whatever_came_before(
+def test_T1_a_period_is_the_one_whose_bounds_hold_the_instant_whatever_came_before(
     zone_name: str, walk: list[datetime], spread: list[int]
 ) -> None:
     # Instants near each other and far apart, so the remembered period is hit and missed.
@@ -54,7 +54,7 @@ def test_a_period_is_the_one_whose_bounds_hold_the_instant_whatever_came_before(
 
 @settings(max_examples=300, deadline=None)
 @given(zone_name=st.sampled_from(ZONES), instant=INSTANTS)
-def test_a_period_is_the_calendar_month_of_the_local_time(
+def test_T1_a_period_is_the_calendar_month_of_the_local_time(
     zone_name: str, instant: datetime
 ) -> None:
     local = _local_period(instant, zone_name)
@@ -66,7 +66,7 @@ def test_a_period_is_the_calendar_month_of_the_local_time(
         assert instant.astimezone(ZoneInfo(zone_name)).day >= 28
 
 
-def test_months_change_at_local_midnight_in_a_zone_ahead_of_and_one_behind_utc() -> None:
+def test_T1_months_change_at_local_midnight_in_a_zone_ahead_of_and_one_behind_utc() -> None:
     for zone_name, last_instant in [
         ("Asia/Kolkata", datetime(2026, 11, 30, 18, 29, 59, 999999, tzinfo=UTC)),
         ("America/New_York", datetime(2026, 12, 1, 4, 59, 59, 999999, tzinfo=UTC)),
