@@ -13,6 +13,7 @@ same number of ids, and the same digest of them (`AppliedIdSummary`).
 
 from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass
+from hashlib import blake2b
 from typing import Protocol
 from uuid import UUID
 
@@ -39,13 +40,20 @@ class AppliedIdSummary:
     """How many ids, and a digest of them that does not depend on their order: the sum of a
     64-bit hash of each. An id counted twice, missing or changed changes one or both.
 
-    The hash is Python's own, salted per process: two summaries are compared in the process
-    that made them, never stored. It costs a tenth of a cryptographic hash per id, and the
-    digest guards against mistakes in the store, not against someone who can rewrite the log
-    (the hash chain answers for that)."""
+    The hash is BLAKE2b cut to 64 bits, so a summary means the same in every process: an
+    audit split across processes adds up the summaries of its parts (`plus`). It guards
+    against mistakes in the store, not against someone who can rewrite the log (the hash
+    chain answers for that); it costs under a microsecond an id, about 1% of auditing one.
+    Python's own hash was a tenth of that, but salted per process."""
 
     count: int = 0
     digest: int = 0
+
+    def plus(self, other: "AppliedIdSummary") -> "AppliedIdSummary":
+        """The summary of both sets of ids together (they share none)."""
+        return AppliedIdSummary(
+            self.count + other.count, (self.digest + other.digest) % _DIGEST_MODULUS
+        )
 
 
 class AppliedIdTally:
@@ -57,7 +65,8 @@ class AppliedIdTally:
 
     def add(self, stream_id: UUID, event_id: str) -> None:
         self.count += 1
-        self.digest += hash((stream_id.int, event_id))
+        hashed = blake2b(stream_id.bytes + event_id.encode(), digest_size=8).digest()
+        self.digest += int.from_bytes(hashed, "big")
 
     def summary(self) -> AppliedIdSummary:
         return AppliedIdSummary(self.count, self.digest % _DIGEST_MODULUS)
