@@ -35,7 +35,7 @@ from ledger.errors import LedgerError, RejectedEvent
 from ledger.ids import CATALOG_STREAM_ID, account_stream_id, intake_stream_id
 from ledger.intake import Intake
 from ledger.outcome import Charge
-from ledger.recorder import Alongside, LedgerPostgresRecorder
+from ledger.recorder import WHOLE_LOG, Alongside, LedgerPostgresRecorder, LogPart
 from ledger.recorder_memory import LedgerMemoryRecorder
 from ledger.recorder_sqlite import LedgerSQLiteRecorder
 from ledger.rules import decide
@@ -423,6 +423,29 @@ class LedgerApp(Application[UUID]):
             for _, event in page:
                 yield event
             after = page[-1][0]
+
+    def logged_events(
+        self, through: int, part: LogPart = WHOLE_LOG, page_size: int = 1000
+    ) -> Iterator[tuple[int, object]]:
+        """Every stored event up to that log position, in log order, with its notification id;
+        of one part of the log's streams when it is read in parts (PostgreSQL only)."""
+        after = 0
+        if isinstance(self.recorder, LedgerPostgresRecorder):
+            # Windows of ids that hold about a page of the part's events each.
+            while after < through:
+                window = min(through, after + page_size * part.count)
+                for notification in self.recorder.select_part(after, window, part):
+                    yield notification.id, self.mapper.to_domain_event(notification)
+                after = window
+            return
+        if part.count != 1:
+            raise ValueError("only a PostgreSQL store can be read in parts")
+        while page := self.recorder.select_notifications(
+            start=after, limit=page_size, stop=through, inclusive_of_start=False
+        ):
+            for notification in page:
+                yield notification.id, self.mapper.to_domain_event(notification)
+            after = page[-1].id
 
     def stored_page(self, after: int, limit: int) -> list[tuple[int, object]]:
         """Up to `limit` stored events after that log position, as (notification id, event)."""

@@ -59,6 +59,27 @@ class Alongside:
     locked: Callable[[Any, int, Sequence[int]], None]
 
 
+# An explicit limit on how many parts a log is read in (`LogPart`): a part is chosen by one
+# byte of the stream id, and a process per part is as many as any machine here would use.
+MAX_LOG_PARTS = 64
+
+
+@dataclass(frozen=True)
+class LogPart:
+    """Part `index` of a log split into `count` parts by stream: each stream's events all fall
+    in one part, in log order. Several processes read the parts of one log side by side (an
+    audit); the streams' ids, from UUID v5 hashes, spread them evenly."""
+
+    index: int
+    count: int
+
+    def __post_init__(self) -> None:
+        assert 0 <= self.index < self.count <= MAX_LOG_PARTS, self
+
+
+WHOLE_LOG = LogPart(0, 1)
+
+
 @dataclass
 class LockUse:
     """How long this process held the events table lock, and for how many events.
@@ -106,6 +127,14 @@ class LedgerPostgresRecorder(PostgresProcessRecorder):
         self.select_topics_page_statement = page.format(
             table=table, topics=SQL(" AND topic = ANY(%s)")
         )
+        # The last byte of a stream id chooses its part, read by the server in C. A window of
+        # ids and no LIMIT: with one, the planner guessed the filter keeps few rows and sent
+        # two parallel workers after each page, 14 ms a page instead of 2.
+        self.select_part_statement = SQL(
+            "SELECT notification_id, originator_id, originator_version, topic, state "
+            "FROM {table} WHERE notification_id > %s AND notification_id <= %s "
+            "AND get_byte(uuid_send(originator_id), 15) %% %s = %s ORDER BY notification_id"
+        ).format(table=table)
         self.select_ranges_statement = SQL(
             "SELECT e.originator_id, e.originator_version, e.topic, e.state "
             "FROM unnest(%b::uuid[], %b::bigint[], %b::bigint[]) AS q(stream_id, after, through), "
@@ -216,10 +245,21 @@ class LedgerPostgresRecorder(PostgresProcessRecorder):
             )
             return page
         after = 0 if start is None else start - 1 if inclusive_of_start else start
-        params: tuple[Any, ...] = (after, limit)
-        statement = self.select_page_statement
         if topics:
-            statement, params = self.select_topics_page_statement, (after, list(topics), limit)
+            return self._notifications(
+                self.select_topics_page_statement, (after, list(topics), limit)
+            )
+        return self._notifications(self.select_page_statement, (after, limit))
+
+    @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)  # as the library
+    def select_part(self, after: int, through: int, part: LogPart) -> list[Notification]:
+        """The events of one part of the log (`LogPart`) after one notification id and up to
+        another, in log order: a window of ids, not a page of rows."""
+        return self._notifications(
+            self.select_part_statement, (after, through, part.count, part.index)
+        )
+
+    def _notifications(self, statement: Composed, params: tuple[Any, ...]) -> list[Notification]:
         with (
             self.datastore.get_connection() as connection,
             connection.cursor(row_factory=tuple_row, binary=True) as curs,
