@@ -115,6 +115,12 @@ class IntakeTally:
         elif isinstance(event, (Account.Opened, Account.FactApplied, CatalogBook.VersionPublished)):
             self.ledger_events += 1
 
+    def absorb(self, other: "IntakeTally") -> None:
+        """Add what another tally saw of other streams (another part of the log)."""
+        assert not self.by_stream.keys() & other.by_stream.keys(), "parts share a stream"
+        self.by_stream.update(other.by_stream)
+        self.ledger_events += other.ledger_events
+
     def result(self, stored_position: Callable[[str], int | None]) -> IntakeAudit:
         sources = sorted(self.by_stream.values(), key=lambda s: s.source)
         for source in sources:
