@@ -9,7 +9,9 @@ process's own CPU) each step takes, best of `--repeat` runs:
 - read: the log read back into domain events;
 - fold: every view folded from events already in memory;
 - replay: read and fold, as `ledger rebuild` does;
-- audit: one read feeding the chains, the intake tally and the views, as `ledger audit` does.
+- audit: one read feeding the chains, the intake tally and the views, as `ledger audit` does;
+- audit_in_parts: the same, the log read in `--processes` parts side by side, one process
+  each (its CPU rate counts every process's CPU).
 
 Nothing is written. Run the code before and after a change alternately, from a worktree with
 PYTHONPATH set to it, and compare the CPU rates: they move far less than wall-clock rates on a
@@ -18,43 +20,50 @@ shared machine.
 
 import argparse
 import json
+import resource
 import time
 from collections.abc import Callable
 from typing import Any
 
 from ledger.application import LedgerApp
-from ledger.audit import ChainAudit, IntakeTally, streams_named
 from ledger.runtime import tune_for_long_runs
 from ledger.store import parse_store_url
-from projections.runner import Fold, fold, view_documents
+from projections.log_audit import audit_log
+from projections.runner import fold
+
+AUDIT_PROCESSES = 2  # the cores of the machines the figures in docs/PERFORMANCE.md come from
 
 
-def audit_log(app: LedgerApp) -> None:
-    """The whole ledger's audit as `ledger audit` reads it: one read feeds every check."""
-    chains, tally, replay = ChainAudit(), IntakeTally(), Fold()
-    for event in app.stored_events():
-        chains.see(event)
-        tally.see(event)
-        replay.see(event)
-    tally.result(app.process_recorder.max_tracking_id)
-    view_documents(replay.views())
-    app.snapshot_findings(streams_named(chains, tally))
-    app.applied_id_findings(chains.applied_ids.summary())
+def audit_whole_log(app: LedgerApp, processes: int = 1) -> None:
+    """The whole ledger's audit as `ledger audit` makes it, but for the live views' read."""
+    through = app.recorder.max_notification_id() or 0
+    found = audit_log(app, through, processes)
+    found.intake.result(app.process_recorder.max_tracking_id)
+    app.applied_id_findings(found.applied_ids)
 
 
 def timed(count: int, step: Callable[[], object], repeat: int) -> dict[str, float]:
-    """Events per second of the best of `repeat` runs, by wall clock and by own CPU."""
+    """Events per second of the best of `repeat` runs, by wall clock and by CPU: this
+    process's and that of the processes it started and waited for."""
     walls, cpus = [], []
     for _ in range(repeat):
-        wall, cpu = time.perf_counter(), time.process_time()
+        wall, cpu = time.perf_counter(), _cpu_seconds()
         step()
         walls.append(time.perf_counter() - wall)
-        cpus.append(time.process_time() - cpu)
+        cpus.append(_cpu_seconds() - cpu)
     return {"per_s": rate(count, min(walls)), "per_cpu_s": rate(count, min(cpus))}
 
 
+def _cpu_seconds() -> float:
+    children = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return time.process_time() + children.ru_utime + children.ru_stime
+
+
 def measure(
-    app: LedgerApp, repeat: int = 1, steps: tuple[str, ...] = ("replay", "audit")
+    app: LedgerApp,
+    repeat: int = 1,
+    steps: tuple[str, ...] = ("replay", "audit", "audit_in_parts"),
+    processes: int = AUDIT_PROCESSES,
 ) -> dict[str, Any]:
     # Folding from memory needs the events held; otherwise one counting read is enough.
     events = list(app.stored_events()) if "fold" in steps else []
@@ -63,9 +72,10 @@ def measure(
         "read": lambda: sum(1 for _ in app.stored_events()),
         "fold": lambda: fold(events),
         "replay": lambda: fold(app.stored_events()),
-        "audit": lambda: audit_log(app),
+        "audit": lambda: audit_whole_log(app),
+        "audit_in_parts": lambda: audit_whole_log(app, processes),
     }
-    figures: dict[str, Any] = {"events": count}
+    figures: dict[str, Any] = {"events": count, "processes": processes}
     for step in steps:
         figures[step] = timed(count, runs[step], repeat)
     return figures
@@ -81,19 +91,25 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--store", required=True, help="the ledger's store URL")
     parser.add_argument("--repeat", type=int, default=3, help="runs of each step; the best counts")
+    parser.add_argument(
+        "--processes",
+        type=int,
+        default=AUDIT_PROCESSES,
+        help="processes of the audit_in_parts step",
+    )
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = parser.parse_args(argv)
     tune_for_long_runs()  # as the `ledger` command does
-    figures = measure(
-        LedgerApp(parse_store_url(args.store)), args.repeat, ("read", "fold", "replay", "audit")
-    )
+    steps = ("read", "fold", "replay", "audit", "audit_in_parts")
+    figures = measure(LedgerApp(parse_store_url(args.store)), args.repeat, steps, args.processes)
     if args.json:
         print(json.dumps(figures, sort_keys=True))
         return
     print(f"{figures['events']:,} stored events, best of {args.repeat}")
-    for step in ("read", "fold", "replay", "audit"):
+    for step in steps:
         got = figures[step]
-        print(f"{step:8s} {got['per_s']:>10,.0f} /s   {got['per_cpu_s']:>10,.0f} per CPU second")
+        name = f"audit in {args.processes} processes" if step == "audit_in_parts" else step
+        print(f"{name:24s} {got['per_s']:>10,.0f} /s   {got['per_cpu_s']:>10,.0f} per CPU second")
 
 
 if __name__ == "__main__":

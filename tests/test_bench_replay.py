@@ -25,7 +25,8 @@ def test_bench_replay_reads_every_stored_event_and_stores_nothing(
 
     figures = json.loads(capsys.readouterr().out)
     assert figures["events"] == stored > len(lines) // 2
-    for step in ("read", "fold", "replay", "audit"):
+    assert figures["processes"] == 2
+    for step in ("read", "fold", "replay", "audit", "audit_in_parts"):
         assert figures[step]["per_s"] > 0 and figures[step]["per_cpu_s"] > 0, step
     assert app.recorder.max_notification_id() == position
 
@@ -38,4 +39,10 @@ def test_bench_replay_prints_a_table_for_people(
     main(["--store", postgres_url, "--repeat", "1"])
     out = capsys.readouterr().out.splitlines()
     assert out[0] == "0 stored events, best of 1"
-    assert [line.split()[0] for line in out[1:]] == ["read", "fold", "replay", "audit"]
+    assert [line.split("  ")[0] for line in out[1:]] == [
+        "read",
+        "fold",
+        "replay",
+        "audit",
+        "audit in 2 processes",
+    ]
