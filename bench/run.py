@@ -29,8 +29,8 @@ import psycopg
 from kafka import KafkaConsumer, TopicPartition
 
 from bench.cpu import cpu_budget, machine_cpu_seconds
+from bench.replay import AUDIT_PROCESSES, rate
 from bench.replay import measure as replay_rates
-from bench.replay import rate
 from bench.scratch import scratch_database, scratch_topics
 from bench.traffic import generate
 from consumers.kafka import ConsumeReport, KafkaSettings, consume, ensure_topics, publish
@@ -217,6 +217,8 @@ def end_to_end(url: str, settings: KafkaSettings, expected: int, figures: dict[s
         figures["replay_per_cpu_s"] = log["replay"]["per_cpu_s"]
         figures["audit_per_s"] = log["audit"]["per_s"]
         figures["audit_per_cpu_s"] = log["audit"]["per_cpu_s"]
+        figures["audit_in_parts_per_s"] = log["audit_in_parts"]["per_s"]
+        figures["audit_in_parts_per_cpu_s"] = log["audit_in_parts"]["per_cpu_s"]
 
         figures["query_ms"] = query_latency(views, figures["accounts"])
 
@@ -409,6 +411,8 @@ def report(figures: dict[str, Any]) -> None:
         ("replay_per_cpu_s", fmt_rate, "  per second of its own CPU"),
         ("audit_per_s", fmt_rate, "audit (chains, intake, views)"),
         ("audit_per_cpu_s", fmt_rate, "  per second of its own CPU"),
+        ("audit_in_parts_per_s", fmt_rate, f"audit in {AUDIT_PROCESSES} processes"),
+        ("audit_in_parts_per_cpu_s", fmt_rate, "  per second of their CPU"),
         ("query_ms", json.dumps, "query: balance + invoice (ms)"),
         ("rss_mb_at_quarters", json.dumps, "RSS at 25/50/75/100% of the run (MB)"),
         ("peak_rss_mb", str, "peak RSS (MB)"),
