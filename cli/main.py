@@ -848,8 +848,9 @@ def export(
 @click.option(
     "--processes",
     type=click.IntRange(1, MAX_LOG_PARTS),
-    help="Read the log in this many parts, one process each (PostgreSQL only). "
-    "Default: one per core for a log of 50,000 events or more, else one.",
+    help="Read the whole ledger's log in this many parts, one process each (PostgreSQL "
+    "only; an account's audit is one process). Default: one per core for a log of 50,000 "
+    "events or more, else one.",
 )
 @pass_context
 def audit(context: Context, account: str | None, processes: int | None) -> None:
