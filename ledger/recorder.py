@@ -45,7 +45,7 @@ from ledger.applied_ids import (
     AppliedId,
     AppliedIdsIn,
     AppliedIdSummary,
-    AppliedIdTally,
+    summary_of,
 )
 
 TOPIC = "ledger.recorder:LedgerPostgresRecorder"  # how the library's factory is told to use it
@@ -186,21 +186,18 @@ class LedgerPostgresRecorder(PostgresProcessRecorder):
 
     @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)  # as the library
     def applied_id_summary(self, stream_id: UUID | None = None) -> AppliedIdSummary:
-        tally = AppliedIdTally()
         # A server-side cursor read in pages: any number of ids in bounded memory.
         with (
             self.datastore.get_connection() as connection,
             connection.transaction(),
             connection.cursor("applied_ids", row_factory=tuple_row, binary=True) as curs,
         ):
+            curs.itersize = IDS_PAGE
             if stream_id is None:
                 curs.execute(self.all_applied_statement)
             else:
                 curs.execute(self.stream_applied_statement, (stream_id,))
-            while page := curs.fetchmany(IDS_PAGE):
-                for applied_stream, event_id in page:
-                    tally.add(applied_stream, event_id)
-        return tally.summary()
+            return summary_of(curs)
 
     def create_applied_index(self, topics: Sequence[str], applied_in: AppliedIdsIn) -> int:
         filled = 0

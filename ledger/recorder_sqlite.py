@@ -14,7 +14,7 @@ from ledger.applied_ids import (
     AppliedId,
     AppliedIdsIn,
     AppliedIdSummary,
-    AppliedIdTally,
+    summary_of,
 )
 
 TOPIC = "ledger.recorder_sqlite:LedgerSQLiteRecorder"  # how the library's factory is told to use it
@@ -77,10 +77,10 @@ class LedgerSQLiteRecorder(SQLiteProcessRecorder):
                     f"SELECT stream_id, event_id FROM {TABLE_NAME} WHERE stream_id = ?",
                     (stream_id.hex,),
                 )
-            tally = AppliedIdTally()
-            for stream_hex, event_id in c.sqlite_cursor:  # row by row: bounded memory
-                tally.add(UUID(stream_hex), event_id)
-            return tally.summary()
+            # Row by row: bounded memory.
+            return summary_of(
+                (UUID(stream_hex), event_id) for stream_hex, event_id in c.sqlite_cursor
+            )
 
     def create_applied_index(self, topics: Sequence[str], applied_in: AppliedIdsIn) -> int:
         filled = 0
