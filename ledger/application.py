@@ -440,12 +440,9 @@ class LedgerApp(Application[UUID]):
             return
         if part.count != 1:
             raise ValueError("only a PostgreSQL store can be read in parts")
-        while page := self.recorder.select_notifications(
-            start=after, limit=page_size, stop=through, inclusive_of_start=False
-        ):
-            for notification in page:
-                yield notification.id, self.mapper.to_domain_event(notification)
-            after = page[-1].id
+        while after < through and (page := self.stored_page(after, page_size)):
+            yield from (logged for logged in page if logged[0] <= through)
+            after = page[-1][0]
 
     def stored_page(self, after: int, limit: int) -> list[tuple[int, object]]:
         """Up to `limit` stored events after that log position, as (notification id, event)."""

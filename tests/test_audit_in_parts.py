@@ -261,3 +261,17 @@ def test_R3_intake_tallies_of_parts_add_up_to_the_whole_logs() -> None:
     assert parts[0].result(no_position).document() == expected
     with pytest.raises(AssertionError, match="parts share a stream"):
         parts[0].absorb(parts[0])
+
+
+def test_the_log_of_an_embedded_store_is_read_whole_up_to_the_position_asked_for(
+    sqlite_url: str,
+) -> None:
+    app = LedgerApp(parse_store_url(sqlite_url))
+    records = [RawRecord(n + 1, value) for n, value in enumerate(generate(3, 60, seed=2))]
+    process_batch(app, "file:a", records, lambda letters: None)
+    last = app.recorder.max_notification_id()
+    assert last is not None and last > 25
+    assert [p for p, _ in app.logged_events(last, page_size=10)] == list(range(1, last + 1))
+    assert [p for p, _ in app.logged_events(25, page_size=10)] == list(range(1, 26))
+    with pytest.raises(ValueError, match="only a PostgreSQL store can be read in parts"):
+        next(app.logged_events(last, LogPart(0, 2)))
