@@ -46,3 +46,7 @@ def shown(amount: Decimal) -> Decimal:
 def money_text(amount: Decimal) -> str:
     """The canonical decimal string of a rated amount, e.g. "25.0000" (JSON carries strings)."""
     return str(rated(amount))
+
+
+# The text of no amount, "0.0000": an outcome whose balance did not move says so.
+ZERO_TEXT = money_text(ZERO)

@@ -9,13 +9,14 @@ amount shown (2 places, HALF_UP); the total is the sum of the shown lines (M2).
 and opens the period's own, which already holds the fees in advance.
 """
 
+from bisect import insort
 from collections.abc import Iterable
 from decimal import Decimal
 from typing import Any
 
 from ledger.account import Account
 from ledger.instants import parse_instant, period_of
-from ledger.money import ZERO, money_text, shown
+from ledger.money import ZERO, ZERO_TEXT, money_text, shown
 from projections.projection import Projection, ViewChanges
 from projections.store import ViewStore
 
@@ -48,7 +49,6 @@ _CHARGE_LINE_KINDS = {
     "adjustment": "adjustments",
 }
 USAGE_CHARGE_KINDS = frozenset({"payg_call", "payg_data", "roaming_data"})
-_NO_CHANGE = money_text(ZERO)  # how an outcome writes "the balance did not move"
 _PAYERS = {"balance": "from balance", "payment_method": "to payment method", "invoice": ""}
 
 
@@ -94,6 +94,11 @@ def _line_id(kind: str, charge: dict[str, Any]) -> tuple[int, str, str, str, str
         charge["payer"],
         charge["charge_id"] if charge["label"] else "",
     )
+
+
+def _line_order(line: dict[str, Any]) -> list[Any]:
+    order: list[Any] = line["line_id"]
+    return order
 
 
 def empty_invoice(account_id: str, period: str, billing_mode: str, currency: str) -> dict[str, Any]:
@@ -168,8 +173,8 @@ def add_charge(
             "exact_amount": money_text(ZERO),
             "amount": "0.00",
         }
-        lines.append(line)
-        lines.sort(key=lambda ln: ln["line_id"])
+        # The lines are kept in line order: a new one goes in its place, no sort of them all.
+        insort(lines, line, key=_line_order)
         by_id[line_id] = line
     # No membership check against the line's charge ids: it grew with the square of a month's
     # calls. A charge id is unique by construction (its event's id, deduplicated, and
@@ -206,19 +211,11 @@ class InvoiceProjection(Projection):
         self._lines = LineIndex()
 
     def apply(self, event: object, changes: ViewChanges) -> None:
-        if isinstance(event, Account.Opened):
-            fact = event.fact
-            period = period_of(
-                parse_instant(fact["occurred_at"], "occurred_at"), fact.get("timezone", "UTC")
-            )
-            changes.put(
-                INDEX_VIEW,
-                fact["account_id"],
-                {"billing_mode": fact["billing_mode"], "currency": fact["currency"], "periods": {}},
-            )
-            self._invoice(changes, fact["account_id"], period)
+        if not isinstance(event, Account.FactApplied):
+            if isinstance(event, Account.Opened):
+                self._opened(event.fact, changes)
             return
-        if not isinstance(event, Account.FactApplied) or event.outcome["status"] != "applied":
+        if event.outcome["status"] != "applied":
             return
         fact, outcome = event.fact, event.outcome
         account_id = fact["account_id"]
@@ -235,7 +232,7 @@ class InvoiceProjection(Projection):
             changes.put(VIEW, invoice_key(account_id, doc["period"]), doc)
         # What moved the balance besides charges: a recharge (I2).
         balance_delta: str = outcome["balance_delta"]
-        if paid_by_balance == ZERO and balance_delta == _NO_CHANGE:
+        if paid_by_balance == ZERO and balance_delta == ZERO_TEXT:
             return
         other = Decimal(balance_delta) + paid_by_balance
         if other != ZERO:
@@ -244,6 +241,17 @@ class InvoiceProjection(Projection):
             doc["recharges"].append({"event_id": fact["event_id"], "amount": money_text(other)})
             doc["balance_change"] = money_text(Decimal(doc["balance_change"]) + other)
             changes.put(VIEW, invoice_key(account_id, doc["period"]), doc)
+
+    def _opened(self, fact: dict[str, Any], changes: ViewChanges) -> None:
+        period = period_of(
+            parse_instant(fact["occurred_at"], "occurred_at"), fact.get("timezone", "UTC")
+        )
+        changes.put(
+            INDEX_VIEW,
+            fact["account_id"],
+            {"billing_mode": fact["billing_mode"], "currency": fact["currency"], "periods": {}},
+        )
+        self._invoice(changes, fact["account_id"], period)
 
     def _invoice(self, changes: ViewChanges, account_id: str, period: str) -> dict[str, Any]:
         """The open invoice of that period, opened if it is new. A closed one is never

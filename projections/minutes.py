@@ -3,7 +3,7 @@
 from typing import Any
 
 from ledger.account import Account
-from ledger.instants import instant_text, period_end
+from ledger.instants import period_end_text
 from projections.projection import Projection, ViewChanges
 
 VIEW = "minutes"
@@ -36,7 +36,7 @@ def minutes_doc(
         "granted_seconds": granted,
         "used_seconds": used,
         "remaining_seconds": granted - used,
-        "expires_at": instant_text(period_end(period, timezone)),
+        "expires_at": period_end_text(period, timezone),
         "plan": plan,
     }
 
@@ -49,13 +49,14 @@ def is_past(period: str, held: dict[str, Any] | None) -> bool:
 
 class MinutesProjection(Projection):
     def apply(self, event: object, changes: ViewChanges) -> None:
-        if isinstance(event, Account.Opened):
-            fact = event.fact
-            changes.put(
-                ACCOUNTS_VIEW, fact["account_id"], {"timezone": fact.get("timezone", "UTC")}
-            )
+        if not isinstance(event, Account.FactApplied):
+            if isinstance(event, Account.Opened):
+                fact = event.fact
+                changes.put(
+                    ACCOUNTS_VIEW, fact["account_id"], {"timezone": fact.get("timezone", "UTC")}
+                )
             return
-        if not isinstance(event, Account.FactApplied) or event.outcome["status"] != "applied":
+        if event.outcome["status"] != "applied":
             return
         fact, effects = event.fact, event.outcome.get("effects", {})
         account_id = fact["account_id"]

@@ -88,8 +88,9 @@ class ViewChanges:
             self._read_accounts |= wanted
 
     def get(self, view: str, key: str) -> Doc | None:
-        if (view, key) in self.changed:
-            return self.changed[(view, key)]
+        changed = self.changed.get((view, key))
+        if changed is not None or (view, key) in self.changed:  # None there: deleted
+            return changed
         if key.split("|", 1)[0] in self._read_accounts:
             doc = self._read.get((view, key))
             if doc is not None or view not in SETTLING_VIEWS:
@@ -102,7 +103,7 @@ class ViewChanges:
         if settled:
             assert view in SETTLING_VIEWS, f"{view} documents are never settled"
             self.settled.add((view, key))
-        else:
+        elif self.settled:  # usually empty: nothing to discard
             self.settled.discard((view, key))
 
     def keys(self, view: str, key_prefix: str) -> list[str]:
@@ -133,4 +134,7 @@ class ViewChanges:
 class Projection(ABC):
     @abstractmethod
     def apply(self, event: object, changes: ViewChanges) -> None:
-        """Fold one stored domain event into the view documents it concerns."""
+        """Fold one stored domain event into the view documents it concerns.
+
+        Ask whether it is a `FactApplied` first: nearly every event is, and an `isinstance`
+        that misses an event class goes the slow way, through the library's metaclass."""
