@@ -1,6 +1,9 @@
 """Every view store finds an account's documents by a prefix of their keys, exactly and in key
 order, and reads them as a range of its index rather than a filter over the whole view."""
 
+import uuid
+
+import orjson
 import psycopg
 import pytest
 from hypothesis import given
@@ -128,3 +131,36 @@ def test_a_new_view_table_compresses_with_lz4_and_leaves_room_for_updates(
             f"SELECT pg_column_compression(doc), length(doc) FROM {VIEW_TABLE}"
         ).fetchone()
     assert row is not None and row[0] == "lz4" and row[1] > 2000
+
+
+# Text beyond ASCII, as labels and descriptions may hold: one character of Latin-1 and one not.
+SPELLED = {"description": "Café roaming", "label": "Zürich pack", "sign": "€"}
+
+
+@pytest.mark.parametrize("encoding", ["UTF8", "LATIN1"])
+def test_documents_keep_their_text_in_the_database_s_encoding(
+    postgres_server: str, encoding: str
+) -> None:
+    """A document's text beyond ASCII comes back as written, from a UTF-8 database and from
+    one in another encoding. (Sending documents as orjson's UTF-8 bytes, to spare a decode,
+    broke the second; it saved nothing measurable, docs/PERFORMANCE.md round 13.)"""
+    doc = SPELLED if encoding == "UTF8" else {k: v for k, v in SPELLED.items() if k != "sign"}
+    name = f"ledger_test_{encoding.lower()}_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(postgres_server, autocommit=True) as admin:
+        admin.execute(
+            f"CREATE DATABASE \"{name}\" ENCODING '{encoding}' TEMPLATE template0 "
+            "LC_COLLATE 'C' LC_CTYPE 'C'"
+        )
+    url = postgres_server.rsplit("/", 1)[0] + f"/{name}"
+    try:
+        with PostgresViewStore(url) as views:
+            views.write({("invoices", "ACC-1|2026-11"): doc}, expected=0, position=1)
+            assert views.get("invoices", "ACC-1|2026-11") == doc
+        with psycopg.connect(url, autocommit=True) as db:
+            row = db.execute(
+                f"SELECT doc, position('Café' in doc) > 0 FROM {VIEW_TABLE}"
+            ).fetchone()
+        assert row is not None and orjson.loads(row[0]) == doc and row[1] is True
+    finally:
+        with psycopg.connect(postgres_server, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
