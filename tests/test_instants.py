@@ -18,6 +18,7 @@ from ledger.instants import (
     next_period,
     parse_instant,
     period_end,
+    period_end_text,
     period_of,
     period_start,
     previous_period,
@@ -135,3 +136,15 @@ def test_digits_past_the_microsecond_are_cut_not_rounded(text: str, expected: da
 def test_a_timestamp_that_is_not_one_says_why(text: str, reason: str) -> None:
     with pytest.raises(ValueError, match=reason):
         parse_instant(text, "occurred_at")
+
+
+@settings(max_examples=300, deadline=None)
+@given(zone_name=st.sampled_from(ZONES), instant=INSTANTS)
+def test_a_period_s_end_as_text_is_the_first_instant_of_the_next_period_in_utc(
+    zone_name: str, instant: datetime
+) -> None:
+    period = period_of(instant, zone_name)
+    end = period_start(next_period(period), zone_name)
+    for _ in range(2):  # worked out, then remembered
+        assert period_end_text(period, zone_name) == instant_text(end)
+        assert parse_instant(period_end_text(period, zone_name), "end") == end
