@@ -50,6 +50,7 @@ BATCH = 1000
 ROUNDS = (1, 3)  # the work of each step done once, then three times: two rounds' difference
 PROJECT = Path(__file__).resolve().parents[1]
 _INSTRUCTIONS = re.compile(r"^==\d+== I\s+refs:\s+([\d,]+)\s*$", re.MULTILINE)
+_VALGRIND = re.compile(r"^==\d+==")  # what valgrind writes, beside the process's own stderr
 
 
 class CountFailed(Exception):
@@ -87,7 +88,8 @@ def count(step: str, rounds: int, options: list[str]) -> tuple[int, int]:
     env = {**os.environ, "PYTHONHASHSEED": "0", "PYTHONPATH": path}
     done = subprocess.run(command, capture_output=True, text=True, env=env, check=False)
     if done.returncode != 0:
-        last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        said = [line for line in done.stderr.splitlines() if line and not _VALGRIND.match(line)]
+        last = (said or ["no output"])[-1]
         raise CountFailed(f"{step}: the counted process failed ({done.returncode}): {last}")
     events = json.loads(done.stdout.strip().splitlines()[-1])["events"]
     return instructions_of(done.stderr), int(events)
@@ -160,7 +162,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--store", help="the store whose log fold and read take (a URL)")
     parser.add_argument("--events", type=int, default=20_000, help="events fold and read take")
     parser.add_argument(
-        "--steps", default="fold,read", help=f"steps to count, of {','.join(STEPS)}"
+        "--steps",
+        default="fold,read",
+        help="steps to count: fold (the views, from the store's log), read (the store's log), "
+        "consume (bench.traffic records, into a scratch PostgreSQL database)",
     )
     parser.add_argument("--accounts", type=int, default=1000, help="accounts consume makes")
     parser.add_argument("--usage", type=int, default=40_000, help="usage records consume makes")

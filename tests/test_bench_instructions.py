@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from bench.instructions import CountFailed, instructions_of, main, per_event, work
+from bench.instructions import CountFailed, count, instructions_of, main, per_event, work
 from bench.traffic import generate
 from consumers.pipeline import RawRecord, process_batch
 from ledger.application import LedgerApp
@@ -75,3 +75,14 @@ def test_the_command_refuses_unknown_steps_and_a_fold_without_a_store(
             main(argv)
         assert exited.value.code == 2
         assert said in capsys.readouterr().err
+
+
+def test_a_failed_count_says_why_in_the_counted_process_s_words(tmp_path: Path) -> None:
+    """Not valgrind's summary, which it writes last: the reason the process gave."""
+    empty = [f"--store=sqlite:///{tmp_path / 'empty.db'}", "--events=10"]
+    with pytest.raises(CountFailed) as failed:
+        count("fold", 1, empty)
+    assert str(failed.value) == (
+        "fold: the counted process failed (1): "
+        "fold: the store holds no events (store some with `ledger ingest`)"
+    )
