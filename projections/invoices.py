@@ -153,8 +153,9 @@ def add_charge(
     charge: dict[str, Any],
     event_id: str,
     index: LineIndex,
-) -> None:
-    """Put one charge on its line (creating the line), and move the total with it (M2)."""
+) -> Decimal:
+    """Put one charge on its line (creating the line), and move the total with it (M2).
+    Returns the charge's amount."""
     kind = line_kind(charge)
     line_id = _line_id(kind, charge)
     lines: list[dict[str, Any]] = doc["lines"]
@@ -183,7 +184,8 @@ def add_charge(
     event_ids = line["event_ids"]
     if not event_ids or event_ids[-1] != event_id:
         event_ids.append(event_id)
-    exact = Decimal(line["exact_amount"]) + Decimal(charge["amount"])
+    amount = Decimal(charge["amount"])
+    exact = Decimal(line["exact_amount"]) + amount
     line["exact_amount"] = money_text(exact)
     shown_now = shown(exact)
     shown_text = str(shown_now)
@@ -192,6 +194,7 @@ def add_charge(
         # again over every line (Decimal addition is exact, so both give the same text).
         doc["total"] = str(Decimal(doc["total"]) - Decimal(line["amount"]) + shown_now)
         line["amount"] = shown_text
+    return amount
 
 
 def with_balances(statements: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -224,9 +227,8 @@ class InvoiceProjection(Projection):
         paid_by_balance = ZERO
         for charge in outcome["charges"]:
             doc = self._invoice(changes, account_id, charge["billed_period"])
-            add_charge(doc, charge, fact["event_id"], self._lines)
+            amount = add_charge(doc, charge, fact["event_id"], self._lines)
             if charge["payer"] == "balance":
-                amount = Decimal(charge["amount"])
                 paid_by_balance += amount
                 doc["balance_change"] = money_text(Decimal(doc["balance_change"]) - amount)
             changes.put(VIEW, invoice_key(account_id, doc["period"]), doc)
