@@ -7,7 +7,8 @@ On these shared 2-core machines the same code's CPU seconds vary by a third from
 the next: another machine takes the cores ("st" in top). Valgrind counts the instructions a
 process executes instead, the same for the same code and input whatever else the machine does.
 So a change is measured by running each step on the code before and after it (from a worktree,
-as with bench.replay): a difference of 1% is real.
+as with bench.replay): a difference of 1% is real. The counted processes run the code of the
+tree this file is in; to count code older than it, copy it into that tree's bench/.
 
 Each step runs in two processes under valgrind (cachegrind, no cache simulation), doing its
 work once and three times; the difference, divided by the events of two rounds of work, leaves
