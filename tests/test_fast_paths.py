@@ -269,6 +269,9 @@ def test_log_pages_read_as_binary_rows_equal_the_librarys(postgres_url: str) -> 
         ours = recorder.select_notifications(start, 100, inclusive_of_start=inclusive)
         theirs = library.select_notifications(start, 100, inclusive_of_start=inclusive)
         assert ours == theirs and len(ours) == 100
+        # Built without the dataclass's __init__: the same fields, nothing more or less.
+        assert [vars(n) for n in ours] == [vars(n) for n in theirs]
+        assert [(repr(n), hash(n)) for n in ours] == [(repr(n), hash(n)) for n in theirs]
 
 
 def test_a_consumer_starts_again_from_the_store_when_another_process_wrote_its_accounts(
