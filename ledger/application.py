@@ -16,6 +16,7 @@ from uuid import UUID
 from eventsourcing.application import Application
 from eventsourcing.domain import Aggregate, Snapshot
 from eventsourcing.persistence import (
+    EventStore,
     Mapper,
     ProcessRecorder,
     Recording,
@@ -38,6 +39,7 @@ from ledger.outcome import Charge
 from ledger.recorder import WHOLE_LOG, Alongside, LedgerPostgresRecorder, LogPart
 from ledger.recorder_memory import LedgerMemoryRecorder
 from ledger.recorder_sqlite import LedgerSQLiteRecorder
+from ledger.records import LedgerEventStore
 from ledger.rules import decide
 from ledger.rules.refunds import DisputeEvidence
 from ledger.store import StoreConfig, schema_lock
@@ -168,6 +170,9 @@ class LedgerApp(Application[UUID]):
         return self.factory.mapper(
             transcoder=self.construct_transcoder(), mapper_class=LedgerMapper
         )
+
+    def construct_event_store(self) -> EventStore[UUID]:
+        return LedgerEventStore(mapper=self.mapper, recorder=self.recorder)
 
     def construct_recorder(self) -> ProcessRecorder:
         if self.store.kind == "memory":  # the library's factory takes no recorder class for it
