@@ -135,6 +135,7 @@ def test_stored_records_built_in_fewer_steps_are_the_librarys_own() -> None:
         )
         assert _same_record(recording, expected)
         assert _same_record(recording.notification, expected.notification)
+        assert hash(recording.notification) == hash(expected.notification)
 
 
 def test_tags_anywhere_read_back_as_the_library_reads_them() -> None:
