@@ -298,11 +298,14 @@ class LedgerPostgresRecorder(PostgresProcessRecorder):
         ):
             curs.execute(statement, params, prepare=True)
             return [
-                StoredEvent(
-                    originator_id=originator_id,
-                    originator_version=originator_version,
-                    topic=topic,
-                    state=state,
+                built(
+                    StoredEvent,
+                    {
+                        "originator_id": originator_id,
+                        "originator_version": originator_version,
+                        "topic": topic,
+                        "state": state,
+                    },
                 )
                 for originator_id, originator_version, topic, state in curs.fetchall()
             ]

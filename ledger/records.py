@@ -5,7 +5,8 @@ each field through `object.__setattr__`, 1.4-1.8 µs a record on the bench machi
 setting the instance's fields at once takes 0.5-0.7. A consumer builds three of them for each
 event it stores, and a replay one for each event it reads (docs/PERFORMANCE.md, round 13).
 `built` makes exactly the instance the `__init__` would: tests/test_fast_paths.py compares
-every field, the equality, the hash and the text of each kind with the library's own.
+every field, the equality, the hash and the text of each kind with the library's own. The
+ledger's mapper builds the domain events it reads back the same way.
 """
 
 from collections.abc import Sequence

@@ -120,6 +120,5 @@ class LedgerMapper(Mapper[UUID]):
         state.pop("class_version", None)
         state["originator_id"] = stored_event.originator_id
         state["originator_version"] = stored_event.originator_version
-        domain_event: DomainEventProtocol[UUID] = object.__new__(cls)
-        object.__setattr__(domain_event, "__dict__", state)
+        domain_event: DomainEventProtocol[UUID] = built(cls, state)
         return domain_event

@@ -318,6 +318,15 @@ def test_log_pages_read_as_binary_rows_equal_the_librarys(postgres_url: str) -> 
         # Built without the dataclass's __init__: the same fields, nothing more or less.
         assert [vars(n) for n in ours] == [vars(n) for n in theirs]
         assert [(repr(n), hash(n)) for n in ours] == [(repr(n), hash(n)) for n in theirs]
+    # A batch's streams read together, each row built the same way.
+    streams = list(dict.fromkeys(n.originator_id for n in ours))[:5]
+    together = recorder.select_ranges({stream_id: (1, 3) for stream_id in streams})
+    alone = sorted(  # in stream order, as the server sorts stream ids
+        (row for sid in streams for row in library.select_events(sid, gt=1, lte=3)),
+        key=lambda row: (row.originator_id, row.originator_version),
+    )
+    assert together and all(_same_record(a, b) for a, b in zip(together, alone, strict=True))
+    assert [hash(row) for row in together] == [hash(row) for row in alone]
 
 
 def test_a_consumer_starts_again_from_the_store_when_another_process_wrote_its_accounts(
