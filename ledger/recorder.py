@@ -23,7 +23,7 @@ It also keeps the ids of the events each account applied (ledger.applied_ids): `
 import time
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 from uuid import UUID
 
 from eventsourcing.persistence import (
@@ -47,6 +47,7 @@ from ledger.applied_ids import (
     AppliedIdSummary,
     summary_of,
 )
+from ledger.pg_arrays import BigintColumn, ByteaColumn, TextColumn, UuidColumn
 from ledger.records import built
 
 TOPIC = "ledger.recorder:LedgerPostgresRecorder"  # how the library's factory is told to use it
@@ -288,7 +289,8 @@ class LedgerPostgresRecorder(PostgresProcessRecorder):
             return []
         afters, throughs = zip(*ranges.values(), strict=True)
         return self._stored_rows(
-            self.select_ranges_statement, (list(ranges), list(afters), list(throughs))
+            self.select_ranges_statement,
+            (UuidColumn(ranges), BigintColumn(afters), BigintColumn(throughs)),
         )
 
     def _stored_rows(self, statement: Composed, params: tuple[Any, ...]) -> list[StoredEvent]:
@@ -321,10 +323,11 @@ class LedgerPostgresRecorder(PostgresProcessRecorder):
             columns = None
         else:  # built before the lock, as everything that need not wait for it
             columns = (
-                [event.originator_id for event in stored_events],
-                [event.originator_version for event in stored_events],
-                [event.topic for event in stored_events],
-                [event.state for event in stored_events],
+                # The ledger's streams are named by UUIDs (the library allows strings too).
+                UuidColumn(cast(list[UUID], [event.originator_id for event in stored_events])),
+                BigintColumn([event.originator_version for event in stored_events]),
+                TextColumn([event.topic for event in stored_events]),
+                ByteaColumn([event.state for event in stored_events]),
             )
         with (
             self.datastore.get_connection() as connection,
@@ -370,6 +373,9 @@ def _notification(
     )
 
 
-def _id_columns(ids: Collection[AppliedId]) -> tuple[list[UUID], list[str]]:
+def _id_columns(ids: Collection[AppliedId]) -> tuple[UuidColumn, TextColumn]:
     """Ids as the two arrays the statements unnest: stream ids, event ids."""
-    return [stream_id for stream_id, _ in ids], [event_id for _, event_id in ids]
+    return (
+        UuidColumn([stream_id for stream_id, _ in ids]),
+        TextColumn([event_id for _, event_id in ids]),
+    )

@@ -13,6 +13,7 @@ from typing import Any, Self
 import orjson
 import psycopg
 
+from ledger.pg_arrays import BooleanColumn, TextColumn
 from ledger.store import SCHEMA_LOCK_ID, StoreConfig
 
 Doc = dict[str, Any]
@@ -368,7 +369,7 @@ class PostgresViewStore(ViewStore):
                 "SELECT * FROM unnest(%b::text[], %b::text[], %b::text[], %b::boolean[]) "
                 "ON CONFLICT (view, key) DO UPDATE "
                 "SET doc = EXCLUDED.doc, settled = EXCLUDED.settled",
-                (list(views), list(keys), list(docs), list(settles)),
+                (TextColumn(views), TextColumn(keys), TextColumn(docs), BooleanColumn(settles)),
             )
         deletes = [key for key, doc in ordered if doc is None]
         if deletes:
@@ -376,7 +377,7 @@ class PostgresViewStore(ViewStore):
             cur.execute(
                 f"DELETE FROM {VIEW_TABLE} WHERE (view, key) IN "
                 "(SELECT * FROM unnest(%b::text[], %b::text[]))",
-                (list(views), list(keys)),
+                (TextColumn(views), TextColumn(keys)),
             )
 
     def move_position(self, cur: "psycopg.Cursor[Any]", expected: int, position: int) -> None:
