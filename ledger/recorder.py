@@ -47,8 +47,8 @@ from ledger.applied_ids import (
     AppliedIdSummary,
     summary_of,
 )
+from ledger.frozen import built
 from ledger.pg_arrays import BigintColumn, ByteaColumn, TextColumn, UuidColumn
-from ledger.records import built
 
 TOPIC = "ledger.recorder:LedgerPostgresRecorder"  # how the library's factory is told to use it
 

@@ -27,7 +27,7 @@ from eventsourcing.persistence import (
 )
 from eventsourcing.utils import get_topic, resolve_topic
 
-from ledger.records import built
+from ledger.frozen import built
 
 _TAG = b'"_type_"'
 _DATETIME = DatetimeAsISO.name
@@ -83,7 +83,7 @@ class LedgerMapper(Mapper[UUID]):
         self._classes: dict[str, tuple[type[Any], int]] = {}
 
     def to_stored_event(self, domain_event: DomainEventProtocol[UUID]) -> StoredEvent:
-        """The library's `to_stored_event`, its record `built` (ledger.records)."""
+        """The library's `to_stored_event`, its record `built` (ledger.frozen)."""
         if self.cipher or self.compressor:
             return super().to_stored_event(domain_event)
         cls = type(domain_event)
