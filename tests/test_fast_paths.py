@@ -32,7 +32,10 @@ from eventsourcing.persistence import (
 from bench.traffic import generate
 from cli.main import main
 from consumers.pipeline import RawRecord, process_batch
+from ledger.account import Account
 from ledger.application import LedgerApp
+from ledger.chain import link
+from ledger.outcome import Outcome
 from ledger.recorder import Alongside, LedgerPostgresRecorder, LockUse
 from ledger.records import LedgerEventStore
 from ledger.runtime import GC_THRESHOLDS
@@ -96,7 +99,7 @@ def test_every_stored_event_maps_back_as_the_librarys_mapper_maps_it() -> None:
 
 
 def _same_record(ours: object, theirs: object) -> bool:
-    """Built by `ledger.records.built` or by the dataclass's own __init__: no difference."""
+    """Built by `ledger.frozen.built` or by the dataclass's own __init__: no difference."""
     return (
         type(ours) is type(theirs)
         and vars(ours) == vars(theirs)
@@ -136,6 +139,58 @@ def test_stored_records_built_in_fewer_steps_are_the_librarys_own() -> None:
         assert _same_record(recording, expected)
         assert _same_record(recording.notification, expected.notification)
         assert hash(recording.notification) == hash(expected.notification)
+
+
+def _recorded_by_trigger_event(account: Account, fact: dict[str, Any], outcome: Outcome) -> None:
+    """`Account.record` as it was, the long way: the library's `trigger_event`."""
+    outcome_doc = outcome.document()
+    account.trigger_event(
+        Account.FactApplied,
+        fact=fact,
+        outcome=outcome_doc,
+        chain=link(account.chain_head, fact, outcome_doc),
+    )
+
+
+def _without_timestamp(state: bytes) -> tuple[list[str], dict[str, Any]]:
+    """A stored event's fields in their order, and their values but for when it was made."""
+    fields = orjson.loads(state)
+    del fields["timestamp"]
+    return list(fields), fields
+
+
+def test_an_account_records_the_event_the_librarys_trigger_event_makes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    ours = LedgerApp(memory_store())
+    _ingest(ours, LINES)
+    monkeypatch.setattr(Account, "record", _recorded_by_trigger_event)
+    theirs = LedgerApp(memory_store())
+    _ingest(theirs, LINES)
+    stored = [app.recorder.select_notifications(start=1, limit=100_000) for app in (ours, theirs)]
+    assert len(stored[0]) == len(stored[1]) > len(LINES) / 2
+    accounts: set[str] = set()
+    for mine, library in zip(*stored, strict=True):
+        assert (mine.originator_id, mine.originator_version, mine.topic) == (
+            library.originator_id,
+            library.originator_version,
+            library.topic,
+        )
+        assert _without_timestamp(mine.state) == _without_timestamp(library.state)
+        event = ours.mapper.to_domain_event(mine)
+        assert list(vars(event)) == list(vars(theirs.mapper.to_domain_event(library)))
+        if isinstance(event, Account.FactApplied):
+            accounts.add(event.fact["account_id"])
+    assert len(accounts) > 10
+    for account_id in accounts:
+        mine, library = (app.account(account_id) for app in (ours, theirs))
+        assert mine is not None and library is not None
+        assert (mine.version, len(mine.pending_events)) == (library.version, 0)
+        made_at = {"created_on": None, "modified_on": None}
+        assert mine.snapshot_document() | made_at == library.snapshot_document() | made_at
+    assert view_documents(fold(ours.stored_events())) == view_documents(
+        fold(theirs.stored_events())
+    )
 
 
 def test_tags_anywhere_read_back_as_the_library_reads_them() -> None:
