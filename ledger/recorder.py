@@ -344,14 +344,16 @@ class LedgerPostgresRecorder(PostgresProcessRecorder):
             self._lock_table(curs)
             locked_at = time.perf_counter()
             self._notify_channel(curs)
-            curs.execute(self.insert_columns_statement, columns, prepare=True)
-            ids = [row["notification_id"] for row in curs.fetchall()]
-            assert len(ids) == len(stored_events), "one notification id per stored event"
-            if alongside is not None:
-                curs.execute(self.previous_id_statement, (ids[0],), prepare=True)
-                row = curs.fetchone()
-                assert row is not None
-                alongside.locked(curs, int(row["previous"]), ids)
+            # The ids as tuples: psycopg builds them in C, where a dict row is a Python call.
+            with connection.cursor(row_factory=tuple_row) as rows:
+                rows.execute(self.insert_columns_statement, columns, prepare=True)
+                ids = [notification_id for (notification_id,) in rows.fetchall()]
+                assert len(ids) == len(stored_events), "one notification id per stored event"
+                if alongside is not None:
+                    rows.execute(self.previous_id_statement, (ids[0],), prepare=True)
+                    row = rows.fetchone()
+                    assert row is not None
+                    alongside.locked(curs, int(row[0]), ids)
         # Committed: the lock is released.
         self.lock_use.held(time.perf_counter() - locked_at, len(ids))
         return ids
