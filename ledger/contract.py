@@ -38,7 +38,13 @@ from typing import Any
 import orjson
 
 from ledger.errors import InvalidEvent
-from ledger.instants import instant_text, parse_instant, parse_period, zone
+from ledger.instants import (
+    instant_text,
+    parse_instant,
+    parse_period,
+    written_as_instant_text,
+    zone,
+)
 from ledger.money import parse_money
 
 __all__ = [
@@ -638,6 +644,8 @@ class IncomingEvent:
     schema_version: int
     source: str | None
     fields: Mapping[str, Any]
+    # instant_text(occurred_at): the producer's own text where it is already that (T1).
+    occurred_at_text: str = field(compare=False, repr=False)
     extra: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     def document(self) -> dict[str, Any]:
@@ -648,7 +656,7 @@ class IncomingEvent:
             "event_id": self.event_id,
             "type": self.type,
             "account_id": self.account_id,
-            "occurred_at": instant_text(self.occurred_at),
+            "occurred_at": self.occurred_at_text,
             "schema_version": self.schema_version,
         }
         if self.source is not None:
@@ -785,6 +793,8 @@ def _parse_known(
     elif account_id == GLOBAL_ACCOUNT:
         raise _Bad("account_id must not be '*' (it is reserved for catalog.published)")
     occurred_at = _envelope_value(doc, _OCCURRED_AT, _check_instant)
+    written = doc["occurred_at"]
+    occurred_at_text = written if written_as_instant_text(written) else instant_text(occurred_at)
     source = doc.get("source", _NO_DEFAULT)
     consumed = 5  # event_id, type, account_id, occurred_at, schema_version
     if source is _NO_DEFAULT:
@@ -820,6 +830,7 @@ def _parse_known(
         schema_version=SCHEMA_VERSION,
         source=source,
         fields=fields,
+        occurred_at_text=occurred_at_text,
         extra=extra,
     )
 

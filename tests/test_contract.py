@@ -521,6 +521,20 @@ def test_T1_offsets_are_kept_and_documents_are_utc() -> None:
     assert event.document()["occurred_at"] == "2026-03-14T13:26:53.500000Z"
 
 
+def test_T1_one_instant_written_any_way_has_one_document() -> None:
+    """The producer's text is kept where it is already the ledger's (round 14); written any
+    other way, the same instant still reads as one event with one document."""
+    written = [
+        "2026-03-14T13:26:53Z",
+        "2026-03-14t13:26:53.000+00:00",
+        "2026-03-14 09:26:53-04:00",
+        "2026-03-14T13:26:53.000000z",
+    ]
+    events = [parse_document(with_("call.completed", occurred_at=text)) for text in written]
+    assert all(event == events[0] for event in events)
+    assert {event.document()["occurred_at"] for event in events} == {"2026-03-14T13:26:53Z"}
+
+
 def test_G2_bad_e164() -> None:
     assert reason_of(with_("number.added", msisdn="555")) == (
         "number.added: msisdn must be an E.164 number like +14155550123, got '555'"

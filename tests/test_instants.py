@@ -22,6 +22,7 @@ from ledger.instants import (
     period_of,
     period_start,
     previous_period,
+    written_as_instant_text,
 )
 
 ZONES = sorted(available_timezones() - {"Factory", "localtime"})
@@ -110,6 +111,38 @@ def test_the_text_of_an_instant_is_utc_whatever_its_offset(
     shifted = instant.astimezone(timezone(timedelta(minutes=offset_minutes)))
     assert instant_text(shifted) == expected
     assert parse_instant(expected, "at") == instant
+
+
+@st.composite
+def written_timestamps(draw: st.DrawFn) -> str:
+    """Timestamps as producers may write them: either separator, any number of fraction
+    digits (all zero too), "Z" in either case or an offset."""
+    at = draw(INSTANTS)
+    separator = draw(st.sampled_from("Tt "))
+    digits = draw(st.integers(min_value=0, max_value=9))
+    zeros = draw(st.booleans())
+    fraction = ""
+    if digits:
+        fraction = "." + (
+            "0" * digits if zeros else f"{at.microsecond:06d}"[:digits].ljust(digits, "7")
+        )
+    suffix = draw(st.sampled_from(["Z", "z", "+00:00", "-00:00", "+05:30", "-08:00"]))
+    return (
+        f"{at.year:04d}-{at.month:02d}-{at.day:02d}{separator}"
+        f"{at.hour:02d}:{at.minute:02d}:{at.second:02d}{fraction}{suffix}"
+    )
+
+
+@settings(max_examples=500)
+@given(written_timestamps())
+def test_a_timestamp_is_known_to_be_written_as_the_ledger_writes_it_exactly_when_it_is(
+    written: str,
+) -> None:
+    """The consumer keeps the producer's text of an instant only where it is the ledger's own
+    (round 14); every other text is written again."""
+    assert written_as_instant_text(written) == (
+        instant_text(parse_instant(written, "at")) == written
+    )
 
 
 @pytest.mark.parametrize(
