@@ -9,7 +9,7 @@
 
 import gc
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 from uuid import UUID
@@ -28,6 +28,8 @@ from eventsourcing.persistence import (
     StoredEvent,
     UUIDAsHex,
 )
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from bench.traffic import generate
 from cli.main import main
@@ -40,7 +42,7 @@ from ledger.recorder import Alongside, LedgerPostgresRecorder, LockUse
 from ledger.records import LedgerEventStore
 from ledger.runtime import GC_THRESHOLDS
 from ledger.store import memory_store, parse_store_url
-from ledger.transcoder import LedgerMapper, LedgerTranscoder
+from ledger.transcoder import LedgerMapper, LedgerTranscoder, TimestampTexts
 from projections.invoices import LineIndex, add_charge, empty_invoice, line_kind
 from projections.projection import KnownDocuments
 from projections.runner import ViewsAlongside, catch_up, fold, view_documents
@@ -191,6 +193,23 @@ def test_an_account_records_the_event_the_librarys_trigger_event_makes(
     assert view_documents(fold(ours.stored_events())) == view_documents(
         fold(theirs.stored_events())
     )
+
+
+@settings(max_examples=300)
+@given(
+    st.lists(
+        st.datetimes(timezones=st.sampled_from([UTC, timezone(timedelta(hours=-5))]))
+        | st.datetimes(
+            min_value=datetime(2026, 11, 22, 13), max_value=datetime(2026, 11, 22, 14)
+        ).map(lambda at: at.replace(tzinfo=UTC)),
+        min_size=1,
+        max_size=20,
+    )
+)
+def test_timestamps_are_written_as_isoformat_writes_them(stamps: list[datetime]) -> None:
+    """Any instant, any zone, in any order: within one minute, across minutes, far apart."""
+    texts = TimestampTexts()
+    assert [texts.text(stamp) for stamp in stamps] == [stamp.isoformat() for stamp in stamps]
 
 
 def test_tags_anywhere_read_back_as_the_library_reads_them() -> None:
