@@ -143,20 +143,25 @@ class Account(Aggregate):
     def record(self, fact: dict[str, Any], outcome: Outcome) -> None:
         """Append the decided outcome of one incoming fact to the stream."""
         outcome_doc = outcome.document()
-        # The library's trigger_event, without what it does for any event class: a check of
-        # the class, a copy of the arguments and the frozen dataclass's __init__.
+        chain = link(self.chain_head, fact, outcome_doc)
+        version, timestamp = self._version + 1, self.FactApplied.create_timestamp()
+        # The library's trigger_event and the event's mutate, without what they do for any
+        # event of any aggregate: checks of the class, of the id and of the version (this
+        # account's next, by construction), a copy of the arguments, the frozen dataclass's
+        # __init__ and four properties. In the library's order: moved, then pending.
         event = built(
             self.FactApplied,
             {
-                "originator_id": self.id,
-                "originator_version": self.version + 1,
-                "timestamp": self.FactApplied.create_timestamp(),
+                "originator_id": self._id,
+                "originator_version": version,
+                "timestamp": timestamp,
                 "fact": fact,
                 "outcome": outcome_doc,
-                "chain": link(self.chain_head, fact, outcome_doc),
+                "chain": chain,
             },
         )
-        event.mutate(self)
+        self.evolve(fact, outcome_doc, chain)
+        self._version, self._modified_on = version, timestamp
         self._pending_events.append(event)
 
     def evolve(self, fact: dict[str, Any], outcome: dict[str, Any], chain: str) -> None:

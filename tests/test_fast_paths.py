@@ -171,7 +171,7 @@ def test_an_account_records_the_event_the_librarys_trigger_event_makes(
     _ingest(theirs, LINES)
     stored = [app.recorder.select_notifications(start=1, limit=100_000) for app in (ours, theirs)]
     assert len(stored[0]) == len(stored[1]) > len(LINES) / 2
-    accounts: set[str] = set()
+    last: dict[str, tuple[int, datetime]] = {}  # of each account: its last event's version, time
     for mine, library in zip(*stored, strict=True):
         assert (mine.originator_id, mine.originator_version, mine.topic) == (
             library.originator_id,
@@ -182,12 +182,13 @@ def test_an_account_records_the_event_the_librarys_trigger_event_makes(
         event = ours.mapper.to_domain_event(mine)
         assert list(vars(event)) == list(vars(theirs.mapper.to_domain_event(library)))
         if isinstance(event, Account.FactApplied):
-            accounts.add(event.fact["account_id"])
-    assert len(accounts) > 10
-    for account_id in accounts:
+            last[event.fact["account_id"]] = (event.originator_version, event.timestamp)
+    assert len(last) > 10
+    for account_id, (version, timestamp) in last.items():
         mine, library = (app.account(account_id) for app in (ours, theirs))
         assert mine is not None and library is not None
         assert (mine.version, len(mine.pending_events)) == (library.version, 0)
+        assert (mine.version, mine.modified_on) == (version, timestamp)
         made_at = {"created_on": None, "modified_on": None}
         assert mine.snapshot_document() | made_at == library.snapshot_document() | made_at
     assert view_documents(fold(ours.stored_events())) == view_documents(
