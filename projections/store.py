@@ -8,6 +8,7 @@ Two backends, one interface: SQLite (the embedded default) and PostgreSQL.
 import sqlite3
 from abc import ABC, abstractmethod
 from collections.abc import Collection, Iterator, Mapping
+from operator import itemgetter
 from typing import Any, Self
 
 import orjson
@@ -357,7 +358,8 @@ class PostgresViewStore(ViewStore):
         so the views commit with the events they reflect (ViewsAlongside). Every writer of
         the views writes the upserts, then the deletes, each in key order, and the position
         last, so two transactions that write the same documents lock them in one order."""
-        ordered = sorted(changes.items())
+        # By key alone: keys differ, and comparing the items compared each key twice over.
+        ordered = sorted(changes.items(), key=itemgetter(0))
         # One statement each, the rows as binary arrays: no per-row round trip or escaping.
         upserts = [
             (v, k, _encode(doc), (v, k) in settled) for (v, k), doc in ordered if doc is not None
