@@ -15,6 +15,7 @@ from eventsourcing.persistence import Tracking
 from ledger.application import Batch, BatchCounts, DeadLetter, LedgerApp, WrittenAlongside
 from ledger.contract import IncomingEvent, parse_event
 from ledger.errors import LedgerError
+from ledger.frozen import fields_at_once
 
 # Failures of the store, not of a record: a server away or restarting, a lock timeout, or a
 # conflict with another writer. Never a reason to dead-letter; the source retries the batch.
@@ -28,6 +29,7 @@ STORE_ERRORS: tuple[type[Exception], ...] = (
 )
 
 
+@fields_at_once  # built for every record: its fields set at once
 @dataclass(frozen=True)
 class RawRecord:
     """One record as the source delivered it: its position (line or offset) and its bytes."""

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Literal
 
-from ledger.frozen import replaced
+from ledger.frozen import fields_at_once, replaced
 from ledger.money import ZERO, money_text
 
 Status = Literal["applied", "not_yet_rated", "rejected"]
@@ -17,6 +17,7 @@ Status = Literal["applied", "not_yet_rated", "rejected"]
 Payer = Literal["balance", "payment_method", "invoice"]
 
 
+@fields_at_once  # built for every charge of every event: its fields set at once
 @dataclass(frozen=True)
 class Charge:
     """One rated amount, with everything needed to explain it (C2, R4)."""
@@ -76,6 +77,7 @@ class Charge:
         )
 
 
+@fields_at_once  # built for every event
 @dataclass(frozen=True)
 class Outcome:
     """The decision for one event: its status, its money movements, charges and state changes.
