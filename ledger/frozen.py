@@ -24,7 +24,8 @@ def built(cls: type[Frozen], fields: dict[str, Any]) -> Frozen:
 
 
 def replaced(value: Frozen, **changes: Any) -> Frozen:
-    """`dataclasses.replace` without running `__init__` and its validation again."""
+    """`dataclasses.replace` without running `__init__` again: for dataclasses without
+    slots or `__post_init__`, frozen or not (the rules' outcomes, charges and states)."""
     copy: Frozen = object.__new__(type(value))  # as `built`, one call fewer: rules run it often
     object.__setattr__(copy, "__dict__", {**value.__dict__, **changes})
     return copy

@@ -5,7 +5,6 @@ Every outcome that touches a package carries the number's package snapshot after
 """
 
 import calendar
-from dataclasses import replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -13,6 +12,7 @@ from typing import Any
 from ledger.account import Account
 from ledger.catalog import CatalogHistory, CatalogVersion, Package
 from ledger.contract import IncomingEvent
+from ledger.frozen import replaced
 from ledger.instants import (
     instant_text,
     parse_instant,
@@ -247,9 +247,9 @@ def package_unsubscribed(account: Account, event: IncomingEvent, _: CatalogHisto
     rule = "D9" if account.billing_mode == "prepaid" else "D5"
     if current.unlimited:
         # It stops at once: late records from before this instant still find it (T2).
-        ended = replace(current, valid_until=instant_text(event.occurred_at))
+        ended = replaced(current, valid_until=instant_text(event.occurred_at))
         return applied(rule, effects={"package": None, "previous_package": ended.document()})
-    kept = replace(current, renews=False)
+    kept = replaced(current, renews=False)
     return applied(rule, effects={"package": kept.document()})
 
 
@@ -317,7 +317,7 @@ def data_used(account: Account, event: IncomingEvent, catalogs: CatalogHistory) 
     if package is not None and package.unlimited:
         after = package.fup_used_bytes + used
         crossing = not package.throttled and after >= package.fup_bytes
-        snapshot = replace(
+        snapshot = replaced(
             package,
             fup_used_bytes=after,
             throttled=package.throttled or crossing,
@@ -332,7 +332,7 @@ def data_used(account: Account, event: IncomingEvent, catalogs: CatalogHistory) 
     from_package = min(used, package.remaining_bytes) if package is not None else 0
     payg = used - from_package
     if package is not None:
-        snapshot = replace(package, remaining_bytes=package.remaining_bytes - from_package)
+        snapshot = replaced(package, remaining_bytes=package.remaining_bytes - from_package)
         effects[slot] = snapshot.document()
     else:
         stored = account.numbers[msisdn].package
