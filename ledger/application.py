@@ -241,7 +241,7 @@ class LedgerApp(Application[UUID]):
         # In the batch's order, which the cache keeps for forgetting the least recently used.
         wanted = [
             stream_id
-            for stream_id in dict.fromkeys(map(account_stream_id, account_ids))
+            for stream_id in map(account_stream_id, dict.fromkeys(account_ids))
             if stream_id not in self._accounts
         ]
         absent = set()
@@ -571,6 +571,9 @@ def _comparable(aggregate: object) -> object:
     return aggregate.snapshot_document() if isinstance(aggregate, Account) else vars(aggregate)
 
 
+EventKey = tuple[str, str]  # an event as a batch knows it: its account's id and its own
+
+
 class Batch:
     """One source batch applied as one transaction. Use once: apply/dead_letter, then commit."""
 
@@ -579,13 +582,15 @@ class Batch:
         self.source = source
         self.counts = BatchCounts()
         self._events: list[Any] = []
-        self._moved: set[UUID] = set()  # accounts this batch has moved, or is about to
+        # Accounts this batch has moved, or is about to, by account id. The batch's own keys
+        # are strings: a str caches its hash, where a UUID's is a Python call each time.
+        self._held: dict[str, Account] = {}
         self._snapshots: list[Snapshot] = []  # of accounts and the intake, as stored
         # The ids of the events `look_up` was given, those of them applied before this
         # batch or in it, and those this batch applied, stored with its events (G1).
-        self._looked_up: set[AppliedId] = set()
+        self._looked_up: set[EventKey] = set()
         self._absent: set[UUID] = set()  # accounts `look_up` read and found not to exist
-        self._applied_before: set[AppliedId] = set()
+        self._applied_before: set[EventKey] = set()
         self._applied_ids: list[AppliedId] = []
         self._first_position: int | None = None
         self._last_position = -1
@@ -606,14 +611,21 @@ class Batch:
         """Read, in one query, which of the events this batch is about to apply were applied
         before: `apply` takes only events looked up."""
         applying = [event for event in events if event.type != "catalog.published"]
-        ids = [(account_stream_id(event.account_id), event.event_id) for event in applying]
-        self._applied_before |= self.app.applied_index.applied_among(set(ids) - self._looked_up)
-        self._looked_up.update(ids)
+        keys = [(event.account_id, event.event_id) for event in applying]
+        new = set(keys) - self._looked_up
+        # The store knows events by their stream's id: asked once for each new key.
+        asked = {
+            (account_stream_id(account_id), event_id): (account_id, event_id)
+            for account_id, event_id in new
+        }
+        found = self.app.applied_index.applied_among(asked.keys())
+        self._applied_before.update(asked[applied_id] for applied_id in found)
+        self._looked_up |= new
         # The accounts of the events not applied before, read in two queries, not two each.
         self._absent |= self.app.load_accounts(
             event.account_id
-            for event, applied_id in zip(applying, ids, strict=True)
-            if applied_id not in self._applied_before
+            for event, key in zip(applying, keys, strict=True)
+            if key not in self._applied_before
         )
 
     def apply(self, position: int, event: IncomingEvent) -> Applied:
@@ -649,11 +661,14 @@ class Batch:
             self._collect(book)
             return "applied"
 
-        applied_id = (account_stream_id(event.account_id), event.event_id)
-        assert applied_id in self._looked_up, f"event {event.event_id} was not looked up"
-        if applied_id in self._applied_before:
+        key = (event.account_id, event.event_id)
+        assert key in self._looked_up, f"event {event.event_id} was not looked up"
+        if key in self._applied_before:
             return "duplicate"  # known without loading the account: a re-sent file costs little
-        account = self.app.account(event.account_id, self._absent)
+        account = self._held.get(event.account_id)
+        held = account is not None
+        if not held:
+            account = self.app.account(event.account_id, self._absent)
         if event.type == "account.opened":
             if account is not None:
                 raise RejectedEvent(f"account {event.account_id} is already open")
@@ -666,14 +681,14 @@ class Batch:
             account = Account.open(account_stream_id(event.account_id), fact)
             self.app._remember(account, snapshot_version=0)
             self._collect(account)
-            self._applied(applied_id)
+            self._applied(key, account.id)
             return "applied"
 
         if account is None:
             raise RejectedEvent(f"unknown account {event.account_id}")
-        if account.id not in self._moved:  # still as stored
+        if not held:  # still as stored
             self._snapshot_if_due(account)
-            self._moved.add(account.id)
+            self._held[event.account_id] = account
         evidence = None
         if event.type == "refund.requested":
             evidence = self.app.dispute_evidence(
@@ -682,7 +697,7 @@ class Batch:
         outcome = decide(account, event, self.app.catalogs(), evidence)
         account.record(fact, outcome)
         self._collect(account)
-        self._applied(applied_id)
+        self._applied(key, account.id)
         return "applied"
 
     def _snapshot_if_due(self, aggregate: Account | Intake) -> None:
@@ -690,9 +705,9 @@ class Batch:
         if snapshot is not None:
             self._snapshots.append(snapshot)
 
-    def _applied(self, applied_id: AppliedId) -> None:
-        self._applied_before.add(applied_id)
-        self._applied_ids.append(applied_id)
+    def _applied(self, key: EventKey, stream_id: UUID) -> None:
+        self._applied_before.add(key)
+        self._applied_ids.append((stream_id, key[1]))
 
     def _collect(self, aggregate: Aggregate) -> None:
         # Collected straight away so the stored order is the source's order (T2).
