@@ -46,23 +46,26 @@ class TimestampTexts:
     that (docs/PERFORMANCE.md, round 14)."""
 
     def __init__(self) -> None:
-        self._start = self._end = datetime.min.replace(tzinfo=UTC)
-        self._minute = ""
+        start = datetime.min.replace(tzinfo=UTC)
+        # One tuple, replaced whole: threads sharing the transcoder see one minute's parts.
+        self._minute: tuple[datetime, datetime, str] = (start, start, "")
 
     def text(self, stamp: datetime) -> str:
         if stamp.tzinfo is not UTC:
             return stamp.isoformat()
-        if not self._start <= stamp < self._end:
-            self._start = stamp.replace(second=0, microsecond=0)
-            self._end = self._start + _MINUTE if self._start.year < 9999 else self._start
-            self._minute = self._start.isoformat()[:17]  # "2026-11-22T13:30:"
+        start, end, minute = self._minute
+        if not start <= stamp < end:
+            start = stamp.replace(second=0, microsecond=0)
+            end = start + _MINUTE if start.year < 9999 else start
+            minute = start.isoformat()[:17]  # "2026-11-22T13:30:"
+            self._minute = (start, end, minute)
         microsecond = stamp.microsecond
         if microsecond:
             return (
-                f"{self._minute}{_TWO_DIGITS[stamp.second]}."
+                f"{minute}{_TWO_DIGITS[stamp.second]}."
                 f"{_THREE_DIGITS[microsecond // 1000]}{_THREE_DIGITS[microsecond % 1000]}+00:00"
             )
-        return f"{self._minute}{_TWO_DIGITS[stamp.second]}+00:00"
+        return f"{minute}{_TWO_DIGITS[stamp.second]}+00:00"
 
 
 class LedgerTranscoder(Transcoder):
