@@ -127,7 +127,7 @@ class LedgerPostgresRecorder(PostgresProcessRecorder):
         )
         self.select_page_statement = page.format(table=table, topics=SQL(""))
         self.select_topics_page_statement = page.format(
-            table=table, topics=SQL(" AND topic = ANY(%s)")
+            table=table, topics=SQL(" AND topic = ANY(%b::text[])")
         )
         # The last byte of a stream id chooses its part, read by the server in C. A window of
         # ids and no LIMIT: with one, the planner guessed the filter keeps few rows and sent
@@ -246,7 +246,7 @@ class LedgerPostgresRecorder(PostgresProcessRecorder):
         after = 0 if start is None else start - 1 if inclusive_of_start else start
         if topics:
             return self._notifications(
-                self.select_topics_page_statement, (after, list(topics), limit)
+                self.select_topics_page_statement, (after, TextColumn(topics), limit)
             )
         return self._notifications(self.select_page_statement, (after, limit))
 

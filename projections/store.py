@@ -330,8 +330,8 @@ class PostgresViewStore(ViewStore):
             self._connection()
             .execute(
                 f"SELECT view, key, doc FROM {VIEW_TABLE} "
-                "WHERE split_part(key, '|', 1) = ANY(%s) AND NOT settled",
-                (list(account_ids),),
+                "WHERE split_part(key, '|', 1) = ANY(%b::text[]) AND NOT settled",
+                (TextColumn(account_ids),),
             )
             .fetchall()
         )
