@@ -1,12 +1,14 @@
-"""Frozen dataclasses built without their `__init__`.
+"""Dataclasses built without their generated `__init__`, and given a faster one.
 
-A frozen dataclass's `__init__` sets each field through `object.__setattr__`: 1.4-1.8 µs for
-one of the library's records on the bench machines, where setting the instance's fields at
-once takes 0.5-0.7 (docs/PERFORMANCE.md, round 13). The ledger builds several for every event
-it consumes or reads back: the library's records (ledger.records), the domain events its
-mapper reads and its accounts record, and the rules' outcomes and charges. Built here, each is
-exactly the instance its `__init__` would make, and skips only its validation: use these where
-the fields are already known to be valid. tests/test_fast_paths.py holds each use to it.
+A frozen dataclass's `__init__` sets each field through `object.__setattr__`, a call a field:
+about 2,000 instructions a field on the bench machines (docs/PERFORMANCE.md, rounds 13 and
+14). The ledger builds several for every event it consumes or reads back: the library's
+records (ledger.records), the domain events its mapper reads and its accounts record, the
+parsed incoming events, and the rules' outcomes and charges. `built` and `replaced` set an
+instance's fields at once; `fields_at_once` writes a class an `__init__` that does. Each
+makes exactly the instance the dataclass's `__init__` would, and skips only validation: use
+them where the fields are already known to be valid. tests/test_frozen.py and
+tests/test_fast_paths.py hold each use to the dataclass's own.
 """
 
 import dataclasses
