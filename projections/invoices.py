@@ -16,7 +16,7 @@ from typing import Any
 
 from ledger.account import Account
 from ledger.instants import parse_instant, period_of
-from ledger.money import ZERO, ZERO_TEXT, money_text, shown
+from ledger.money import ZERO, ZERO_TEXT, money_text, rated, shown
 from projections.projection import Projection, ViewChanges
 from projections.store import ViewStore
 
@@ -122,79 +122,111 @@ def empty_invoice(account_id: str, period: str, billing_mode: str, currency: str
     return doc
 
 
-class LineIndex:
-    """Each open invoice's lines by grouping key, kept beside the documents a process holds.
+class HeldLine:
+    """A line of a held invoice with the exact sum and the shown amount its texts say."""
 
-    Spares scanning and comparing every line's key for each charge of a replay or a batch (an
-    invoice of the bench's month has up to 16 lines). An entry is used only while it belongs
-    to the very same list of lines (a document read again from the store is a new list), and
-    the index is bounded.
+    __slots__ = ("exact", "line", "shown")
+
+    def __init__(self, line: dict[str, Any], exact: Decimal, shown_amount: Decimal) -> None:
+        self.line = line
+        self.exact = exact
+        self.shown = shown_amount
+
+
+class HeldInvoice:
+    """An open invoice as a process holds it between charges: its lines by grouping key, and
+    the amounts its texts say as Decimals.
+
+    Adding a charge then parses the charge's amount alone, not the line's sum, its shown
+    amount, the total and a statement's balance change back from their texts (four parses a
+    charge, a tenth of folding the views). Each text is still written as it moves, so the
+    document is at every moment what the store would hold.
     """
 
-    def __init__(self, max_invoices: int = 50_000) -> None:
-        self.max_invoices = max_invoices
-        self._by_lines: dict[
-            int, tuple[list[dict[str, Any]], dict[tuple[Any, ...], dict[str, Any]]]
-        ] = {}
+    __slots__ = ("balance_change", "by_id", "doc", "total")
 
-    def of(self, lines: list[dict[str, Any]]) -> dict[tuple[Any, ...], dict[str, Any]]:
-        entry = self._by_lines.get(id(lines))
-        if entry is not None and entry[0] is lines:
-            return entry[1]
-        if len(self._by_lines) >= self.max_invoices:
-            self._by_lines.clear()
-        index = {tuple(line["line_id"]): line for line in lines}
-        self._by_lines[id(lines)] = (lines, index)
-        return index
+    def __init__(self, doc: dict[str, Any]) -> None:
+        self.doc = doc
+        self.by_id = {
+            tuple(line["line_id"]): HeldLine(
+                line, Decimal(line["exact_amount"]), Decimal(line["amount"])
+            )
+            for line in doc["lines"]
+        }
+        self.total = Decimal(doc["total"])
+        self.balance_change = Decimal(doc.get("balance_change", ZERO_TEXT))
 
+    def add_charge(self, charge: dict[str, Any], event_id: str) -> Decimal:
+        """Put one charge on its line (creating the line), and move the total with it (M2).
+        Returns the charge's amount."""
+        kind = line_kind(charge)
+        line_id = _line_id(kind, charge)
+        held = self.by_id.get(line_id)
+        if held is None:
+            held = self._new_line(line_id, kind, charge)
+        line = held.line
+        # No membership check against the line's charge ids: it grew with the square of a
+        # month's calls. A charge id is unique by construction (its event's id, deduplicated,
+        # and `rules.bill` asserts it within an outcome).
+        line["charge_ids"].append(charge["charge_id"])
+        event_ids = line["event_ids"]
+        if not event_ids or event_ids[-1] != event_id:
+            event_ids.append(event_id)
+        amount = Decimal(charge["amount"])
+        exact = rated(held.exact + amount)
+        held.exact = exact
+        line["exact_amount"] = str(exact)
+        shown_now = shown(exact)
+        if shown_now != held.shown:
+            # The sum of the lines' shown amounts, moved by this line's change rather than
+            # summed again over every line (Decimal addition is exact: both give the same).
+            self.total = self.total - held.shown + shown_now
+            self.doc["total"] = str(self.total)
+            held.shown = shown_now
+            line["amount"] = str(shown_now)
+        return amount
 
-def add_charge(
-    doc: dict[str, Any],
-    charge: dict[str, Any],
-    event_id: str,
-    index: LineIndex,
-) -> Decimal:
-    """Put one charge on its line (creating the line), and move the total with it (M2).
-    Returns the charge's amount."""
-    kind = line_kind(charge)
-    line_id = _line_id(kind, charge)
-    lines: list[dict[str, Any]] = doc["lines"]
-    by_id = index.of(lines)
-    line = by_id.get(line_id)
-    if line is None:
+    def move_balance(self, delta: Decimal) -> None:
+        """A statement's net change of the PAYG balance moves by `delta` (I2)."""
+        self.balance_change = rated(self.balance_change + delta)
+        self.doc["balance_change"] = str(self.balance_change)
+
+    def _new_line(self, line_id: tuple[Any, ...], kind: str, charge: dict[str, Any]) -> HeldLine:
         line = {
             "line_id": list(line_id),
             "kind": kind,
-            "description": line_description(kind, charge, doc["billing_mode"]),
+            "description": line_description(kind, charge, self.doc["billing_mode"]),
             "msisdn": charge["msisdn"],
             "period": charge["period"],
             "payer": charge["payer"],
             "charge_ids": [],
             "event_ids": [],
-            "exact_amount": money_text(ZERO),
+            "exact_amount": ZERO_TEXT,
             "amount": "0.00",
         }
         # The lines are kept in line order: a new one goes in its place, no sort of them all.
-        insort(lines, line, key=_line_order)
-        by_id[line_id] = line
-    # No membership check against the line's charge ids: it grew with the square of a month's
-    # calls. A charge id is unique by construction (its event's id, deduplicated, and
-    # `rules.bill` asserts it within an outcome).
-    line["charge_ids"].append(charge["charge_id"])
-    event_ids = line["event_ids"]
-    if not event_ids or event_ids[-1] != event_id:
-        event_ids.append(event_id)
-    amount = Decimal(charge["amount"])
-    exact = Decimal(line["exact_amount"]) + amount
-    line["exact_amount"] = money_text(exact)
-    shown_now = shown(exact)
-    shown_text = str(shown_now)
-    if shown_text != line["amount"]:
-        # The sum of the lines' shown amounts, moved by this line's change rather than summed
-        # again over every line (Decimal addition is exact, so both give the same text).
-        doc["total"] = str(Decimal(doc["total"]) - Decimal(line["amount"]) + shown_now)
-        line["amount"] = shown_text
-    return amount
+        insort(self.doc["lines"], line, key=_line_order)
+        held = self.by_id[line_id] = HeldLine(line, ZERO, ZERO)
+        return held
+
+
+class HeldInvoices:
+    """The open invoices a process holds, by document: a document read again from the store is
+    a new object, held anew. Each entry keeps its document alive, so no other object can have
+    its id while it is held. Bounded."""
+
+    def __init__(self, max_invoices: int = 50_000) -> None:
+        self.max_invoices = max_invoices
+        self._by_doc: dict[int, HeldInvoice] = {}
+
+    def of(self, doc: dict[str, Any]) -> HeldInvoice:
+        held = self._by_doc.get(id(doc))
+        if held is not None:
+            return held
+        if len(self._by_doc) >= self.max_invoices:
+            self._by_doc.clear()
+        held = self._by_doc[id(doc)] = HeldInvoice(doc)
+        return held
 
 
 def with_balances(statements: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -211,7 +243,7 @@ def with_balances(statements: Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
 
 class InvoiceProjection(Projection):
     def __init__(self) -> None:
-        self._lines = LineIndex()
+        self._held = HeldInvoices()
 
     def apply(self, event: object, changes: ViewChanges) -> None:
         if not isinstance(event, Account.FactApplied):
@@ -226,23 +258,25 @@ class InvoiceProjection(Projection):
             self._bill_run(changes, account_id, outcome["effects"]["period"], fact)
         paid_by_balance = ZERO
         for charge in outcome["charges"]:
-            doc = self._invoice(changes, account_id, charge["billed_period"])
-            amount = add_charge(doc, charge, fact["event_id"], self._lines)
+            key = invoice_key(account_id, charge["billed_period"])
+            held = self._held.of(self._invoice(changes, account_id, charge["billed_period"], key))
+            amount = held.add_charge(charge, fact["event_id"])
             if charge["payer"] == "balance":
                 paid_by_balance += amount
-                doc["balance_change"] = money_text(Decimal(doc["balance_change"]) - amount)
-            changes.put(VIEW, invoice_key(account_id, doc["period"]), doc)
+                held.move_balance(-amount)
+            changes.put(VIEW, key, held.doc)
         # What moved the balance besides charges: a recharge (I2).
         balance_delta: str = outcome["balance_delta"]
         if paid_by_balance == ZERO and balance_delta == ZERO_TEXT:
             return
         other = Decimal(balance_delta) + paid_by_balance
         if other != ZERO:
-            doc = self._invoice(changes, account_id, outcome["billed_period"])
+            key = invoice_key(account_id, outcome["billed_period"])
+            doc = self._invoice(changes, account_id, outcome["billed_period"], key)
             assert doc["billing_mode"] == "prepaid", (account_id, fact["event_id"])
             doc["recharges"].append({"event_id": fact["event_id"], "amount": money_text(other)})
-            doc["balance_change"] = money_text(Decimal(doc["balance_change"]) + other)
-            changes.put(VIEW, invoice_key(account_id, doc["period"]), doc)
+            self._held.of(doc).move_balance(other)
+            changes.put(VIEW, key, doc)
 
     def _opened(self, fact: dict[str, Any], changes: ViewChanges) -> None:
         period = period_of(
@@ -253,11 +287,13 @@ class InvoiceProjection(Projection):
             fact["account_id"],
             {"billing_mode": fact["billing_mode"], "currency": fact["currency"], "periods": {}},
         )
-        self._invoice(changes, fact["account_id"], period)
+        self._invoice(changes, fact["account_id"], period, invoice_key(fact["account_id"], period))
 
-    def _invoice(self, changes: ViewChanges, account_id: str, period: str) -> dict[str, Any]:
-        """The open invoice of that period, opened if it is new. A closed one is never
-        written again: `rules.bill` sends late charges to the next open period (B3)."""
+    def _invoice(
+        self, changes: ViewChanges, account_id: str, period: str, key: str
+    ) -> dict[str, Any]:
+        """The open invoice of that period (its `key`), opened if it is new. A closed one is
+        never written again: `rules.bill` sends late charges to the next open period (B3)."""
         index = changes.get(INDEX_VIEW, account_id)
         assert index is not None, f"invoice for {account_id} before it opened"
         status = index["periods"].get(period)
@@ -265,10 +301,10 @@ class InvoiceProjection(Projection):
             doc = empty_invoice(account_id, period, index["billing_mode"], index["currency"])
             index["periods"][period] = "open"
             changes.put(INDEX_VIEW, account_id, index)
-            changes.put(VIEW, invoice_key(account_id, period), doc)
+            changes.put(VIEW, key, doc)
             return doc
         assert status == "open", f"a charge reached the closed invoice {account_id} {period}"
-        held = changes.get(VIEW, invoice_key(account_id, period))
+        held = changes.get(VIEW, key)
         assert held is not None and held["status"] == "open", (account_id, period)
         return held
 
@@ -295,7 +331,7 @@ class InvoiceProjection(Projection):
                 )
                 index["periods"][earlier] = "closed"
         changes.put(INDEX_VIEW, account_id, index)
-        self._invoice(changes, account_id, period)
+        self._invoice(changes, account_id, period, invoice_key(account_id, period))
 
 
 def published(doc: dict[str, Any]) -> dict[str, Any]:

@@ -43,7 +43,7 @@ from ledger.records import LedgerEventStore
 from ledger.runtime import GC_THRESHOLDS
 from ledger.store import memory_store, parse_store_url
 from ledger.transcoder import LedgerMapper, LedgerTranscoder, TimestampTexts
-from projections.invoices import LineIndex, add_charge, empty_invoice, line_kind
+from projections.invoices import HeldInvoices, empty_invoice, line_kind
 from projections.projection import KnownDocuments
 from projections.runner import ViewsAlongside, catch_up, fold, view_documents
 from projections.store import VIEW_TABLE, PostgresViewStore, StaleViewPosition, open_view_store
@@ -460,15 +460,44 @@ def _charge(charge_id: str, amount: str) -> dict[str, Any]:
 
 
 def test_an_invoice_read_again_is_not_billed_through_the_lines_of_its_old_copy() -> None:
-    index = LineIndex()
+    held = HeldInvoices()
     kept = empty_invoice("ACC-1", "2026-11", "postpaid", "USD")
-    add_charge(kept, _charge("c1", "1.2345"), "e1", index)
+    held.of(kept).add_charge(_charge("c1", "1.2345"), "e1")
     # The same invoice as the store gives it back: equal, but new lists and dicts.
     read_again = orjson.loads(orjson.dumps(kept))
-    add_charge(read_again, _charge("c2", "0.0055"), "e2", index)
+    held.of(read_again).add_charge(_charge("c2", "0.0055"), "e2")
     assert [line["charge_ids"] for line in read_again["lines"]] == [["c1", "c2"]]
     assert (read_again["lines"][0]["exact_amount"], read_again["total"]) == ("1.2400", "1.24")
     assert kept["lines"][0]["charge_ids"] == ["c1"] and kept["total"] == "1.23"
+
+
+def test_a_held_invoice_moves_on_from_the_amounts_its_texts_say() -> None:
+    """The sums held beside an invoice start from its texts, whoever wrote them."""
+    statement = empty_invoice("ACC-1", "2026-11", "prepaid", "USD")
+    statement["lines"] = [
+        {
+            "line_id": [2, "+14150000001", "2026-11", "", "balance", ""],
+            "kind": "payg_calls",
+            "description": "PAYG calls, +14150000001 (paid from balance)",
+            "msisdn": "+14150000001",
+            "period": "2026-11",
+            "payer": "balance",
+            "charge_ids": ["c0"],
+            "event_ids": ["e0"],
+            "exact_amount": "7.1049",
+            "amount": "7.10",
+        }
+    ]
+    statement["total"] = "7.10"
+    statement["balance_change"] = "-7.1049"
+    held = HeldInvoices().of(statement)
+    charge = {**_charge("c1", "0.0001"), "payer": "balance"}
+    held.move_balance(-held.add_charge(charge, "e1"))
+    assert len(statement["lines"]) == 1
+    line = statement["lines"][0]
+    assert (line["exact_amount"], line["amount"], statement["total"]) == ("7.1050", "7.11", "7.11")
+    assert statement["balance_change"] == "-7.1050"
+    assert (line["charge_ids"], line["event_ids"]) == (["c0", "c1"], ["e0", "e1"])
 
 
 def test_a_negative_zero_charge_is_not_a_credit() -> None:
