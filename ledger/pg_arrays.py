@@ -59,6 +59,11 @@ class TextColumn(list[str]):
     """Strings for a `%b::text[]` parameter, in the connection's encoding."""
 
 
+class Utf8TextColumn(list[bytes]):
+    """Strings already encoded in UTF-8 (JSON as orjson writes it, say) for a `%b::text[]`
+    parameter: passed as they are to a UTF-8 connection, not decoded to be encoded again."""
+
+
 class ByteaColumn(list[bytes]):
     """Byte strings for a `%b::bytea[]` parameter."""
 
@@ -126,6 +131,13 @@ class _TextDumper(_ColumnDumper):
         return binary_array(self.element_oid, len(obj), _sized(encoded))
 
 
+class _Utf8TextDumper(_TextDumper):
+    def dump(self, obj: list[bytes]) -> Buffer:  # type: ignore[override]
+        if self._encoding != "utf-8":
+            return super().dump([value.decode("utf-8") for value in obj])
+        return binary_array(self.element_oid, len(obj), _sized(obj))
+
+
 class _ByteaDumper(_ColumnDumper):
     element = "bytea"
 
@@ -146,6 +158,7 @@ for column, dumper in (
     (UuidColumn, _UuidDumper),
     (BigintColumn, _BigintDumper),
     (TextColumn, _TextDumper),
+    (Utf8TextColumn, _Utf8TextDumper),
     (ByteaColumn, _ByteaDumper),
     (BooleanColumn, _BooleanDumper),
 ):

@@ -14,7 +14,7 @@ from typing import Any, Self
 import orjson
 import psycopg
 
-from ledger.pg_arrays import BooleanColumn, TextColumn
+from ledger.pg_arrays import BooleanColumn, TextColumn, Utf8TextColumn
 from ledger.store import SCHEMA_LOCK_ID, StoreConfig
 
 Doc = dict[str, Any]
@@ -76,8 +76,13 @@ class ViewStore(ABC):
         self.close()
 
 
+def _encoded(doc: Doc) -> bytes:
+    """A document's JSON: UTF-8, keys sorted, so one document is always one text."""
+    return orjson.dumps(doc, option=orjson.OPT_SORT_KEYS)
+
+
 def _encode(doc: Doc) -> str:
-    return orjson.dumps(doc, option=orjson.OPT_SORT_KEYS).decode("utf-8")
+    return _encoded(doc).decode("utf-8")
 
 
 LAST_CODE_POINT = chr(0x10FFFF)
@@ -362,7 +367,7 @@ class PostgresViewStore(ViewStore):
         ordered = sorted(changes.items(), key=itemgetter(0))
         # One statement each, the rows as binary arrays: no per-row round trip or escaping.
         upserts = [
-            (v, k, _encode(doc), (v, k) in settled) for (v, k), doc in ordered if doc is not None
+            (v, k, _encoded(doc), (v, k) in settled) for (v, k), doc in ordered if doc is not None
         ]
         if upserts:
             views, keys, docs, settles = zip(*upserts, strict=True)
@@ -371,7 +376,7 @@ class PostgresViewStore(ViewStore):
                 "SELECT * FROM unnest(%b::text[], %b::text[], %b::text[], %b::boolean[]) "
                 "ON CONFLICT (view, key) DO UPDATE "
                 "SET doc = EXCLUDED.doc, settled = EXCLUDED.settled",
-                (TextColumn(views), TextColumn(keys), TextColumn(docs), BooleanColumn(settles)),
+                (TextColumn(views), TextColumn(keys), Utf8TextColumn(docs), BooleanColumn(settles)),
             )
         deletes = [key for key, doc in ordered if doc is None]
         if deletes:

@@ -17,6 +17,7 @@ from ledger.pg_arrays import (
     BooleanColumn,
     ByteaColumn,
     TextColumn,
+    Utf8TextColumn,
     UuidColumn,
 )
 
@@ -49,6 +50,7 @@ def test_each_column_is_the_array_psycopg_would_send(columns: tuple[list[Any], .
     assert _dumped(UuidColumn(uuids)) == _dumped(uuids)
     assert _dumped(BigintColumn(bigints)) == _dumped([Int8(value) for value in bigints])
     assert _dumped(TextColumn(texts)) == _dumped(texts)
+    assert _dumped(Utf8TextColumn(text.encode() for text in texts)) == _dumped(texts)
     assert _dumped(ByteaColumn(blobs)) == _dumped(blobs)
     assert _dumped(BooleanColumn(booleans)) == _dumped(booleans)
 
@@ -68,7 +70,7 @@ def test_columns_come_back_from_postgresql_as_they_went(
     with psycopg.connect(postgres_server) as db:
         row = db.execute(
             "SELECT %b::uuid[], %b::bigint[], %b::text[], %b::bytea[], %b::boolean[], "
-            "cardinality(%b::uuid[])",
+            "cardinality(%b::uuid[]), %b::text[]",
             (
                 UuidColumn(uuids),
                 BigintColumn(bigints),
@@ -76,11 +78,13 @@ def test_columns_come_back_from_postgresql_as_they_went(
                 ByteaColumn(blobs),
                 BooleanColumn(booleans),
                 UuidColumn(uuids),
+                Utf8TextColumn(text.encode() for text in texts),
             ),
         ).fetchone()
     assert row is not None
     assert row[:5] == (uuids, bigints, texts, blobs, booleans)
     assert row[5] == len(uuids)
+    assert row[6] == texts
 
 
 def test_text_is_sent_in_the_connection_s_encoding(postgres_server: str) -> None:
@@ -88,10 +92,14 @@ def test_text_is_sent_in_the_connection_s_encoding(postgres_server: str) -> None
     with psycopg.connect(postgres_server) as db:
         db.execute("SET client_encoding TO 'LATIN1'")
         row = db.execute(
-            "SELECT %b::text[], length((%b::text[])[1])",
-            (TextColumn(["Café", "Zürich"]), TextColumn(["Café"])),
+            "SELECT %b::text[], length((%b::text[])[1]), %b::text[]",
+            (
+                TextColumn(["Café", "Zürich"]),
+                TextColumn(["Café"]),
+                Utf8TextColumn(["Café".encode(), "Zürich".encode()]),
+            ),
         ).fetchone()
-    assert row == (["Café", "Zürich"], 4)
+    assert row == (["Café", "Zürich"], 4, ["Café", "Zürich"])
 
 
 def test_unnest_reads_the_columns_side_by_side(postgres_server: str) -> None:
