@@ -23,6 +23,23 @@ def parse_instant(value: object, field: str) -> datetime:
         raise ValueError(
             f"{field} must be an RFC 3339 timestamp string, got {type(value).__name__}"
         )
+    size = len(value)
+    # The separators of "2026-11-22T13:30:05Z" are every third character from the fifth.
+    if (size == 20 and value[4::3] == "--T::Z") or (
+        size == 27 and value[4:20:3] == "--T::." and value[26] == "Z" and value[20:26].isdigit()
+    ):
+        # `instant_text`'s own shape, as most producers and the ledger's state write it: the
+        # pattern below costs three times what parsing does, and `fromisoformat` reads this
+        # shape's digits strictly. Anything it refuses goes the long way, which says why.
+        try:
+            return datetime.fromisoformat(value)
+        except ValueError:
+            pass
+    return _parsed_by_pattern(value, field)
+
+
+def _parsed_by_pattern(value: str, field: str) -> datetime:
+    """`parse_instant` of any text, checked against RFC 3339's pattern first."""
     shape = _RFC3339.match(value)
     if shape is None:
         if re.match(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?$", value):

@@ -5,6 +5,7 @@ skips the conversion for an instant already in UTC; `parse_instant` cuts digits 
 microsecond from the match it made. Each is held here against the plain computation.
 """
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta, timezone
 from zoneinfo import ZoneInfo, available_timezones
 
@@ -143,6 +144,39 @@ def test_a_timestamp_is_known_to_be_written_as_the_ledger_writes_it_exactly_when
     assert written_as_instant_text(written) == (
         instant_text(parse_instant(written, "at")) == written
     )
+
+
+def _outcome(parse: Callable[[str, str], datetime], text: str) -> tuple[object, str]:
+    try:
+        instant = parse(text, "at")
+    except ValueError as error:
+        return None, str(error)
+    return (instant, instant.tzinfo), ""
+
+
+# Characters a canonical text might hold in the wrong place: other digits (Unicode's too, which
+# the pattern's \d takes), other separators, the letters of week dates and lower case.
+_NEAR = "0123456789" + "-:T.Z" + "zt +,W" + "\u0663\uff15"
+
+
+@st.composite
+def near_canonical_texts(draw: st.DrawFn) -> str:
+    """`instant_text`'s shapes (20 and 27 characters), with a few characters changed."""
+    at = draw(INSTANTS)
+    text = instant_text(at.replace(microsecond=draw(st.sampled_from([0, at.microsecond or 1]))))
+    characters = list(text)
+    for _ in range(draw(st.integers(min_value=0, max_value=3))):
+        where = draw(st.integers(min_value=0, max_value=len(characters) - 1))
+        characters[where] = draw(st.sampled_from(_NEAR))
+    return "".join(characters)
+
+
+@settings(max_examples=1000)
+@given(near_canonical_texts())
+def test_the_short_way_for_the_ledger_s_own_shape_reads_what_the_pattern_reads(text: str) -> None:
+    """`parse_instant` skips the RFC 3339 pattern for texts shaped as `instant_text` writes
+    them; it gives the same instant, or the same reason, as the pattern's way."""
+    assert _outcome(parse_instant, text) == _outcome(instants._parsed_by_pattern, text)
 
 
 @pytest.mark.parametrize(
