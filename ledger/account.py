@@ -164,6 +164,12 @@ class Account(Aggregate):
         self._version, self._modified_on = version, timestamp
         self._pending_events.append(event)
 
+    def collect_events(self) -> list[Any]:
+        """The pending events, handed over whole: the library's way pops them one by one,
+        and a batch collects after each event it records."""
+        collected, self._pending_events = self._pending_events, []
+        return collected
+
     def evolve(self, fact: dict[str, Any], outcome: dict[str, Any], chain: str) -> None:
         # From the outcome's document: state moves by the balance delta and the effects, so
         # its charges are not parsed again for every event recorded or loaded.

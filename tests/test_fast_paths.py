@@ -17,6 +17,7 @@ from uuid import UUID
 import orjson
 import pytest
 from click.testing import CliRunner
+from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import (
     DatetimeAsISO,
     DecimalAsStr,
@@ -164,9 +165,11 @@ def _without_timestamp(state: bytes) -> tuple[list[str], dict[str, Any]]:
 def test_an_account_records_the_event_the_librarys_trigger_event_makes(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    """And a batch collects the account's events as the library's `collect_events` would."""
     ours = LedgerApp(memory_store())
     _ingest(ours, LINES)
     monkeypatch.setattr(Account, "record", _recorded_by_trigger_event)
+    monkeypatch.setattr(Account, "collect_events", Aggregate.collect_events)
     theirs = LedgerApp(memory_store())
     _ingest(theirs, LINES)
     stored = [app.recorder.select_notifications(start=1, limit=100_000) for app in (ours, theirs)]
