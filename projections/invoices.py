@@ -258,8 +258,8 @@ class InvoiceProjection(Projection):
             self._bill_run(changes, account_id, outcome["effects"]["period"], fact)
         paid_by_balance = ZERO
         for charge in outcome["charges"]:
-            key = invoice_key(account_id, charge["billed_period"])
-            held = self._held.of(self._invoice(changes, account_id, charge["billed_period"], key))
+            key, doc = self._invoice(changes, account_id, charge["billed_period"])
+            held = self._held.of(doc)
             amount = held.add_charge(charge, fact["event_id"])
             if charge["payer"] == "balance":
                 paid_by_balance += amount
@@ -271,8 +271,7 @@ class InvoiceProjection(Projection):
             return
         other = Decimal(balance_delta) + paid_by_balance
         if other != ZERO:
-            key = invoice_key(account_id, outcome["billed_period"])
-            doc = self._invoice(changes, account_id, outcome["billed_period"], key)
+            key, doc = self._invoice(changes, account_id, outcome["billed_period"])
             assert doc["billing_mode"] == "prepaid", (account_id, fact["event_id"])
             doc["recharges"].append({"event_id": fact["event_id"], "amount": money_text(other)})
             self._held.of(doc).move_balance(other)
@@ -287,13 +286,14 @@ class InvoiceProjection(Projection):
             fact["account_id"],
             {"billing_mode": fact["billing_mode"], "currency": fact["currency"], "periods": {}},
         )
-        self._invoice(changes, fact["account_id"], period, invoice_key(fact["account_id"], period))
+        self._invoice(changes, fact["account_id"], period)
 
     def _invoice(
-        self, changes: ViewChanges, account_id: str, period: str, key: str
-    ) -> dict[str, Any]:
-        """The open invoice of that period (its `key`), opened if it is new. A closed one is
+        self, changes: ViewChanges, account_id: str, period: str
+    ) -> tuple[str, dict[str, Any]]:
+        """The key and the open invoice of that period, opened if it is new. A closed one is
         never written again: `rules.bill` sends late charges to the next open period (B3)."""
+        key = invoice_key(account_id, period)
         index = changes.get(INDEX_VIEW, account_id)
         assert index is not None, f"invoice for {account_id} before it opened"
         status = index["periods"].get(period)
@@ -302,11 +302,11 @@ class InvoiceProjection(Projection):
             index["periods"][period] = "open"
             changes.put(INDEX_VIEW, account_id, index)
             changes.put(VIEW, key, doc)
-            return doc
+            return key, doc
         assert status == "open", f"a charge reached the closed invoice {account_id} {period}"
         held = changes.get(VIEW, key)
         assert held is not None and held["status"] == "open", (account_id, period)
-        return held
+        return key, held
 
     def _bill_run(
         self, changes: ViewChanges, account_id: str, period: str, fact: dict[str, Any]
@@ -331,7 +331,7 @@ class InvoiceProjection(Projection):
                 )
                 index["periods"][earlier] = "closed"
         changes.put(INDEX_VIEW, account_id, index)
-        self._invoice(changes, account_id, period, invoice_key(account_id, period))
+        self._invoice(changes, account_id, period)
 
 
 def published(doc: dict[str, Any]) -> dict[str, Any]:
