@@ -1,0 +1,113 @@
+"""What a busy account's month costs a consumer: its invoice, rewritten with every batch.
+
+    .venv/bin/python -m bench.busy_account [--usage 20000] [--slices 5]
+
+One PostgreSQL database gets one account's month of `--usage` usage records
+(`bench.traffic`), stored by a consumer in batches of 500 with its views alongside, as a
+Kafka consumer stores them. The month is taken in `--slices` equal slices; after each it
+prints the consumer's time per record in that slice, the largest view document stored and
+the bytes of view documents a batch wrote on average (each batch writes every document it
+changed whole, and PostgreSQL stores and logs each).
+
+A figure that grows from slice to slice is a cost that grows with the month.
+"""
+
+import argparse
+import json
+import time
+from typing import Any
+
+import orjson
+import psycopg
+
+from bench.run import ADMIN_URL, say
+from bench.scratch import scratch_database
+from bench.traffic import generate
+from consumers.pipeline import RawRecord, process_batch
+from ledger.application import LedgerApp
+from ledger.runtime import tune_for_long_runs
+from ledger.store import parse_store_url
+from projections.runner import ViewsAlongside
+from projections.store import VIEW_TABLE, PostgresViewStore
+
+BATCH = 500
+
+
+class CountedAlongside(ViewsAlongside):
+    """Views alongside, counting the bytes of the documents each committed batch wrote."""
+
+    written = 0
+
+    def committed(self) -> None:
+        assert self._changes is not None
+        self.written += sum(len(orjson.dumps(doc)) for doc in self._changes.changed.values() if doc)
+        super().committed()
+
+
+def largest_document(db: psycopg.Connection[Any]) -> int:
+    row = db.execute(f"SELECT coalesce(max(octet_length(doc::text)), 0) FROM {VIEW_TABLE}")
+    found = row.fetchone()
+    assert found is not None
+    return int(found[0])
+
+
+def run(url: str, usage: int, slices: int) -> list[dict[str, Any]]:
+    lines = list(generate(1, usage))
+    app = LedgerApp(parse_store_url(url))
+    rows = []
+    with PostgresViewStore(url) as views, psycopg.connect(url, autocommit=True) as db:
+        alongside = CountedAlongside(app, views)
+        per_slice = -(-len(lines) // slices)
+        for first in range(0, len(lines), per_slice):
+            taken = lines[first : first + per_slice]
+            written_before = alongside.written
+            started = time.perf_counter()
+            for start in range(0, len(taken), BATCH):
+                records = [
+                    RawRecord(first + start + i, line)
+                    for i, line in enumerate(taken[start : start + BATCH])
+                ]
+                process_batch(app, "bench", records, lambda letters: None, None, alongside)
+            elapsed = time.perf_counter() - started
+            batches = -(-len(taken) // BATCH)
+            rows.append(
+                {
+                    "records": first + len(taken),
+                    "us_per_record": round(elapsed * 1e6 / len(taken), 1),
+                    "largest_document_bytes": largest_document(db),
+                    "written_kib_per_batch": round(
+                        (alongside.written - written_before) / 1024 / batches, 1
+                    ),
+                }
+            )
+            say(f"{first + len(taken):,} records stored")
+    return rows
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m bench.busy_account",
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("--usage", type=int, default=20_000, help="usage records in the month")
+    parser.add_argument("--slices", type=int, default=5, help="slices of the month measured")
+    parser.add_argument("--admin-url", default=ADMIN_URL, help="a PostgreSQL role with CREATEDB")
+    parser.add_argument("--json", action="store_true", help="print the figures as JSON")
+    args = parser.parse_args(argv)
+    tune_for_long_runs()  # as the `ledger` command does
+    with scratch_database(args.admin_url, prefix="bench_busy") as url:
+        rows = run(url, args.usage, args.slices)
+    if args.json:
+        print(json.dumps(rows, sort_keys=True))
+        return
+    print(f"{'records':>9} {'us/record':>10} {'largest doc B':>14} {'written KiB/batch':>18}")
+    for row in rows:
+        print(
+            f"{row['records']:>9,} {row['us_per_record']:>10,.1f}"
+            f" {row['largest_document_bytes']:>14,} {row['written_kib_per_batch']:>18,.1f}"
+        )
+
+
+if __name__ == "__main__":
+    main()
