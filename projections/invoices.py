@@ -2,19 +2,28 @@
 
 Every charge lands on exactly one line of the invoice or statement of its `billed_period`
 (its own period, or the next open one when late, B3). A line groups charges of one kind for
-one number and payer, keeps their charge and event ids, its exact sum (4 places) and the
-amount shown (2 places, HALF_UP); the total is the sum of the shown lines (M2).
+one number and payer, with its exact sum (4 places) and the amount shown (2 places, HALF_UP);
+the total is the sum of the shown lines (M2).
+
+A line's charge and event ids are what a month of calls makes grow, so the document does not
+hold them all: it lists its latest charges (`charges`: line number, charge id, event id), and
+every `CHARGES_PER_CHUNK` of them are filed as a chunk of their own (`CHARGES_VIEW`), never
+written again. A batch then rewrites a bounded document, however busy the account, and the
+layout is the same however the charges were batched. `read_invoices` puts each line's ids
+back together.
 
 `cycle.started` for a period closes every earlier open invoice of the account (the bill run)
 and opens the period's own, which already holds the fees in advance.
 """
 
 from bisect import insort
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from decimal import Decimal
+from itertools import chain
 from typing import Any
 
 from ledger.account import Account
+from ledger.errors import LedgerError
 from ledger.instants import parse_instant, period_of
 from ledger.money import ZERO, ZERO_TEXT, money_text, rated, shown
 from projections.projection import Projection, ViewChanges
@@ -22,6 +31,10 @@ from projections.store import ViewStore
 
 VIEW = "invoices"
 INDEX_VIEW = "invoice_index"  # per account: its billing mode and each period's status
+CHARGES_VIEW = "invoice_charges"  # filed chunks of an invoice's charges, "ACCOUNT|PERIOD|CHUNK"
+# 100 charges are 2.5 KB of JSON on the bench, and more than a month of most of its accounts.
+CHARGES_PER_CHUNK = 100
+MAX_CHUNKS = 1_000_000  # the chunk's number has 6 digits in its key, so keys sort in order
 
 # Line kinds in the order an invoice lists them (I1, I2).
 LINE_KINDS: dict[str, str] = {
@@ -113,6 +126,8 @@ def empty_invoice(account_id: str, period: str, billing_mode: str, currency: str
         "closed_at": None,
         "lines": [],
         "total": "0.00",
+        "charges": [],  # [line number, charge id, event id], fewer than CHARGES_PER_CHUNK
+        "charge_chunks": 0,  # chunks of charges filed before them
     }
     if billing_mode == "prepaid":
         # The exact net change of the PAYG balance billed to this statement; balances at
@@ -133,6 +148,19 @@ class HeldLine:
         self.shown = shown_amount
 
 
+class OutdatedInvoiceLayout(LedgerError):
+    """The views hold an invoice in the layout of an earlier version: rebuild them."""
+
+
+def _current_layout(doc: dict[str, Any]) -> dict[str, Any]:
+    if "charges" not in doc:
+        raise OutdatedInvoiceLayout(
+            f"invoice {doc['account_id']} {doc['period']} is in an earlier layout of the views"
+            " (its lines list every charge id): run `ledger rebuild`"
+        )
+    return doc
+
+
 class HeldInvoice:
     """An open invoice as a process holds it between charges: its lines by grouping key, and
     the amounts its texts say as Decimals.
@@ -146,7 +174,7 @@ class HeldInvoice:
     __slots__ = ("balance_change", "by_id", "doc", "total")
 
     def __init__(self, doc: dict[str, Any]) -> None:
-        self.doc = doc
+        self.doc = _current_layout(doc)
         self.by_id = {
             tuple(line["line_id"]): HeldLine(
                 line, Decimal(line["exact_amount"]), Decimal(line["amount"])
@@ -157,21 +185,18 @@ class HeldInvoice:
         self.balance_change = Decimal(doc.get("balance_change", ZERO_TEXT))
 
     def add_charge(self, charge: dict[str, Any], event_id: str) -> Decimal:
-        """Put one charge on its line (creating the line), and move the total with it (M2).
-        Returns the charge's amount."""
+        """Put one charge on its line (creating the line) and in the invoice's latest charges,
+        and move the total with it (M2). Returns the charge's amount."""
         kind = line_kind(charge)
         line_id = _line_id(kind, charge)
         held = self.by_id.get(line_id)
         if held is None:
             held = self._new_line(line_id, kind, charge)
         line = held.line
-        # No membership check against the line's charge ids: it grew with the square of a
+        # No check that the charge id is new: against a month's ids it cost the square of the
         # month's calls. A charge id is unique by construction (its event's id, deduplicated,
         # and `rules.bill` asserts it within an outcome).
-        line["charge_ids"].append(charge["charge_id"])
-        event_ids = line["event_ids"]
-        if not event_ids or event_ids[-1] != event_id:
-            event_ids.append(event_id)
+        self.doc["charges"].append([line["number"], charge["charge_id"], event_id])
         amount = Decimal(charge["amount"])
         exact = rated(held.exact + amount)
         held.exact = exact
@@ -194,13 +219,12 @@ class HeldInvoice:
     def _new_line(self, line_id: tuple[Any, ...], kind: str, charge: dict[str, Any]) -> HeldLine:
         line = {
             "line_id": list(line_id),
+            "number": len(self.doc["lines"]),  # its place among the lines as they were made
             "kind": kind,
             "description": line_description(kind, charge, self.doc["billing_mode"]),
             "msisdn": charge["msisdn"],
             "period": charge["period"],
             "payer": charge["payer"],
-            "charge_ids": [],
-            "event_ids": [],
             "exact_amount": ZERO_TEXT,
             "amount": "0.00",
         }
@@ -264,7 +288,9 @@ class InvoiceProjection(Projection):
             if charge["payer"] == "balance":
                 paid_by_balance += amount
                 held.move_balance(-amount)
-            changes.put(VIEW, key, held.doc)
+            if len(doc["charges"]) == CHARGES_PER_CHUNK:
+                self._file_charges(changes, key, doc)
+            changes.put(VIEW, key, doc)
         # What moved the balance besides charges: a recharge (I2).
         balance_delta: str = outcome["balance_delta"]
         if paid_by_balance == ZERO and balance_delta == ZERO_TEXT:
@@ -276,6 +302,15 @@ class InvoiceProjection(Projection):
             doc["recharges"].append({"event_id": fact["event_id"], "amount": money_text(other)})
             self._held.of(doc).move_balance(other)
             changes.put(VIEW, key, doc)
+
+    @staticmethod
+    def _file_charges(changes: ViewChanges, key: str, doc: dict[str, Any]) -> None:
+        """The invoice's latest charges become its next chunk, settled: never written again."""
+        chunk: int = doc["charge_chunks"]
+        assert chunk < MAX_CHUNKS, f"{key} has {MAX_CHUNKS} chunks of charges"
+        changes.put(CHARGES_VIEW, f"{key}|{chunk:06d}", {"charges": doc["charges"]}, settled=True)
+        doc["charges"] = []
+        doc["charge_chunks"] = chunk + 1
 
     def _opened(self, fact: dict[str, Any], changes: ViewChanges) -> None:
         period = period_of(
@@ -334,10 +369,32 @@ class InvoiceProjection(Projection):
         self._invoice(changes, account_id, period)
 
 
-def published(doc: dict[str, Any]) -> dict[str, Any]:
-    """An invoice as people and accounting tools see it: lines without the grouping key."""
-    lines = [{k: v for k, v in line.items() if k != "line_id"} for line in doc["lines"]]
-    return {**doc, "lines": lines}
+_INTERNAL_LINE_FIELDS = ("line_id", "number")
+
+
+def published(doc: dict[str, Any], filed: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """An invoice as people and accounting tools see it (I1): each line with the ids of its
+    charges and of the events behind them, in the order they came; `filed` are its chunks of
+    charges, in order."""
+    _current_layout(doc)
+    assert len(filed) == doc["charge_chunks"], (doc["account_id"], doc["period"], len(filed))
+    lines = []
+    by_number: dict[int, dict[str, Any]] = {}
+    for line in doc["lines"]:
+        shown_line = {k: v for k, v in line.items() if k not in _INTERNAL_LINE_FIELDS}
+        shown_line["charge_ids"] = []
+        shown_line["event_ids"] = []
+        lines.append(shown_line)
+        by_number[line["number"]] = shown_line
+    for number, charge_id, event_id in chain(*(c["charges"] for c in filed), doc["charges"]):
+        line = by_number[number]
+        line["charge_ids"].append(charge_id)
+        event_ids = line["event_ids"]
+        if not event_ids or event_ids[-1] != event_id:
+            event_ids.append(event_id)
+    invoice = {k: v for k, v in doc.items() if k not in ("charges", "charge_chunks")}
+    invoice["lines"] = lines
+    return invoice
 
 
 def read_invoices(
@@ -348,10 +405,17 @@ def read_invoices(
     by_account: dict[str, list[dict[str, Any]]] = {}
     for _, doc in views.scan(VIEW, prefix):
         by_account.setdefault(doc["account_id"], []).append(doc)
+    filed: dict[str, list[dict[str, Any]]] = {}
+    for key, chunk in views.scan(CHARGES_VIEW, prefix):  # in key order: chunks in order
+        filed.setdefault(key.rsplit("|", 1)[0], []).append(chunk)
     result: list[dict[str, Any]] = []
     for account in sorted(by_account):
         docs = by_account[account]
         if docs[0]["billing_mode"] == "prepaid":
             docs = with_balances(docs)
-        result.extend(published(d) for d in docs if period is None or d["period"] == period)
+        result.extend(
+            published(d, filed.get(invoice_key(account, d["period"]), []))
+            for d in docs
+            if period is None or d["period"] == period
+        )
     return result

@@ -11,9 +11,10 @@ MAX_KNOWN_ACCOUNTS = 20_000
 # the bench log, 32 KB per account in its first month. So the documents are bounded too, at
 # about 250 MB, not the accounts alone (20,000 of them held 640 MB in their first month).
 MAX_KNOWN_DOCUMENTS = 100_000
-# The views whose documents a projection may settle: closed invoices, past minutes. A key of
-# another view missing from an account's current documents is absent, not settled.
-SETTLING_VIEWS = frozenset({"invoices", "minutes"})
+# The views whose documents a projection may settle: closed invoices, their filed chunks of
+# charges, past minutes. A key of another view missing from an account's current documents is
+# absent, not settled.
+SETTLING_VIEWS = frozenset({"invoices", "invoice_charges", "minutes"})
 
 
 class KnownDocuments:

@@ -163,6 +163,7 @@ VIEWS = (
     "data",
     "throttle",
     "invoices",
+    "invoice_charges",
     "invoice_index",
 )
 

@@ -14,6 +14,7 @@ from ledger.account import Account
 from ledger.application import BatchCounts, DeadLetter, LedgerApp
 from ledger.history import account_history
 from ledger.store import memory_store
+from projections.invoices import read_invoices
 from projections.runner import catch_up, view_documents
 from projections.store import MemoryViewStore
 
@@ -70,7 +71,9 @@ class Ledger:
         return self.views.get("throttle", f"{account_id}|{msisdn}")
 
     def invoice(self, account_id: str, period: str) -> dict[str, Any] | None:
-        return self.views.get("invoices", f"{account_id}|{period}")
+        """The invoice or statement as support and finance read it (lines with their ids)."""
+        found = read_invoices(self.views, account_id, period)
+        return found[0] if found else None
 
     def history(self, account_id: str) -> list[dict[str, Any]]:
         return account_history(self.app, account_id) or []

@@ -15,13 +15,17 @@ Figures used throughout:
 - November 2026 has 30 days.
 """
 
+from datetime import timedelta
 from decimal import Decimal
 from itertools import pairwise
 from typing import Any
 
-from ledger.instants import parse_instant
+import orjson
+
+from ledger.instants import instant_text, parse_instant
 from ledger.rules.voice import authorize
-from projections.invoices import read_invoices
+from projections.invoices import CHARGES_PER_CHUNK, read_invoices
+from projections.runner import view_documents
 from tests.factories import catalog_published, event, opened
 from tests.harness import Ledger
 
@@ -154,7 +158,7 @@ def summary(doc: dict[str, Any]) -> list[tuple[Any, ...]]:
 
 
 def all_invoices(ledger: Ledger) -> dict[str, dict[str, Any]]:
-    return {key: doc for key, doc in ledger.views.scan("invoices")}
+    return {f"{doc['account_id']}|{doc['period']}": doc for doc in read_invoices(ledger.views)}
 
 
 def charges_of(ledger: Ledger, kind: str) -> list[dict[str, Any]]:
@@ -335,6 +339,51 @@ def test_I1_every_line_keeps_the_charge_ids_and_event_ids_behind_it() -> None:
     num1_calls = [ln for ln in lines_of(november, "payg_calls") if ln["msisdn"] == NUM1]
     assert len(num1_calls) == 1
     assert len(num1_calls[0]["charge_ids"]) == 2 and len(num1_calls[0]["event_ids"]) == 2
+
+
+def busy_month(calls: int) -> list[dict[str, Any]]:
+    """PAYG calls on two numbers, a minute apart from 2026-11-02, then the bill run."""
+    start = parse_instant("2026-11-02T00:00:00Z", "at")
+    return [
+        call(instant_text(start + timedelta(minutes=n)), 60, US, (NUM1, NUM2)[n % 3 == 0])
+        for n in range(calls)
+    ] + [cycle("2026-12")]
+
+
+def test_I1_a_busy_months_invoice_keeps_every_charge_id_and_is_written_alike_however_batched() -> (
+    None
+):
+    """Charge ids past `CHARGES_PER_CHUNK` are filed in chunks of their own, so a batch
+    rewrites a bounded invoice however busy the month; the lines read back whole, and the
+    views are the same whether the month came in one batch or in uneven ones."""
+    calls = 2 * CHARGES_PER_CHUNK + 37
+    month = busy_month(calls)
+    at_once = setup(numbers=(NUM1, NUM2))
+    feed_ok(at_once, *month)
+    unevenly = setup(numbers=(NUM1, NUM2))
+    for first in range(0, len(month), 7):
+        feed_ok(unevenly, *month[first : first + 7])
+    assert view_documents(unevenly.views) == view_documents(at_once.views)
+
+    stored = at_once.views.get("invoices", f"{ACC}|2026-11")
+    assert stored is not None
+    assert (len(stored["charges"]), stored["charge_chunks"]) == (37, 2)
+    filed = [key for key, _ in at_once.views.scan("invoice_charges", f"{ACC}|")]
+    assert filed == [f"{ACC}|2026-11|000000", f"{ACC}|2026-11|000001"]
+    # Nothing in the document grows with the month: the ids of 237 calls are elsewhere.
+    assert len(orjson.dumps(stored)) < 2_000 + 60 * CHARGES_PER_CHUNK
+
+    november = invoice_of(at_once, "2026-11")
+    assert november["status"] == "closed"
+    assert "charges" not in november and "charge_chunks" not in november
+    for number in (NUM1, NUM2):
+        [line] = [ln for ln in lines_of(november, "payg_calls") if ln["msisdn"] == number]
+        events = [e["event_id"] for e in month[:-1] if e["msisdn"] == number]
+        assert line["event_ids"] == events
+        assert line["charge_ids"] == [f"{e}:payg" for e in events]
+        # 0.0150 a minute each, one minute each (US)
+        assert line["exact_amount"] == str(Decimal("0.0150") * len(events))
+        assert "line_id" not in line and "number" not in line
 
 
 def test_I1_fees_in_advance_for_a_plan_and_a_package_on_one_number_have_distinct_charge_ids() -> (

@@ -497,7 +497,7 @@ def stored(ledger: Ledger, account_id: str) -> list[tuple[dict[str, Any], dict[s
 
 def invoice_docs(ledger: Ledger, account_id: str) -> dict[str, dict[str, Any]]:
     """The account's invoices or statements by period."""
-    return {doc["period"]: doc for _, doc in ledger.views.scan("invoices", f"{account_id}|")}
+    return {doc["period"]: doc for doc in read_invoices(ledger.views, account_id)}
 
 
 # Which line a charge of each kind goes on (I1), written from the SPEC's list of lines.
@@ -684,7 +684,7 @@ def test_I1_a_closed_invoice_never_changes_and_only_started_periods_are_open(
             if starts:
                 started[account_id] = fed["period"]
                 cycled.add(account_id)
-        after = dict(ledger.views.scan("invoices"))
+        after = {f"{d['account_id']}|{d['period']}": d for d in read_invoices(ledger.views)}
         if duplicate:
             assert after == before, fed
         for key, doc in before.items():

@@ -33,6 +33,7 @@ ACC-S (prepaid), number NUM_S (na-500 + data-1gb), statement 2026-11:
 import csv
 import io
 import json
+import sqlite3
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -494,6 +495,38 @@ def test_invoice_for_a_period_without_one_is_a_one_line_error(
             period,
             says=f"no invoice or statement for {POSTPAID} in {period}",
         )
+
+
+def test_views_of_an_earlier_layout_are_a_one_line_error_until_rebuilt(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    """Views written before an invoice filed its charge ids apart listed them on each line:
+    read, they name the fix instead of failing on a missing field."""
+    ingest_events(tmp_path, sqlite_url, *november())
+    shown = run_json("--store", sqlite_url, "invoice", POSTPAID)
+    with sqlite3.connect(tmp_path / "ledger.db") as db:
+        [(text,)] = db.execute(
+            "SELECT doc FROM ledger_views WHERE view = 'invoices' AND key = ?",
+            (f"{POSTPAID}|2026-11",),
+        )
+        earlier = json.loads(text)
+        del earlier["charges"], earlier["charge_chunks"]
+        earlier["lines"] = [
+            {**line, "charge_ids": ["c"], "event_ids": ["e"]} for line in earlier["lines"]
+        ]
+        db.execute(
+            "UPDATE ledger_views SET doc = ? WHERE view = 'invoices' AND key = ?",
+            (json.dumps(earlier), f"{POSTPAID}|2026-11"),
+        )
+    for command in (("invoice", POSTPAID), ("export", "invoices")):
+        assert_one_line_error(
+            sqlite_url,
+            *command,
+            says=f"invoice {POSTPAID} 2026-11 is in an earlier layout of the views"
+            " (its lines list every charge id): run `ledger rebuild`",
+        )
+    run("--store", sqlite_url, "rebuild")
+    assert run_json("--store", sqlite_url, "invoice", POSTPAID) == shown
 
 
 # ---------------------------------------------------------------------------------------------

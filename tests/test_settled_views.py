@@ -18,6 +18,7 @@ from bench.traffic import generate
 from consumers.pipeline import RawRecord, process_batch
 from ledger.application import LedgerApp
 from ledger.store import parse_store_url
+from projections.invoices import CHARGES_PER_CHUNK, CHARGES_VIEW, read_invoices
 from projections.minutes import is_past
 from projections.projection import KnownDocuments, ViewChanges
 from projections.runner import ViewsAlongside, catch_up, fold, view_documents
@@ -58,6 +59,8 @@ def _is_settled_by_rule(views: PostgresViewStore, name: str, doc: dict[str, Any]
     view, key = name.split("/", 1)
     if view == "invoices":
         return bool(doc["status"] == "closed")
+    if view == CHARGES_VIEW:
+        return True  # a filed chunk of charges is complete when it is written
     if view == "minutes":
         account_id, msisdn, period = key.split("|")
         return is_past(period, views.get("plans", f"{account_id}|{msisdn}"))
@@ -219,3 +222,42 @@ def test_a_settled_document_is_read_alone_when_an_event_wants_it(
         assert (key in known.docs) is not settled
         assert changes.get(*key) == {"status": "closed"}
         assert changes.get("invoices", "ACC-1|2026-12") is None
+
+
+def test_a_busy_months_filed_charges_are_settled_neither_read_nor_kept_by_a_consumer(
+    postgres_url: str,
+) -> None:
+    """An invoice's filed chunks of charge ids are written once, settled: a consumer reads and
+    keeps only the invoice, whose latest charges stay fewer than a chunk."""
+    calls = [
+        event(
+            "call.completed",
+            ACC,
+            f"2026-11-{2 + n // 100:02d}T{n % 100 // 10:02d}:{n % 10:02d}:00Z",
+            msisdn=NUM,
+            destination=US,
+            duration_seconds=60,
+            call_id=f"busy-{n}",
+        )
+        for n in range(3 * CHARGES_PER_CHUNK + 10)
+    ]
+    setup = [catalog_published(), opened(ACC, "postpaid")]
+    setup.append(event("number.added", ACC, "2026-11-01T10:00:00Z", msisdn=NUM))
+    lines = [orjson.dumps(e) for e in setup + calls]
+    app = LedgerApp(parse_store_url(postgres_url))
+    with PostgresViewStore(postgres_url) as views:
+        alongside = ViewsAlongside(app, views)
+        for first in range(0, len(lines), 45):
+            assert _consume(app, alongside, lines[first : first + 45], first) == []
+            invoice = alongside.known.docs[("invoices", f"{ACC}|2026-11")]
+            assert len(invoice["charges"]) < CHARGES_PER_CHUNK
+            assert not any(view == CHARGES_VIEW for view, _ in alongside.known.docs)
+        settled = _settled_flags(postgres_url)
+        filed = {key: flag for (view, key), flag in settled.items() if view == CHARGES_VIEW}
+        assert filed == {f"{ACC}|2026-11|{chunk:06d}": True for chunk in range(3)}
+        current = views.documents_of([ACC])
+        assert current is not None and ("invoices", f"{ACC}|2026-11") in current
+        assert not any(view == CHARGES_VIEW for view, _ in current)
+        [line] = [ln for ln in read_invoices(views, ACC)[0]["lines"] if ln["kind"] == "payg_calls"]
+        assert line["event_ids"] == [e["event_id"] for e in calls]
+        assert view_documents(views) == view_documents(fold(app.stored_events()))
