@@ -18,7 +18,12 @@ from bench.traffic import generate
 from consumers.pipeline import RawRecord, process_batch
 from ledger.application import LedgerApp
 from ledger.store import parse_store_url
-from projections.invoices import CHARGES_PER_CHUNK, CHARGES_VIEW, read_invoices
+from projections.invoices import (
+    CHARGES_PER_CHUNK,
+    CHARGES_VIEW,
+    OutdatedInvoiceLayout,
+    read_invoices,
+)
 from projections.minutes import is_past
 from projections.projection import KnownDocuments, ViewChanges
 from projections.runner import ViewsAlongside, catch_up, fold, view_documents
@@ -261,3 +266,33 @@ def test_a_busy_months_filed_charges_are_settled_neither_read_nor_kept_by_a_cons
         [line] = [ln for ln in read_invoices(views, ACC)[0]["lines"] if ln["kind"] == "payg_calls"]
         assert line["event_ids"] == [e["event_id"] for e in calls]
         assert view_documents(views) == view_documents(fold(app.stored_events()))
+
+
+def test_a_consumer_meeting_an_invoice_of_an_earlier_layout_stores_nothing_and_names_the_fix(
+    postgres_url: str,
+) -> None:
+    setup = [catalog_published(), opened(ACC, "postpaid")]
+    setup.append(event("number.added", ACC, "2026-11-01T10:00:00Z", msisdn=NUM))
+    app = LedgerApp(parse_store_url(postgres_url))
+    key = ("invoices", f"{ACC}|2026-11")
+    with PostgresViewStore(postgres_url) as views:
+        assert _consume(app, ViewsAlongside(app, views), [orjson.dumps(e) for e in setup], 0) == []
+        earlier = views.get(*key)
+        assert earlier is not None
+        del earlier["charges"], earlier["charge_chunks"]
+        position = views.position()
+        views.write({key: earlier}, position, position)
+        stored = app.recorder.max_notification_id()
+        call = event(
+            "call.completed",
+            ACC,
+            "2026-11-02T10:00:00Z",
+            msisdn=NUM,
+            destination=US,
+            duration_seconds=60,
+            call_id="after-upgrade",
+        )
+        with pytest.raises(OutdatedInvoiceLayout, match="run `ledger rebuild`"):
+            _consume(app, ViewsAlongside(app, views), [orjson.dumps(call)], 10)
+        assert app.recorder.max_notification_id() == stored
+        assert views.get(*key) == earlier
