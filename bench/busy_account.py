@@ -20,17 +20,15 @@ from typing import Any
 import orjson
 import psycopg
 
+from bench.months import BATCH, store_alongside
 from bench.run import ADMIN_URL, say
 from bench.scratch import scratch_database
 from bench.traffic import generate
-from consumers.pipeline import RawRecord, process_batch
 from ledger.application import LedgerApp
 from ledger.runtime import tune_for_long_runs
 from ledger.store import parse_store_url
 from projections.runner import ViewsAlongside
 from projections.store import VIEW_TABLE, PostgresViewStore
-
-BATCH = 500
 
 
 class CountedAlongside(ViewsAlongside):
@@ -62,12 +60,7 @@ def run(url: str, usage: int, slices: int) -> list[dict[str, Any]]:
             taken = lines[first : first + per_slice]
             written_before = alongside.written
             started = time.perf_counter()
-            for start in range(0, len(taken), BATCH):
-                records = [
-                    RawRecord(first + start + i, line)
-                    for i, line in enumerate(taken[start : start + BATCH])
-                ]
-                process_batch(app, "bench", records, lambda letters: None, None, alongside)
+            store_alongside(app, alongside, taken, first)
             elapsed = time.perf_counter() - started
             batches = -(-len(taken) // BATCH)
             rows.append(

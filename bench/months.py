@@ -39,18 +39,24 @@ ACCOUNT_PAGE = 500
 EVERY_DOCUMENT_INDEX = f"{VIEW_TABLE}_bench_every_account"
 
 
+def store_alongside(
+    app: LedgerApp, alongside: ViewsAlongside, lines: list[bytes], start: int
+) -> None:
+    """Store these records, the first at source position `start`, in batches of `BATCH` with
+    their views alongside, as a Kafka consumer stores them."""
+    for first in range(0, len(lines), BATCH):
+        taken = lines[first : first + BATCH]
+        records = [RawRecord(start + first + i, line) for i, line in enumerate(taken)]
+        process_batch(app, "bench", records, lambda letters: None, None, alongside)
+
+
 def consume(url: str, lines: list[bytes], start: int) -> tuple[float, int]:
     """A fresh consumer storing these records with its views: seconds, documents it keeps."""
     app = LedgerApp(parse_store_url(url))
     with PostgresViewStore(url) as views:
         alongside = ViewsAlongside(app, views)
         started = time.perf_counter()
-        for first in range(0, len(lines), BATCH):
-            records = [
-                RawRecord(start + first + i, line)
-                for i, line in enumerate(lines[first : first + BATCH])
-            ]
-            process_batch(app, "bench", records, lambda letters: None, None, alongside)
+        store_alongside(app, alongside, lines, start)
         return time.perf_counter() - started, len(alongside.known.docs)
 
 
