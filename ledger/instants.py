@@ -23,19 +23,25 @@ def parse_instant(value: object, field: str) -> datetime:
         raise ValueError(
             f"{field} must be an RFC 3339 timestamp string, got {type(value).__name__}"
         )
-    size = len(value)
-    # The separators of "2026-11-22T13:30:05Z" are every third character from the fifth.
-    if (size == 20 and value[4::3] == "--T::Z") or (
-        size == 27 and value[4:20:3] == "--T::." and value[26] == "Z" and value[20:26].isdigit()
-    ):
-        # `instant_text`'s own shape, as most producers and the ledger's state write it: the
-        # pattern below costs three times what parsing does, and `fromisoformat` reads this
-        # shape's digits strictly. Anything it refuses goes the long way, which says why.
+    if _in_instant_text_shape(value):
+        # As most producers and the ledger's state write it: the pattern below costs three
+        # times what parsing does, and `fromisoformat` reads this shape's digits strictly.
+        # Anything it refuses goes the long way, which says why.
         try:
             return datetime.fromisoformat(value)
         except ValueError:
             pass
     return _parsed_by_pattern(value, field)
+
+
+def _in_instant_text_shape(value: str) -> bool:
+    """Whether the text has the separators and length of what `instant_text` writes:
+    "2026-11-22T13:30:05Z", or with a fraction of six digits before the "Z"."""
+    size = len(value)
+    # The separators are every third character from the fifth.
+    if size == 20:
+        return value[4::3] == "--T::Z"
+    return size == 27 and value[4:20:3] == "--T::." and value[26] == "Z" and value[20:26].isdigit()
 
 
 def _parsed_by_pattern(value: str, field: str) -> datetime:
@@ -75,16 +81,8 @@ def written_as_instant_text(value: str) -> bool:
     zero. Most producers write that; a consumer then keeps their text instead of formatting
     the instant again (`isoformat` is about 2% of consuming an event, docs/PERFORMANCE.md
     round 14)."""
-    size = len(value)
-    if size == 20:
-        return value[10] == "T" and value[19] == "Z"
-    return (
-        size == 27
-        and value[10] == "T"
-        and value[19] == "."
-        and value[26] == "Z"
-        and value[20:26] != "000000"
-    )
+    # `instant_text` writes no fraction for a whole second.
+    return _in_instant_text_shape(value) and value[20:26] != "000000"
 
 
 def zone(name: str) -> ZoneInfo:
