@@ -21,8 +21,8 @@ import orjson
 import psycopg
 
 from bench.months import BATCH, store_alongside
-from bench.run import ADMIN_URL, say
-from bench.scratch import scratch_database
+from bench.run import say
+from bench.scratch import ADMIN_URL, scratch_database
 from bench.traffic import generate
 from ledger.application import LedgerApp
 from ledger.runtime import tune_for_long_runs

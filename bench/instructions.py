@@ -36,8 +36,7 @@ from itertools import islice
 from pathlib import Path
 from typing import Any
 
-from bench.run import ADMIN_URL
-from bench.scratch import scratch_database
+from bench.scratch import ADMIN_URL, scratch_database
 from bench.traffic import generate
 from consumers.pipeline import RawRecord, process_batch
 from ledger.application import LedgerApp

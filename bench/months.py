@@ -24,8 +24,8 @@ from typing import Any
 import orjson
 import psycopg
 
-from bench.run import ADMIN_URL, say
-from bench.scratch import scratch_database
+from bench.run import say
+from bench.scratch import ADMIN_URL, scratch_database
 from bench.traffic import generate
 from consumers.pipeline import RawRecord, process_batch
 from ledger.application import LedgerApp

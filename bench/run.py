@@ -31,7 +31,7 @@ from kafka import KafkaConsumer, TopicPartition
 from bench.cpu import cpu_budget, machine_cpu_seconds
 from bench.replay import AUDIT_PROCESSES, rate
 from bench.replay import measure as replay_rates
-from bench.scratch import scratch_database, scratch_topics
+from bench.scratch import ADMIN_URL, scratch_database, scratch_topics
 from bench.traffic import generate
 from consumers.kafka import ConsumeReport, KafkaSettings, consume, ensure_topics, publish
 from consumers.pipeline import RawRecord
@@ -42,7 +42,6 @@ from ledger.store import parse_store_url
 from projections.invoices import read_invoices
 from projections.store import open_view_store
 
-ADMIN_URL = "postgresql://ledger:ledger@127.0.0.1:55432/ledger"
 RAW_BATCH = 1000
 
 

@@ -8,6 +8,8 @@ from contextlib import contextmanager
 import psycopg
 from kafka import KafkaAdminClient
 
+# The role the benchmarks make their throwaway databases with: scripts/postgres.sh's server.
+ADMIN_URL = "postgresql://ledger:ledger@127.0.0.1:55432/ledger"
 DROP_ATTEMPTS = 20
 
 
