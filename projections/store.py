@@ -7,7 +7,7 @@ Two backends, one interface: SQLite (the embedded default) and PostgreSQL.
 
 import sqlite3
 from abc import ABC, abstractmethod
-from collections.abc import Collection, Iterator, Mapping
+from collections.abc import Collection, Iterator, Mapping, Sequence
 from operator import itemgetter
 from typing import Any, Self
 
@@ -190,7 +190,13 @@ class SqliteViewStore(ViewStore):
 
 
 class PostgresViewStore(ViewStore):
-    def __init__(self, conninfo: str) -> None:
+    def __init__(
+        self, conninfo: str, table: str = VIEW_TABLE, position_table: str = POSITION_TABLE
+    ) -> None:
+        """The views in these tables, made if missing: the live ones by default, or a rebuild's
+        staged ones (`projections.log_rebuild`)."""
+        self.table = table
+        self.position_table = position_table
         self._conninfo = conninfo
         self._db = psycopg.connect(conninfo, autocommit=True, connect_timeout=10)
         with self._db.transaction():
@@ -199,7 +205,7 @@ class PostgresViewStore(ViewStore):
             # Keys in byte order ("C"), whatever the database's locale: a prefix scan is then
             # a range of the primary key's index.
             self._db.execute(
-                f"CREATE TABLE IF NOT EXISTS {VIEW_TABLE} (view TEXT NOT NULL, "
+                f"CREATE TABLE IF NOT EXISTS {self.table} (view TEXT NOT NULL, "
                 'key TEXT COLLATE "C" NOT NULL, doc TEXT NOT NULL, '
                 "settled BOOLEAN NOT NULL DEFAULT false, PRIMARY KEY (view, key)) "
                 f"WITH (fillfactor = {VIEW_FILLFACTOR})"
@@ -207,31 +213,31 @@ class PostgresViewStore(ViewStore):
             if not self._has_settled_column():
                 self._settle_older_documents()
             if self.key_collation() != "C":  # a table made before keys were in byte order
-                self._db.execute(f'ALTER TABLE {VIEW_TABLE} ALTER COLUMN key TYPE TEXT COLLATE "C"')
+                self._db.execute(f'ALTER TABLE {self.table} ALTER COLUMN key TYPE TEXT COLLATE "C"')
             if self.fillfactor() != VIEW_FILLFACTOR:  # a table made before: pages it fills next
-                self._db.execute(f"ALTER TABLE {VIEW_TABLE} SET (fillfactor = {VIEW_FILLFACTOR})")
+                self._db.execute(f"ALTER TABLE {self.table} SET (fillfactor = {VIEW_FILLFACTOR})")
             self._compress_documents_with_lz4()
             self._db.execute(
-                f"CREATE TABLE IF NOT EXISTS {POSITION_TABLE} "
+                f"CREATE TABLE IF NOT EXISTS {self.position_table} "
                 "(id INTEGER PRIMARY KEY CHECK (id = 1), position BIGINT NOT NULL)"
             )
             self._db.execute(
-                f"INSERT INTO {POSITION_TABLE} VALUES (1, 0) ON CONFLICT (id) DO NOTHING"
+                f"INSERT INTO {self.position_table} VALUES (1, 0) ON CONFLICT (id) DO NOTHING"
             )
             # Catch-up reads every current document of a page's accounts at once
             # (documents_of): the index holds those alone, so it does not grow with the
             # accounts' past periods.
-            self._db.execute(f"DROP INDEX IF EXISTS {VIEW_TABLE}_account")
+            self._db.execute(f"DROP INDEX IF EXISTS {self.table}_account")
             self._db.execute(
-                f"CREATE INDEX IF NOT EXISTS {VIEW_TABLE}_current_account "
-                f"ON {VIEW_TABLE} (split_part(key, '|', 1)) WHERE NOT settled"
+                f"CREATE INDEX IF NOT EXISTS {self.table}_current_account "
+                f"ON {self.table} (split_part(key, '|', 1)) WHERE NOT settled"
             )
 
     def _has_settled_column(self) -> bool:
         row = self._db.execute(
             "SELECT 1 FROM pg_attribute WHERE attrelid = %s::regclass AND attname = 'settled' "
             "AND NOT attisdropped",
-            (VIEW_TABLE,),
+            (self.table,),
         ).fetchone()
         return row is not None
 
@@ -241,14 +247,14 @@ class PostgresViewStore(ViewStore):
         invoices, and minutes of a period before their number's plan's latest one. A test
         compares the result with a rebuild's."""
         self._db.execute(
-            f"ALTER TABLE {VIEW_TABLE} ADD COLUMN settled BOOLEAN NOT NULL DEFAULT false"
+            f"ALTER TABLE {self.table} ADD COLUMN settled BOOLEAN NOT NULL DEFAULT false"
         )
         self._db.execute(
-            f"UPDATE {VIEW_TABLE} SET settled = true "
+            f"UPDATE {self.table} SET settled = true "
             "WHERE view = 'invoices' AND doc::jsonb ->> 'status' = 'closed'"
         )
         self._db.execute(
-            f"UPDATE {VIEW_TABLE} AS minutes SET settled = true FROM {VIEW_TABLE} AS plans "
+            f"UPDATE {self.table} AS minutes SET settled = true FROM {self.table} AS plans "
             "WHERE minutes.view = 'minutes' AND plans.view = 'plans' "
             "AND plans.key = split_part(minutes.key, '|', 1) || '|' "
             "|| split_part(minutes.key, '|', 2) "
@@ -264,7 +270,7 @@ class PostgresViewStore(ViewStore):
             with self._db.transaction():  # a savepoint: the failure must not end the outer one
                 if self.document_compression() != "lz4":
                     self._db.execute(
-                        f"ALTER TABLE {VIEW_TABLE} ALTER COLUMN doc SET COMPRESSION lz4"
+                        f"ALTER TABLE {self.table} ALTER COLUMN doc SET COMPRESSION lz4"
                     )
         except (psycopg.errors.FeatureNotSupported, psycopg.errors.SyntaxError):
             pass  # built without lz4, or older than 14 (no SET COMPRESSION)
@@ -272,9 +278,9 @@ class PostgresViewStore(ViewStore):
     def fillfactor(self) -> int:
         """How full PostgreSQL fills the views' pages, in percent (100 unless set)."""
         row = self._db.execute(
-            "SELECT reloptions FROM pg_class WHERE oid = %s::regclass", (VIEW_TABLE,)
+            "SELECT reloptions FROM pg_class WHERE oid = %s::regclass", (self.table,)
         ).fetchone()
-        assert row is not None, f"{VIEW_TABLE} exists"
+        assert row is not None, f"{self.table} exists"
         for option in row[0] or ():
             name, _, value = option.partition("=")
             if name == "fillfactor":
@@ -299,20 +305,20 @@ class PostgresViewStore(ViewStore):
             "SELECT coalesce(to_jsonb(a) ->> 'attcompression', ''), coalesce(c.collname, '') "
             "FROM pg_attribute a LEFT JOIN pg_collation c ON c.oid = a.attcollation "
             "WHERE a.attrelid = %s::regclass AND a.attname = %s",
-            (VIEW_TABLE, column),
+            (self.table, column),
         ).fetchone()
-        assert row is not None, f"{VIEW_TABLE} has a {column} column"
+        assert row is not None, f"{self.table} has a {column} column"
         return str(row[0]), str(row[1])
 
     def position(self) -> int:
-        row = self._connection().execute(f"SELECT position FROM {POSITION_TABLE}").fetchone()
+        row = self._connection().execute(f"SELECT position FROM {self.position_table}").fetchone()
         assert row is not None
         return int(row[0])
 
     def get(self, view: str, key: str) -> Doc | None:
         row = (
             self._connection()
-            .execute(f"SELECT doc FROM {VIEW_TABLE} WHERE view = %s AND key = %s", (view, key))
+            .execute(f"SELECT doc FROM {self.table} WHERE view = %s AND key = %s", (view, key))
             .fetchone()
         )
         return None if row is None else dict(orjson.loads(row[0]))
@@ -322,7 +328,7 @@ class PostgresViewStore(ViewStore):
         rows = (
             self._connection()
             .execute(
-                f"SELECT key, doc FROM {VIEW_TABLE} WHERE view = %s AND {in_range} ORDER BY key",
+                f"SELECT key, doc FROM {self.table} WHERE view = %s AND {in_range} ORDER BY key",
                 (view, *bounds),
             )
             .fetchall()
@@ -334,7 +340,7 @@ class PostgresViewStore(ViewStore):
         rows = (
             self._connection()
             .execute(
-                f"SELECT view, key, doc FROM {VIEW_TABLE} "
+                f"SELECT view, key, doc FROM {self.table} "
                 "WHERE split_part(key, '|', 1) = ANY(%b::text[]) AND NOT settled",
                 (TextColumn(account_ids),),
             )
@@ -372,7 +378,7 @@ class PostgresViewStore(ViewStore):
         if upserts:
             views, keys, docs, settles = zip(*upserts, strict=True)
             cur.execute(
-                f"INSERT INTO {VIEW_TABLE} (view, key, doc, settled) "
+                f"INSERT INTO {self.table} (view, key, doc, settled) "
                 "SELECT * FROM unnest(%b::text[], %b::text[], %b::text[], %b::boolean[]) "
                 "ON CONFLICT (view, key) DO UPDATE "
                 "SET doc = EXCLUDED.doc, settled = EXCLUDED.settled",
@@ -382,7 +388,7 @@ class PostgresViewStore(ViewStore):
         if deletes:
             views, keys = zip(*deletes, strict=True)
             cur.execute(
-                f"DELETE FROM {VIEW_TABLE} WHERE (view, key) IN "
+                f"DELETE FROM {self.table} WHERE (view, key) IN "
                 "(SELECT * FROM unnest(%b::text[], %b::text[]))",
                 (TextColumn(views), TextColumn(keys)),
             )
@@ -391,7 +397,7 @@ class PostgresViewStore(ViewStore):
         """The views' position, from `expected` to `position`, inside that same transaction.
         Written after the documents: the row it updates is the one every writer shares."""
         cur.execute(
-            f"UPDATE {POSITION_TABLE} SET position = %s WHERE position = %s",
+            f"UPDATE {self.position_table} SET position = %s WHERE position = %s",
             (position, expected),
         )
         if cur.rowcount != 1:
@@ -399,8 +405,28 @@ class PostgresViewStore(ViewStore):
 
     def reset(self) -> None:
         with self._connection().transaction():
-            self._connection().execute(f"DELETE FROM {VIEW_TABLE}")
-            self._connection().execute(f"UPDATE {POSITION_TABLE} SET position = 0")
+            self._connection().execute(f"DELETE FROM {self.table}")
+            self._connection().execute(f"UPDATE {self.position_table} SET position = 0")
+
+    def replace_with(self, staged_tables: Sequence[str], position: int) -> None:
+        """Every document of these staged tables in place of these views' own, at that
+        position, in one transaction: a reader sees the views before or after, never a part of
+        them. The documents first and the position last, in the order every writer takes them
+        (`write_documents`), so a consumer's batch in flight waits, then finds the position
+        moved and catches up from it."""
+        db = self._connection()
+        with db.transaction():
+            db.execute(f"DELETE FROM {self.table}")
+            for staged in staged_tables:
+                db.execute(
+                    f"INSERT INTO {self.table} (view, key, doc, settled) "
+                    f"SELECT view, key, doc, settled FROM {staged}"
+                )
+            db.execute(f"UPDATE {self.position_table} SET position = %s", (position,))
+
+    @property
+    def conninfo(self) -> str:
+        return self._conninfo
 
     def close(self) -> None:
         self._db.close()
