@@ -20,7 +20,7 @@ from ledger.money import money_text
 from ledger.recorder import MAX_LOG_PARTS
 from ledger.runtime import tune_for_long_runs
 from ledger.store import DEFAULT_STORE_URL, StoreConfig, parse_store_url
-from projections.runner import catch_up, rebuild, view_documents
+from projections.runner import catch_up, view_documents
 from projections.store import ViewStore, open_view_store
 
 
@@ -1209,17 +1209,40 @@ def replay(
 
 
 @main.command("rebuild")
+@click.option(
+    "--processes",
+    type=click.IntRange(1, MAX_LOG_PARTS),
+    help="Fold the log in this many parts, one process each (PostgreSQL only). Default: one "
+    "per core for a log of 50,000 events or more, else one.",
+)
 @pass_context
-def rebuild_views(context: Context) -> None:
-    """Rebuild every view from the event store (views are disposable; events are the truth)."""
+def rebuild_views(context: Context, processes: int | None) -> None:
+    """Rebuild every view from the event store (views are disposable; events are the truth).
 
-    def show(applied: int, position: int) -> None:
-        click.echo(f"rebuild: {applied} events replayed (position {position})", err=True)
+    On PostgreSQL the views are rebuilt beside the live ones and swapped in at once, so queries
+    meanwhile see the views as they were; one rebuild runs at a time. The embedded stores'
+    views are emptied and replayed in place.
+    """
+    from projections.log_audit import parts_for
+    from projections.log_rebuild import rebuild_views as rebuild
 
     with user_errors():
         app = context.app()
+        if context.store.kind != "postgresql":
+            if processes is not None and processes > 1:
+                fail("--processes needs a PostgreSQL store; the embedded stores are rebuilt by one")
+            parts = 1
+        else:
+            parts = processes or parts_for(context.store, app.recorder.max_notification_id() or 0)
+        if parts > 1:
+            click.echo(f"rebuild: the log in {parts} parts, one process each", err=True)
+        shown = "rebuild: part 1: " if parts > 1 else "rebuild: "
+
+        def show(applied: int, position: int) -> None:
+            click.echo(f"{shown}{applied} events replayed (position {position})", err=True)
+
         with context.views() as views:
-            replayed = rebuild(app, views, progress=show)
+            replayed = rebuild(app, views, parts, progress=show)
         context.emit({"replayed": replayed}, f"rebuilt views from {replayed} stored events")
 
 

@@ -149,7 +149,9 @@ class ViewsAlongside:
 def rebuild(
     app: LedgerApp, views: ViewStore, progress: Callable[[int, int], None] | None = None
 ) -> int:
-    """Forget the views and replay the whole log into them."""
+    """Forget the views and replay the whole log into them, in place: queries meanwhile see
+    part of them. The embedded stores' way; PostgreSQL's views are staged and swapped in
+    (`projections.log_rebuild`)."""
     views.reset()
     return catch_up(app, views, progress=progress)
 
