@@ -1,14 +1,17 @@
-"""`python -m bench.replay` measures replay and audit of a stored log and changes nothing."""
+"""`python -m bench.replay` measures replay, audit and rebuilds of a stored log and changes
+nothing of it: the rebuilds write a scratch database's views."""
 
 import json
 
 import pytest
 
-from bench.replay import main
+from bench.replay import STEPS, main
 from bench.traffic import generate
 from consumers.pipeline import RawRecord, process_batch
 from ledger.application import LedgerApp
 from ledger.store import parse_store_url
+from projections.runner import view_documents
+from projections.store import PostgresViewStore
 
 
 @pytest.mark.postgres
@@ -26,9 +29,11 @@ def test_bench_replay_reads_every_stored_event_and_stores_nothing(
     figures = json.loads(capsys.readouterr().out)
     assert figures["events"] == stored > len(lines) // 2
     assert figures["processes"] == 2
-    for step in ("read", "fold", "replay", "audit", "audit_in_parts"):
+    for step in STEPS:
         assert figures[step]["per_s"] > 0 and figures[step]["per_cpu_s"] > 0, step
     assert app.recorder.max_notification_id() == position
+    with PostgresViewStore(postgres_url) as views:  # the rebuilds wrote a scratch database's
+        assert views.position() == 0 and view_documents(views) == {}
 
 
 @pytest.mark.postgres
@@ -45,4 +50,12 @@ def test_bench_replay_prints_a_table_for_people(
         "replay",
         "audit",
         "audit in 2 processes",
+        "rebuild in place",
+        "rebuild",
+        "rebuild in 2 processes",
     ]
+
+
+def test_bench_replay_refuses_a_step_it_does_not_know() -> None:
+    with pytest.raises(SystemExit):
+        main(["--store", "sqlite:///unused.db", "--steps", "replay,rebuid"])
