@@ -25,7 +25,6 @@ from ledger.errors import LedgerError
 from ledger.recorder import MAX_LOG_PARTS, WHOLE_LOG, LogPart
 from ledger.runtime import tune_for_long_runs
 from ledger.store import StoreConfig
-from projections.log_audit import parts_for
 from projections.projection import KnownDocuments, ViewChanges
 from projections.runner import catch_up, default_projections, project, rebuild
 from projections.store import PostgresViewStore, ViewStore
@@ -57,15 +56,14 @@ def _staged_table(index: int) -> str:
 
 
 def rebuild_views(
-    app: LedgerApp, views: ViewStore, parts: int | None = None, progress: Progress | None = None
+    app: LedgerApp, views: ViewStore, parts: int = 1, progress: Progress | None = None
 ) -> int:
     """Rebuild the views from the whole log; returns the events replayed. PostgreSQL's are
-    staged and swapped in, the log read in `parts` parts (None: as many as suit the log, as
-    an audit's); the embedded stores' are rebuilt in place, by this process."""
+    staged and swapped in, the log read in `parts` parts (`log_audit.parts_for` suits them
+    to a log, as an audit's); the embedded stores' are rebuilt in place, by this process."""
     if isinstance(views, PostgresViewStore):
-        count = parts_for(app.store, app.recorder.max_notification_id() or 0)
-        return rebuild_in_parts(app, views, count if parts is None else parts, progress)
-    if parts is not None and parts > 1:
+        return rebuild_in_parts(app, views, parts, progress)
+    if parts > 1:
         raise ValueError("only PostgreSQL views can be rebuilt in parts")
     return rebuild(app, views, progress)
 
