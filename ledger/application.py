@@ -16,7 +16,6 @@ from uuid import UUID
 from eventsourcing.application import Application
 from eventsourcing.domain import Aggregate, Snapshot
 from eventsourcing.persistence import (
-    EventStore,
     Mapper,
     ProcessRecorder,
     Recording,
@@ -129,6 +128,7 @@ class LedgerApp(Application[UUID]):
 
     name = "Ledger"
     max_cached_accounts = MAX_CACHED_ACCOUNTS
+    events: LedgerEventStore  # construct_event_store's
 
     def __init__(self, store: StoreConfig, notice: Callable[[str], None] | None = None) -> None:
         """`notice` takes a line for the operator about long work done on opening the store
@@ -171,7 +171,7 @@ class LedgerApp(Application[UUID]):
             transcoder=self.construct_transcoder(), mapper_class=LedgerMapper
         )
 
-    def construct_event_store(self) -> EventStore[UUID]:
+    def construct_event_store(self) -> LedgerEventStore:
         return LedgerEventStore(mapper=self.mapper, recorder=self.recorder)
 
     def construct_recorder(self) -> ProcessRecorder:
@@ -751,7 +751,7 @@ class Batch:
             else:
                 assert self.app.store.kind == "postgresql", "only PostgreSQL writes alongside"
                 written = alongside.prepare(self._events)
-                self.app.events.put(
+                self.app.events.store(
                     self._events,
                     tracking=tracking,
                     alongside=written,

@@ -144,6 +144,20 @@ def test_stored_records_built_in_fewer_steps_are_the_librarys_own() -> None:
         assert hash(recording.notification) == hash(expected.notification)
 
 
+def test_events_stored_without_records_are_stored_as_put_stores_them() -> None:
+    source = LedgerApp(memory_store())
+    _ingest(source, LINES)
+    events = [
+        source.mapper.to_domain_event(n) for n in source.recorder.select_notifications(1, 100_000)
+    ]
+    put, stored = LedgerApp(memory_store()), LedgerApp(memory_store())
+    put.events.put(events)
+    assert stored.events.store(events) is None
+    ours = stored.recorder.select_notifications(1, 100_000)
+    assert len(ours) == len(events) > 100
+    assert ours == put.recorder.select_notifications(1, 100_000)
+
+
 def _recorded_by_trigger_event(account: Account, fact: dict[str, Any], outcome: Outcome) -> None:
     """`Account.record` as it was, the long way: the library's `trigger_event`."""
     outcome_doc = outcome.document()
