@@ -127,16 +127,22 @@ class LedgerMapper(Mapper[UUID]):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._classes: dict[str, tuple[type[Any], int]] = {}
+        # Topic and class version of each class written: looked up once, not once an event
+        # (an absent `class_version` raised and formatted an AttributeError every time).
+        self._topics: dict[type[Any], tuple[str, int]] = {}
 
     def to_stored_event(self, domain_event: DomainEventProtocol[UUID]) -> StoredEvent:
         """The library's `to_stored_event`, its record `built` (ledger.frozen)."""
         if self.cipher or self.compressor:
             return super().to_stored_event(domain_event)
         cls = type(domain_event)
+        found = self._topics.get(cls)
+        if found is None:
+            found = self._topics[cls] = (get_topic(cls), getattr(cls, "class_version", 1))
+        topic, class_version = found
         state = dict(vars(domain_event))
         originator_id = state.pop("originator_id")
         originator_version = state.pop("originator_version")
-        class_version = getattr(cls, "class_version", 1)
         if class_version > 1:
             state["class_version"] = class_version
         return built(
@@ -144,7 +150,7 @@ class LedgerMapper(Mapper[UUID]):
             {
                 "originator_id": originator_id,
                 "originator_version": originator_version,
-                "topic": get_topic(cls),
+                "topic": topic,
                 "state": self.transcoder.encode(state),
             },
         )
