@@ -733,7 +733,9 @@ def _decoded_fast(raw: bytes) -> Any:
     those of a key given twice. Anything else (an escape, bad JSON) is decoded again by the
     standard library, which says why.
     """
-    if b"\\" in raw:
+    # find, not `in`: `in` first tries the bytes as an integer, raising and dropping a
+    # TypeError for every record.
+    if raw.find(b"\\") != -1:
         return None
     try:
         doc = orjson.loads(raw)

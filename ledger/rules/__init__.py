@@ -93,12 +93,12 @@ def bill(account: Account, event: IncomingEvent, outcome: Outcome) -> Outcome:
     Its own period's, while that is open; once the bill run has closed it (the account's
     current period is later), the next open one: the account's current period.
     """
-    ids = [charge.charge_id for charge in outcome.charges]
-    # A charge id names one charge for ever (lines, exports and disputes refer to it).
-    assert len(set(ids)) == len(ids), f"charge ids repeat in one outcome: {ids}"
     open_period = account.current_period
     own_period = period_of(event.occurred_at, account.timezone)
-    return outcome.billed_on(
-        max(own_period, open_period),
-        tuple(charge.billed_on(max(charge.period, open_period)) for charge in outcome.charges),
-    )
+    charges = outcome.charges
+    if charges:  # half the events have none (a call on the plan, data from a package)
+        ids = [charge.charge_id for charge in charges]
+        # A charge id names one charge for ever (lines, exports and disputes refer to it).
+        assert len(set(ids)) == len(ids), f"charge ids repeat in one outcome: {ids}"
+        charges = tuple(charge.billed_on(max(charge.period, open_period)) for charge in charges)
+    return outcome.billed_on(max(own_period, open_period), charges)
