@@ -405,8 +405,12 @@ def read_invoices(
     by_account: dict[str, list[dict[str, Any]]] = {}
     for _, doc in views.scan(VIEW, prefix):
         by_account.setdefault(doc["account_id"], []).append(doc)
+    # One invoice asked for: its own chunks only, not those of every month the account has.
+    chunks_prefix = prefix
+    if account_id is not None and period is not None:
+        chunks_prefix = f"{invoice_key(account_id, period)}|"
     filed: dict[str, list[dict[str, Any]]] = {}
-    for key, chunk in views.scan(CHARGES_VIEW, prefix):  # in key order: chunks in order
+    for key, chunk in views.scan(CHARGES_VIEW, chunks_prefix):  # in key order: chunks in order
         filed.setdefault(key.rsplit("|", 1)[0], []).append(chunk)
     result: list[dict[str, Any]] = []
     for account in sorted(by_account):

@@ -386,6 +386,31 @@ def test_I1_a_busy_months_invoice_keeps_every_charge_id_and_is_written_alike_how
         assert "line_id" not in line and "number" not in line
 
 
+def test_I1_one_invoice_read_reads_its_own_chunks_of_charges_not_every_months() -> None:
+    """A support query for one period reads that invoice's filed charges alone: an account's
+    chunks pile up month after month, and its other invoices do not need them."""
+    ledger = setup(numbers=(NUM1, NUM2))
+    feed_ok(ledger, *busy_month(CHARGES_PER_CHUNK + 5))
+    asked: list[str] = []
+    scan = ledger.views.scan
+
+    def recorded_scan(view: str, key_prefix: str = "") -> Any:
+        if view == "invoice_charges":
+            asked.append(key_prefix)
+        return scan(view, key_prefix)
+
+    ledger.views.scan = recorded_scan  # type: ignore[method-assign]
+    [november] = read_invoices(ledger.views, ACC, "2026-11")
+    [december] = read_invoices(ledger.views, ACC, "2026-12")
+    assert asked == [f"{ACC}|2026-11|", f"{ACC}|2026-12|"]
+    calls = lines_of(november, "payg_calls")
+    assert sum(len(line["charge_ids"]) for line in calls) == CHARGES_PER_CHUNK + 5
+    assert lines_of(december, "payg_calls") == []
+    both = read_invoices(ledger.views, ACC)
+    assert [doc["period"] for doc in both] == ["2026-11", "2026-12"]
+    assert both[0] == november and asked[-1] == f"{ACC}|"
+
+
 def test_I1_fees_in_advance_for_a_plan_and_a_package_on_one_number_have_distinct_charge_ids() -> (
     None
 ):
