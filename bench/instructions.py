@@ -36,9 +36,9 @@ from itertools import islice
 from pathlib import Path
 from typing import Any
 
+from bench.months import store_alongside
 from bench.scratch import ADMIN_URL, scratch_database
 from bench.traffic import generate
-from consumers.pipeline import RawRecord, process_batch
 from ledger.application import LedgerApp
 from ledger.runtime import tune_for_long_runs
 from ledger.store import parse_store_url
@@ -122,7 +122,6 @@ def work(step: str, rounds: int, args: argparse.Namespace) -> int:
 
 def _consume(rounds: int, args: argparse.Namespace) -> int:
     lines = list(generate(args.accounts, args.usage))
-    batches = [lines[first : first + BATCH] for first in range(0, len(lines), BATCH)]
     needed = BATCH * args.batches * (1 + ROUNDS[-1])  # every batch counted is a full one
     if len(lines) < needed:
         raise SystemExit(
@@ -133,10 +132,7 @@ def _consume(rounds: int, args: argparse.Namespace) -> int:
     with scratch_database(args.admin_url, prefix="bench_instructions") as url:
         app = LedgerApp(parse_store_url(url))
         with PostgresViewStore(url) as views:
-            alongside = ViewsAlongside(app, views)
-            for number, batch in enumerate(batches[:taken]):
-                records = [RawRecord(number * BATCH + i, line) for i, line in enumerate(batch)]
-                process_batch(app, "bench", records, lambda letters: None, None, alongside)
+            store_alongside(app, ViewsAlongside(app, views), lines[: BATCH * taken], 0, BATCH)
     batches_a_round: int = args.batches
     return BATCH * batches_a_round
 

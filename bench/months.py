@@ -40,12 +40,12 @@ EVERY_DOCUMENT_INDEX = f"{VIEW_TABLE}_bench_every_account"
 
 
 def store_alongside(
-    app: LedgerApp, alongside: ViewsAlongside, lines: list[bytes], start: int
+    app: LedgerApp, alongside: ViewsAlongside, lines: list[bytes], start: int, batch: int = BATCH
 ) -> None:
-    """Store these records, the first at source position `start`, in batches of `BATCH` with
+    """Store these records, the first at source position `start`, in batches of `batch` with
     their views alongside, as a Kafka consumer stores them."""
-    for first in range(0, len(lines), BATCH):
-        taken = lines[first : first + BATCH]
+    for first in range(0, len(lines), batch):
+        taken = lines[first : first + batch]
         records = [RawRecord(start + first + i, line) for i, line in enumerate(taken)]
         process_batch(app, "bench", records, lambda letters: None, None, alongside)
 
