@@ -59,3 +59,15 @@ def test_bench_replay_prints_a_table_for_people(
 def test_bench_replay_refuses_a_step_it_does_not_know() -> None:
     with pytest.raises(SystemExit):
         main(["--store", "sqlite:///unused.db", "--steps", "replay,rebuid"])
+
+
+@pytest.mark.postgres
+def test_bench_replay_makes_no_database_when_it_times_no_rebuild(
+    postgres_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Reading steps alone need no role that may create databases."""
+    LedgerApp(parse_store_url(postgres_url))
+    unreachable = "postgresql://nobody:wrong@127.0.0.1:1/none"
+    main(["--store", postgres_url, "--steps", "replay,audit", "--admin-url", unreachable])
+    out = capsys.readouterr().out.splitlines()
+    assert [line.split("  ")[0] for line in out[1:]] == ["replay", "audit"]
