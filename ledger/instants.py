@@ -153,8 +153,14 @@ def months_between(earlier: str, later: str) -> int:
 
 
 def period_start(period: str, timezone_name: str) -> datetime:
-    """The first instant of a period in the account's time zone."""
-    return datetime(int(period[:4]), int(period[5:7]), 1, tzinfo=zone(timezone_name))
+    """The first instant of a period in the account's time zone.
+
+    Where the clocks jump forward at midnight on the 1st (Asia/Tomsk on 1 April 1984, say),
+    midnight never happens: the period starts at the jump, a wall time that exists (01:00).
+    As the nonexistent 00:00 it would be the same instant, but by Python's rules (PEP 495)
+    equal to no datetime of another zone, not even that instant in UTC."""
+    tz = zone(timezone_name)
+    return datetime(int(period[:4]), int(period[5:7]), 1, tzinfo=tz).astimezone(UTC).astimezone(tz)
 
 
 def period_end(period: str, timezone_name: str) -> datetime:

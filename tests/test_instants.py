@@ -205,6 +205,16 @@ def test_a_timestamp_that_is_not_one_says_why(text: str, reason: str) -> None:
         parse_instant(text, "occurred_at")
 
 
+def test_a_period_whose_local_midnight_never_happens_starts_when_the_clocks_jump() -> None:
+    # Asia/Tomsk went from UTC+7 to UTC+8 at midnight on 1 April 1984: 00:00 never happened.
+    start = period_start("1984-04", "Asia/Tomsk")
+    assert start.isoformat() == "1984-04-01T01:00:00+08:00"
+    assert start == datetime(1984, 3, 31, 17, tzinfo=UTC)
+    assert period_end_text("1984-03", "Asia/Tomsk") == "1984-03-31T17:00:00Z"
+    assert period_of(datetime(1984, 3, 31, 16, 59, 59, tzinfo=UTC), "Asia/Tomsk") == "1984-03"
+    assert period_of(start, "Asia/Tomsk") == "1984-04"
+
+
 @settings(max_examples=300, deadline=None)
 @given(zone_name=st.sampled_from(ZONES), instant=INSTANTS)
 def test_a_period_s_end_as_text_is_the_first_instant_of_the_next_period_in_utc(
