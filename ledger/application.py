@@ -16,7 +16,6 @@ from uuid import UUID
 from eventsourcing.application import Application
 from eventsourcing.domain import Aggregate, Snapshot
 from eventsourcing.persistence import (
-    Mapper,
     ProcessRecorder,
     Recording,
     StoredEvent,
@@ -129,6 +128,7 @@ class LedgerApp(Application[UUID]):
     name = "Ledger"
     max_cached_accounts = MAX_CACHED_ACCOUNTS
     events: LedgerEventStore  # construct_event_store's
+    mapper: LedgerMapper  # construct_mapper's
 
     def __init__(self, store: StoreConfig, notice: Callable[[str], None] | None = None) -> None:
         """`notice` takes a line for the operator about long work done on opening the store
@@ -166,10 +166,12 @@ class LedgerApp(Application[UUID]):
     def construct_transcoder(self) -> Transcoder:
         return LedgerTranscoder()
 
-    def construct_mapper(self) -> Mapper[UUID]:
-        return self.factory.mapper(
+    def construct_mapper(self) -> LedgerMapper:
+        mapper = self.factory.mapper(
             transcoder=self.construct_transcoder(), mapper_class=LedgerMapper
         )
+        assert isinstance(mapper, LedgerMapper)
+        return mapper
 
     def construct_event_store(self) -> LedgerEventStore:
         return LedgerEventStore(mapper=self.mapper, recorder=self.recorder)
@@ -439,8 +441,11 @@ class LedgerApp(Application[UUID]):
             # Windows of ids that hold about a page of the part's events each.
             while after < through:
                 window = min(through, after + page_size * part.count)
-                for notification in self.recorder.select_part(after, window, part):
-                    yield notification.id, self.mapper.to_domain_event(notification)
+                event_of = self.mapper.event_of
+                for position, stream_id, version, topic, state in self.recorder.select_part(
+                    after, window, part
+                ):
+                    yield position, event_of(stream_id, version, topic, state)
                 after = window
             return
         if part.count != 1:
@@ -451,6 +456,14 @@ class LedgerApp(Application[UUID]):
 
     def stored_page(self, after: int, limit: int) -> list[tuple[int, object]]:
         """Up to `limit` stored events after that log position, as (notification id, event)."""
+        if isinstance(self.recorder, LedgerPostgresRecorder):  # the rows, mapped directly
+            event_of = self.mapper.event_of
+            return [
+                (position, event_of(stream_id, version, topic, state))
+                for position, stream_id, version, topic, state in self.recorder.select_log_page(
+                    after, limit
+                )
+            ]
         notifications = self.recorder.select_notifications(
             start=after, limit=limit, inclusive_of_start=False
         )

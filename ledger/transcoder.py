@@ -156,21 +156,45 @@ class LedgerMapper(Mapper[UUID]):
         )
 
     def to_domain_event(self, stored_event: StoredEvent) -> DomainEventProtocol[UUID]:
-        if self.cipher or self.compressor or type(stored_event.originator_id) is not UUID:
-            return super().to_domain_event(stored_event)
-        found = self._classes.get(stored_event.topic)
+        return self.event_of(
+            stored_event.originator_id,
+            stored_event.originator_version,
+            stored_event.topic,
+            stored_event.state,
+        )
+
+    def event_of(
+        self, originator_id: UUID | str, originator_version: int, topic: str, state: bytes
+    ) -> DomainEventProtocol[UUID]:
+        """The domain event of a stored event given by its columns, as a row of the log holds
+        them: the library's `to_domain_event` without a record built first (round 19)."""
+        if self.cipher or self.compressor or type(originator_id) is not UUID:
+            return self._library_event_of(originator_id, originator_version, topic, state)
+        found = self._classes.get(topic)
         if found is None:
-            cls = resolve_topic(stored_event.topic)
-            found = self._classes[stored_event.topic] = (cls, getattr(cls, "class_version", 1))
+            cls = resolve_topic(topic)
+            found = self._classes[topic] = (cls, getattr(cls, "class_version", 1))
         cls, class_version = found
         try:
-            state: dict[str, Any] = self.transcoder.decode(stored_event.state)
-        except Exception:
-            return super().to_domain_event(stored_event)  # raises the library's error
-        if type(state) is not dict or state.get("class_version", 1) != class_version:
-            return super().to_domain_event(stored_event)  # to be upcast
-        state.pop("class_version", None)
-        state["originator_id"] = stored_event.originator_id
-        state["originator_version"] = stored_event.originator_version
-        domain_event: DomainEventProtocol[UUID] = built(cls, state)
+            decoded: dict[str, Any] = self.transcoder.decode(state)
+        except Exception:  # the library's way raises the library's error
+            return self._library_event_of(originator_id, originator_version, topic, state)
+        if type(decoded) is not dict or decoded.get("class_version", 1) != class_version:
+            return self._library_event_of(originator_id, originator_version, topic, state)
+        decoded.pop("class_version", None)
+        decoded["originator_id"] = originator_id
+        decoded["originator_version"] = originator_version
+        domain_event: DomainEventProtocol[UUID] = built(cls, decoded)
         return domain_event
+
+    def _library_event_of(
+        self, originator_id: UUID | str, originator_version: int, topic: str, state: bytes
+    ) -> DomainEventProtocol[UUID]:
+        """The library's way: to be upcast, decrypted or decompressed, or to fail as it fails."""
+        stored_event = StoredEvent(
+            originator_id=originator_id,
+            originator_version=originator_version,
+            topic=topic,
+            state=state,
+        )
+        return super().to_domain_event(stored_event)

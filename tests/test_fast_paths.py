@@ -39,7 +39,7 @@ from ledger.account import Account
 from ledger.application import LedgerApp
 from ledger.chain import link
 from ledger.outcome import Outcome
-from ledger.recorder import Alongside, LedgerPostgresRecorder, LockUse
+from ledger.recorder import Alongside, LedgerPostgresRecorder, LockUse, LogPart
 from ledger.records import LedgerEventStore
 from ledger.runtime import GC_THRESHOLDS
 from ledger.store import memory_store, parse_store_url
@@ -99,6 +99,39 @@ def test_every_stored_event_maps_back_as_the_librarys_mapper_maps_it() -> None:
         first.originator_id, 1, first.topic, first.state[:-1] + b',"class_version":1}'
     )
     assert _state(ours.to_domain_event(newer)) == _state(library.to_domain_event(newer))
+
+
+def test_the_log_read_as_rows_gives_the_events_the_librarys_notifications_give(
+    postgres_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """On PostgreSQL replays and audits map the log's rows straight to domain events, with
+    no `Notification` built first: the same events, at the same positions, whole or in parts."""
+    app = LedgerApp(parse_store_url(postgres_url))
+    _ingest(app, LINES)
+    assert isinstance(app.recorder, LedgerPostgresRecorder)
+    library = Mapper[UUID](transcoder=LedgerTranscoder())
+    # The library's own query and records, through the library's own mapper.
+    notifications = super(LedgerPostgresRecorder, app.recorder).select_notifications(
+        start=1, limit=100_000
+    )
+    expected = [(n.id, _state(library.to_domain_event(n))) for n in notifications]
+    assert len(expected) > len(LINES) // 2
+
+    def no_notifications(*row: object) -> None:
+        raise AssertionError("a Notification was built to read the log")
+
+    monkeypatch.setattr("ledger.recorder._notification", no_notifications)
+    paged = [(p, _state(e)) for p, e in app.stored_page(0, 100_000)]
+    assert paged == expected
+    through = expected[-1][0]
+    assert [(p, _state(e)) for p, e in app.logged_events(through)] == expected
+    parts = [
+        (p, _state(e))
+        for index in range(3)
+        for p, e in app.logged_events(through, LogPart(index, 3))
+    ]
+    assert sorted(parts) == expected
+    app.close()
 
 
 def _same_record(ours: object, theirs: object) -> bool:
