@@ -14,11 +14,12 @@ DROP_ATTEMPTS = 20
 
 
 @contextmanager
-def scratch_database(admin_url: str, prefix: str = "scratch") -> Iterator[str]:
-    """A fresh, empty database (its URL) on the server, dropped afterwards."""
+def scratch_database(admin_url: str, prefix: str = "scratch", options: str = "") -> Iterator[str]:
+    """A fresh, empty database (its URL) on the server, dropped afterwards; `options` are
+    CREATE DATABASE's (an encoding, say)."""
     name = f"{prefix}_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(admin_url, autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
+        admin.execute(f'CREATE DATABASE "{name}" {options}'.rstrip())
     try:
         yield admin_url.rsplit("/", 1)[0] + f"/{name}"
     finally:

@@ -1,14 +1,13 @@
 """Every view store finds an account's documents by a prefix of their keys, exactly and in key
 order, and reads them as a range of its index rather than a filter over the whole view."""
 
-import uuid
-
 import orjson
 import psycopg
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from bench.scratch import scratch_database
 from ledger.store import memory_store, parse_store_url
 from projections.store import (
     LAST_CODE_POINT,
@@ -145,14 +144,8 @@ def test_documents_keep_their_text_in_the_database_s_encoding(
     one in another encoding. (Sending documents as orjson's UTF-8 bytes, to spare a decode,
     broke the second; it saved nothing measurable, docs/PERFORMANCE.md round 13.)"""
     doc = SPELLED if encoding == "UTF8" else {k: v for k, v in SPELLED.items() if k != "sign"}
-    name = f"ledger_test_{encoding.lower()}_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(postgres_server, autocommit=True) as admin:
-        admin.execute(
-            f"CREATE DATABASE \"{name}\" ENCODING '{encoding}' TEMPLATE template0 "
-            "LC_COLLATE 'C' LC_CTYPE 'C'"
-        )
-    url = postgres_server.rsplit("/", 1)[0] + f"/{name}"
-    try:
+    options = f"ENCODING '{encoding}' TEMPLATE template0 LC_COLLATE 'C' LC_CTYPE 'C'"
+    with scratch_database(postgres_server, f"ledger_test_{encoding.lower()}", options) as url:
         with PostgresViewStore(url) as views:
             views.write({("invoices", "ACC-1|2026-11"): doc}, expected=0, position=1)
             assert views.get("invoices", "ACC-1|2026-11") == doc
@@ -161,6 +154,3 @@ def test_documents_keep_their_text_in_the_database_s_encoding(
                 f"SELECT doc, position('Café' in doc) > 0 FROM {VIEW_TABLE}"
             ).fetchone()
         assert row is not None and orjson.loads(row[0]) == doc and row[1] is True
-    finally:
-        with psycopg.connect(postgres_server, autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
