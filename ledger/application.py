@@ -34,7 +34,7 @@ from ledger.errors import LedgerError, RejectedEvent
 from ledger.ids import CATALOG_STREAM_ID, account_stream_id, intake_stream_id
 from ledger.intake import Intake
 from ledger.outcome import Charge
-from ledger.recorder import WHOLE_LOG, Alongside, LedgerPostgresRecorder, LogPart
+from ledger.recorder import WHOLE_LOG, Alongside, LedgerPostgresRecorder, LogPart, LogRow
 from ledger.recorder_memory import LedgerMemoryRecorder
 from ledger.recorder_sqlite import LedgerSQLiteRecorder
 from ledger.records import LedgerEventStore
@@ -441,11 +441,7 @@ class LedgerApp(Application[UUID]):
             # Windows of ids that hold about a page of the part's events each.
             while after < through:
                 window = min(through, after + page_size * part.count)
-                event_of = self.mapper.event_of
-                for position, stream_id, version, topic, state in self.recorder.select_part(
-                    after, window, part
-                ):
-                    yield position, event_of(stream_id, version, topic, state)
+                yield from self._events_of(self.recorder.select_part(after, window, part))
                 after = window
             return
         if part.count != 1:
@@ -457,17 +453,19 @@ class LedgerApp(Application[UUID]):
     def stored_page(self, after: int, limit: int) -> list[tuple[int, object]]:
         """Up to `limit` stored events after that log position, as (notification id, event)."""
         if isinstance(self.recorder, LedgerPostgresRecorder):  # the rows, mapped directly
-            event_of = self.mapper.event_of
-            return [
-                (position, event_of(stream_id, version, topic, state))
-                for position, stream_id, version, topic, state in self.recorder.select_log_page(
-                    after, limit
-                )
-            ]
+            return self._events_of(self.recorder.select_log_page(after, limit))
         notifications = self.recorder.select_notifications(
             start=after, limit=limit, inclusive_of_start=False
         )
         return [(n.id, self.mapper.to_domain_event(n)) for n in notifications]
+
+    def _events_of(self, rows: list[LogRow]) -> list[tuple[int, object]]:
+        """Rows of the log as (notification id, event), with no record built of each."""
+        event_of = self.mapper.event_of
+        return [
+            (position, event_of(stream_id, version, topic, state))
+            for position, stream_id, version, topic, state in rows
+        ]
 
     def recently_stored(self, after: int, limit: int) -> list[tuple[int, object]]:
         """The events stored by this process right after that log position, as (notification

@@ -11,7 +11,7 @@ from typing import Any
 from uuid import UUID
 
 from eventsourcing.domain import DomainEventProtocol
-from eventsourcing.persistence import EventStore, Notification, Recording
+from eventsourcing.persistence import EventStore, Notification, Recording, StoredEvent
 
 from ledger.frozen import built
 
@@ -22,13 +22,12 @@ class LedgerEventStore(EventStore[UUID]):
     def store(self, domain_events: Sequence[DomainEventProtocol[UUID]], **kwargs: Any) -> None:
         """Store these events as `put` does, building no records of them: for a caller that
         keeps none (a batch whose views were written alongside), two objects an event fewer."""
-        self.recorder.insert_events(list(map(self.mapper.to_stored_event, domain_events)), **kwargs)
+        self._insert(domain_events, **kwargs)
 
     def put(
         self, domain_events: Sequence[DomainEventProtocol[UUID]], **kwargs: Any
     ) -> list[Recording[UUID]]:
-        stored_events = list(map(self.mapper.to_stored_event, domain_events))
-        notification_ids = self.recorder.insert_events(stored_events, **kwargs)
+        stored_events, notification_ids = self._insert(domain_events, **kwargs)
         if not notification_ids:
             return []
         assert len(notification_ids) == len(stored_events)
@@ -44,3 +43,10 @@ class LedgerEventStore(EventStore[UUID]):
                 domain_events, stored_events, notification_ids, strict=True
             )
         ]
+
+    def _insert(
+        self, domain_events: Sequence[DomainEventProtocol[UUID]], **kwargs: Any
+    ) -> tuple[list[StoredEvent], Sequence[int] | None]:
+        """The events' records as stored, and the notification ids the recorder gave them."""
+        stored_events = list(map(self.mapper.to_stored_event, domain_events))
+        return stored_events, self.recorder.insert_events(stored_events, **kwargs)
