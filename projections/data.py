@@ -2,8 +2,7 @@
 
 from typing import Any
 
-from ledger.account import Account
-from projections.projection import Projection, ViewChanges
+from projections.projection import Fact, Projection, ViewChanges
 
 DATA_VIEW = "data"
 THROTTLE_VIEW = "throttle"
@@ -47,10 +46,11 @@ def throttle_doc(account_id: str, msisdn: str, package: dict[str, Any] | None) -
 
 
 class DataProjection(Projection):
-    def apply(self, event: object, changes: ViewChanges) -> None:
-        if not isinstance(event, Account.FactApplied) or event.outcome["status"] != "applied":
-            return
-        fact, effects = event.fact, event.outcome.get("effects", {})
+    def opened(self, fact: Fact, changes: ViewChanges) -> None:
+        """An account opens without numbers: its data documents come with them."""
+
+    def applied(self, fact: Fact, outcome: dict[str, Any], changes: ViewChanges) -> None:
+        effects = outcome.get("effects", {})
         account_id = fact["account_id"]
         if fact["type"] == "number.added" or (
             fact["type"] == "port_in.requested" and effects["added"]

@@ -22,11 +22,10 @@ from decimal import Decimal
 from itertools import chain
 from typing import Any
 
-from ledger.account import Account
 from ledger.errors import LedgerError
 from ledger.instants import parse_instant, period_of
 from ledger.money import ZERO, ZERO_TEXT, money_text, rated, shown
-from projections.projection import Projection, ViewChanges
+from projections.projection import Fact, Projection, ViewChanges
 from projections.store import ViewStore
 
 VIEW = "invoices"
@@ -269,14 +268,7 @@ class InvoiceProjection(Projection):
     def __init__(self) -> None:
         self._held = HeldInvoices()
 
-    def apply(self, event: object, changes: ViewChanges) -> None:
-        if not isinstance(event, Account.FactApplied):
-            if isinstance(event, Account.Opened):
-                self._opened(event.fact, changes)
-            return
-        if event.outcome["status"] != "applied":
-            return
-        fact, outcome = event.fact, event.outcome
+    def applied(self, fact: Fact, outcome: dict[str, Any], changes: ViewChanges) -> None:
         account_id = fact["account_id"]
         if fact["type"] == "cycle.started":
             self._bill_run(changes, account_id, outcome["effects"]["period"], fact)
@@ -312,7 +304,7 @@ class InvoiceProjection(Projection):
         doc["charges"] = []
         doc["charge_chunks"] = chunk + 1
 
-    def _opened(self, fact: dict[str, Any], changes: ViewChanges) -> None:
+    def opened(self, fact: Fact, changes: ViewChanges) -> None:
         period = period_of(
             parse_instant(fact["occurred_at"], "occurred_at"), fact.get("timezone", "UTC")
         )

@@ -2,9 +2,8 @@
 
 from typing import Any
 
-from ledger.account import Account
 from ledger.instants import period_end_text
-from projections.projection import Projection, ViewChanges
+from projections.projection import Fact, Projection, ViewChanges
 
 VIEW = "minutes"
 ACCOUNTS_VIEW = "accounts"  # the time zone each account's periods are counted in
@@ -48,22 +47,26 @@ def is_past(period: str, held: dict[str, Any] | None) -> bool:
 
 
 class MinutesProjection(Projection):
-    def apply(self, event: object, changes: ViewChanges) -> None:
-        if not isinstance(event, Account.FactApplied):
-            if isinstance(event, Account.Opened):
-                fact = event.fact
-                changes.put(
-                    ACCOUNTS_VIEW, fact["account_id"], {"timezone": fact.get("timezone", "UTC")}
-                )
-            return
-        if event.outcome["status"] != "applied":
-            return
-        fact, effects = event.fact, event.outcome.get("effects", {})
+    FACT_TYPES = frozenset(
+        {
+            "plan.purchased",
+            "call.completed",
+            "cycle.started",
+            "port_in.completed",
+            "port_out.completed",
+        }
+    )
+
+    def opened(self, fact: Fact, changes: ViewChanges) -> None:
+        changes.put(ACCOUNTS_VIEW, fact["account_id"], {"timezone": fact.get("timezone", "UTC")})
+
+    def applied(self, fact: Fact, outcome: dict[str, Any], changes: ViewChanges) -> None:
+        effects = outcome.get("effects", {})
         account_id = fact["account_id"]
         kind = fact["type"]
-        if kind == "plan.purchased":
-            self._grant(changes, account_id, fact["msisdn"], effects["plan"], effects["period"])
-        elif kind == "call.completed" and effects.get("plan_seconds"):
+        if kind == "call.completed":  # first: most of the facts this view folds
+            if not effects.get("plan_seconds"):
+                return
             msisdn = fact["msisdn"]
             key = minutes_key(account_id, msisdn, effects["period"])
             doc = changes.get(VIEW, key)
@@ -82,6 +85,8 @@ class MinutesProjection(Projection):
                 ),
                 settled=is_past(doc["period"], held),  # a late call (B3)
             )
+        elif kind == "plan.purchased":
+            self._grant(changes, account_id, fact["msisdn"], effects["plan"], effects["period"])
         elif kind == "cycle.started":
             period = effects["period"]
             for msisdn, change in effects.get("plans", {}).items():

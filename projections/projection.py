@@ -1,8 +1,11 @@
 """A projection turns stored domain events into view documents. Pure: no I/O of its own."""
 
 from abc import ABC, abstractmethod
-from collections.abc import Collection
+from collections.abc import Callable, Collection, Sequence
+from typing import Any, ClassVar
 
+from ledger.account import Account
+from ledger.money import ZERO_TEXT
 from projections.store import Doc, DocKey, ViewStore
 
 MAX_KNOWN_ACCOUNTS = 20_000
@@ -132,10 +135,63 @@ class ViewChanges:
             self.put(view, new_key, {**doc, **updates}, settled)
 
 
-class Projection(ABC):
-    @abstractmethod
-    def apply(self, event: object, changes: ViewChanges) -> None:
-        """Fold one stored domain event into the view documents it concerns.
+Fact = dict[str, Any]
+Applied = Callable[[Fact, dict[str, Any], ViewChanges], None]
+MAX_FACT_TYPES = 1_000  # the contract's types number tens; more is a defect, not traffic
 
-        Ask whether it is a `FactApplied` first: nearly every event is, and an `isinstance`
-        that misses an event class goes the slow way, through the library's metaclass."""
+
+class Projection(ABC):
+    """Folds the events of accounts into some views: an account opened, and the facts
+    applied to it. Facts the rules did not apply (rejected, not yet rated) change no view."""
+
+    # The fact types `applied` folds; None: every type. Facts of other types skip the
+    # projection without a call (a replay folds each event into every view).
+    FACT_TYPES: ClassVar[frozenset[str] | None] = None
+
+    @abstractmethod
+    def opened(self, fact: Fact, changes: ViewChanges) -> None:
+        """Fold an account's opening (`Account.Opened`)."""
+
+    @abstractmethod
+    def applied(self, fact: Fact, outcome: dict[str, Any], changes: ViewChanges) -> None:
+        """Fold a fact the rules applied to an account, with their outcome."""
+
+
+class Projections:
+    """Each event to the projections that fold it, in their order: the event's class and its
+    outcome's status asked once, not once a projection, and a fact only to the projections
+    of its type."""
+
+    def __init__(self, projections: Sequence[Projection]) -> None:
+        self.projections = tuple(projections)
+        self._opened = tuple(projection.opened for projection in self.projections)
+        self._applied_by_type: dict[str, tuple[Applied, ...]] = {}
+
+    def apply(self, event: object, changes: ViewChanges) -> None:
+        """Fold one stored event into the view documents it concerns."""
+        # FactApplied first: nearly every event is one, and an `isinstance` that misses an
+        # event class goes the slow way, through the library's metaclass.
+        if isinstance(event, Account.FactApplied):
+            outcome = event.outcome
+            if outcome["status"] != "applied":
+                # Only an applied fact moves money (ledger.outcome): nothing here to fold.
+                assert outcome["balance_delta"] == ZERO_TEXT, outcome
+                return
+            fact = event.fact
+            folds = self._applied_by_type.get(fact["type"])
+            if folds is None:
+                folds = self._folds_of(fact["type"])
+            for applied in folds:
+                applied(fact, outcome, changes)
+        elif isinstance(event, Account.Opened):
+            for opened in self._opened:
+                opened(event.fact, changes)
+
+    def _folds_of(self, fact_type: str) -> tuple[Applied, ...]:
+        assert len(self._applied_by_type) < MAX_FACT_TYPES, "more fact types than the contract has"
+        folds = self._applied_by_type[fact_type] = tuple(
+            projection.applied
+            for projection in self.projections
+            if projection.FACT_TYPES is None or fact_type in projection.FACT_TYPES
+        )
+        return folds

@@ -14,7 +14,7 @@ from projections.balance import BalanceProjection
 from projections.data import DataProjection
 from projections.invoices import InvoiceProjection
 from projections.minutes import MinutesProjection
-from projections.projection import KnownDocuments, Projection, ViewChanges
+from projections.projection import KnownDocuments, Projections, ViewChanges
 from projections.store import (
     Doc,
     MemoryViewStore,
@@ -27,24 +27,24 @@ PAGE_SIZE = 1000  # explicit limit on the events held in one catch-up step
 ACCOUNT_EVENTS = (Account.Opened, Account.FactApplied)
 
 
-def default_projections() -> list[Projection]:
-    return [BalanceProjection(), MinutesProjection(), DataProjection(), InvoiceProjection()]
+def default_projections() -> Projections:
+    return Projections(
+        [BalanceProjection(), MinutesProjection(), DataProjection(), InvoiceProjection()]
+    )
 
 
-def project(
-    events: Sequence[object], changes: ViewChanges, projections: Sequence[Projection]
-) -> None:
+def project(events: Sequence[object], changes: ViewChanges, projections: Projections) -> None:
     """Fold events into the documents they concern, reading their accounts' documents at once."""
     changes.prefetch({e.fact["account_id"] for e in events if isinstance(e, ACCOUNT_EVENTS)})
+    apply = projections.apply
     for event in events:
-        for projection in projections:
-            projection.apply(event, changes)
+        apply(event, changes)
 
 
 def catch_up(
     app: LedgerApp,
     views: ViewStore,
-    projections: Sequence[Projection] | None = None,
+    projections: Projections | None = None,
     progress: Callable[[int, int], None] | None = None,
     known: KnownDocuments | None = None,
 ) -> int:
@@ -183,13 +183,12 @@ class Fold:
 
     def __init__(self, views: ViewStore | None = None) -> None:
         self._views = MemoryViewStore() if views is None else views
-        self._projections = default_projections()
+        self._apply = default_projections().apply
         self._changes = ViewChanges(self._views)
         self._folded = 0
 
     def see(self, event: object) -> None:
-        for projection in self._projections:
-            projection.apply(event, self._changes)
+        self._apply(event, self._changes)
         self._folded += 1
 
     def views(self) -> ViewStore:

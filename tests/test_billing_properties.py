@@ -37,7 +37,9 @@ from ledger.account import Account
 from ledger.ids import account_stream_id
 from ledger.instants import instant_text, next_period, parse_instant, period_of, period_start
 from projections.invoices import read_invoices
-from projections.runner import rebuild
+from projections.projection import Projection, Projections, ViewChanges
+from projections.runner import default_projections, project, rebuild
+from projections.store import MemoryViewStore
 from tests.factories import catalog_published
 from tests.harness import Ledger
 
@@ -797,3 +799,27 @@ def test_R1_replay_gives_exactly_the_live_views_fed_per_event_or_at_once(
     assert trickled.all_views() == live
     rebuild(at_once.app, at_once.views)
     assert at_once.all_views() == live
+
+
+def _every_fact_to(projection: Projection) -> Projection:
+    """The projection as it would be if it declared no fact types: given every fact."""
+    every = type(f"Every{type(projection).__name__}", (type(projection),), {"FACT_TYPES": None})
+    instance: Projection = every()
+    return instance
+
+
+@settings(SETTINGS, max_examples=40)
+@given(scenarios)
+def test_R1_a_projection_declares_every_fact_type_it_folds(scenario: Scenario) -> None:
+    """R1: folding each fact only into the projections that declare its type gives the views
+    that folding every fact into every projection gives."""
+    ledger = fed_at_once(stream_of(scenario))
+    events = list(ledger.app.stored_events())
+    declared = default_projections()
+    assert any(p.FACT_TYPES is not None for p in declared.projections)
+    views = []
+    for projections in (declared, Projections([_every_fact_to(p) for p in declared.projections])):
+        changes = ViewChanges(MemoryViewStore())
+        project(events, changes, projections)
+        views.append((changes.changed, changes.settled))
+    assert views[0] == views[1]
