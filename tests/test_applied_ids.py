@@ -10,8 +10,10 @@ import json
 import sqlite3
 from collections.abc import Iterator
 from decimal import Decimal
+from hashlib import blake2b
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 import psycopg
 import pytest
@@ -21,7 +23,7 @@ from psycopg.sql import SQL
 from consumers.pipeline import RawRecord, process_batch
 from ledger.account import Account
 from ledger.application import APPLYING_TOPICS, LedgerApp
-from ledger.applied_ids import TABLE_NAME, summary_of
+from ledger.applied_ids import TABLE_NAME, AppliedIdTally, summary_of
 from ledger.contract import parse_event
 from ledger.ids import account_stream_id
 from ledger.recorder import LedgerPostgresRecorder
@@ -293,3 +295,19 @@ def test_filling_the_index_of_an_older_store_is_told_to_the_operator(
     assert lines[1].startswith("ledger: indexed the 5 applied event ids of the log in ")
     assert lines[1].endswith(" s (once, for G1)") and len(lines) == 2
     assert run("--store", sqlite_url, "audit").stderr == ""
+
+
+def test_the_digest_of_ids_is_the_sum_of_each_ids_blake2b_whatever_streams_are_kept() -> None:
+    """An id's hash goes on from its stream's, kept started: the same 64-bit BLAKE2b as of the
+    stream id's bytes and the event id's at once, also once the kept streams were dropped."""
+    ids = [(UUID(int=n % 3 + 1), f"e{n}") for n in range(10)]
+    expected = sum(
+        int.from_bytes(blake2b(stream.bytes + event_id.encode(), digest_size=8).digest(), "big")
+        for stream, event_id in ids
+    )
+    for max_streams in (1, 2, 3, 100):
+        tally = AppliedIdTally(max_streams)
+        for stream, event_id in ids:
+            tally.add(stream, event_id)
+        assert tally.summary().count == len(ids)
+        assert tally.summary().digest == expected % (1 << 64)
