@@ -2,15 +2,18 @@
 count for the same code and log whatever else the machine is doing."""
 
 import argparse
+from collections.abc import Iterable
 from pathlib import Path
 
 import pytest
 
+import bench.instructions
 from bench.instructions import CountFailed, count, instructions_of, main, per_event, work
 from bench.traffic import generate
 from consumers.pipeline import RawRecord, process_batch
 from ledger.application import LedgerApp
 from ledger.store import parse_store_url
+from projections.log_audit import PartAudit, audit_events
 
 CACHEGRIND_SUMMARY = """\
 ==4242== Cachegrind, a high-precision tracing profiler
@@ -45,10 +48,23 @@ def test_a_fold_counts_the_same_instructions_twice(tmp_path: Path) -> None:
     assert abs(first["per_event"] - second["per_event"]) <= first["per_event"] // 100
 
 
-def test_the_counted_process_folds_and_reads_the_events_asked_for(tmp_path: Path) -> None:
+def test_the_counted_process_folds_reads_and_audits_the_events_asked_for(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     args = argparse.Namespace(store=_stored_log(tmp_path), events=120)
     assert work("fold", 2, args) == 120
     assert work("read", 1, args) == 120
+    audits: list[PartAudit] = []
+
+    def audited(app: LedgerApp, events: Iterable[tuple[int, object]]) -> PartAudit:
+        audits.append(audit_events(app, events))
+        return audits[-1]
+
+    monkeypatch.setattr(bench.instructions, "audit_events", audited)
+    assert work("audit", 2, args) == 120
+    assert [(audit.events, audit.chain_findings, audit.replay_error) for audit in audits] == [
+        (120, [], None)
+    ] * 2
     empty = argparse.Namespace(store=f"sqlite:///{tmp_path / 'empty.db'}", events=120)
     with pytest.raises(SystemExit, match="fold: the store holds no events"):
         work("fold", 1, empty)
@@ -70,6 +86,7 @@ def test_the_command_refuses_unknown_steps_and_a_fold_without_a_store(
     for argv, said in (
         (["--steps", "fold,sort"], "unknown steps sort"),
         (["--steps", "read"], "give its --store"),
+        (["--steps", "audit"], "give its --store"),
     ):
         with pytest.raises(SystemExit) as exited:
             main(argv)
