@@ -232,16 +232,17 @@ def test_G1_consume_stopped_by_a_signal_finishes_its_batch_and_a_restart_resumes
     settings = settings_for(kafka_server, kafka_names)
     head, tail = events[:600], events[600:]
     assert publish(records_of([catalog, *head]), settings).events == len(head)
-    signalled = threading.Event()
+    stopped = threading.Event()
     published_all = threading.Event()
 
     def trickle() -> None:
-        # The rest arrives while the consumer runs; the last part only after the signal, so
-        # the first run cannot have seen every event.
+        # The rest arrives while the consumer runs; the last part only once it has stopped,
+        # so the first run cannot have seen every event. (Published right after the signal,
+        # it could reach a consumer waiting in a poll, which takes what arrives.)
         *early, last = list(chunks(tail, 200))
         for part in early:
             publish(records_of(part), settings)
-        signalled.wait(timeout=120)
+        stopped.wait(timeout=120)
         publish(records_of(last), settings)
         published_all.set()
 
@@ -253,10 +254,9 @@ def test_G1_consume_stopped_by_a_signal_finishes_its_batch_and_a_restart_resumes
         publisher.start()
         assert first.progressed.wait(timeout=60), first.stderr
         first.proc.send_signal(signum)
-        signalled.set()
         code, out = first.finish()
     finally:
-        signalled.set()
+        stopped.set()
         first.kill()
     publisher.join(timeout=120)
     assert published_all.is_set()
