@@ -46,6 +46,22 @@ def throttle_doc(account_id: str, msisdn: str, package: dict[str, Any] | None) -
 
 
 class DataProjection(Projection):
+    # The types whose facts change a number's data documents: a number coming or going, and
+    # the facts whose effects carry its package, the same that `Account.evolve` takes it from.
+    FACT_TYPES = frozenset(
+        {
+            "number.added",
+            "port_in.requested",
+            "port_in.completed",
+            "port_out.completed",
+            "package.subscribed",
+            "package.changed",
+            "package.unsubscribed",
+            "data.used",
+            "cycle.started",
+        }
+    )
+
     def opened(self, fact: Fact, changes: ViewChanges) -> None:
         """An account opens without numbers: its data documents come with them."""
 
