@@ -648,11 +648,16 @@ class IncomingEvent:
     # instant_text(occurred_at): the producer's own text where it is already that (T1).
     occurred_at_text: str = field(compare=False, repr=False)
     extra: Mapping[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    # The record as decoded, where it already is the document: no unknown field, no default
+    # applied, every value as the document writes it. Most usage records are (round 21).
+    decoded: Mapping[str, Any] | None = field(default=None, compare=False, repr=False)
 
     def document(self) -> dict[str, Any]:
         """The canonical JSON-able dict: envelope + fields, money as decimal strings, the
         instant in UTC (instant_text). Unknown extra fields are not included. It parses back
         (parse_document) to an equal event."""
+        if self.decoded is not None:
+            return dict(self.decoded)
         doc: dict[str, Any] = {
             "event_id": self.event_id,
             "type": self.type,
@@ -711,7 +716,7 @@ def parse_event(raw: bytes | str) -> IncomingEvent:
     if isinstance(raw, bytes):
         doc = _decoded_fast(raw)
         if doc is not None:
-            return parse_document(doc)
+            return _parse_document(doc, owned=True)
     try:
         doc = _DECODER.decode(text)
     except json.JSONDecodeError as error:
@@ -720,7 +725,7 @@ def parse_event(raw: bytes | str) -> IncomingEvent:
         raise InvalidEvent("not JSON: nested too deeply") from None
     except ValueError as error:  # e.g. an integer literal with thousands of digits
         raise InvalidEvent(f"not JSON: {error}") from None
-    return parse_document(doc)
+    return _parse_document(doc, owned=True)
 
 
 def _decoded_fast(raw: bytes) -> Any:
@@ -746,6 +751,12 @@ def _decoded_fast(raw: bytes) -> Any:
 
 def parse_document(doc: object) -> IncomingEvent:
     """Validate an already-decoded JSON value as an event. Raises InvalidEvent(reason)."""
+    return _parse_document(doc, owned=False)
+
+
+def _parse_document(doc: object, owned: bool) -> IncomingEvent:
+    """parse_document; `owned`: the value was decoded for this event alone, which may keep it
+    as its document (no one else holds it to change it)."""
     if not isinstance(doc, dict):
         raise InvalidEvent(f"not a JSON object, {_got(doc)}")
     # The version first: it decides how everything else reads. Then the type.
@@ -768,7 +779,7 @@ def parse_document(doc: object) -> IncomingEvent:
     if plan is None:
         raise InvalidEvent(f"type names unknown event type {_shown(kind)}")
     try:
-        return _parse_known(doc, kind, plan)
+        return _parse_known(doc, kind, plan, owned)
     except _Bad as bad:
         raise InvalidEvent(f"{kind}: {bad}") from None
 
@@ -784,6 +795,7 @@ def _parse_known(
     doc: dict[str, Any],
     kind: str,
     plan: tuple[tuple[tuple[FieldSpec, _Checker], ...], frozenset[str]],
+    owned: bool,
 ) -> IncomingEvent:
     checks, known = plan
     event_id = _envelope_value(doc, _EVENT_ID, _check_string)
@@ -806,6 +818,8 @@ def _parse_known(
         source = _check_string(_SOURCE, source)
         consumed += 1
 
+    # Whether `doc` is already the event's document (IncomingEvent.decoded).
+    as_written = owned and occurred_at_text is written
     fields: dict[str, Any] = {}
     for spec, checker in checks:
         value = doc.get(spec.name, _NO_DEFAULT)
@@ -818,13 +832,17 @@ def _parse_known(
                     raise _Bad(f"{spec.name} is required when {other} is {_shown(when)}")
             if spec.has_default:
                 fields[spec.name] = spec.default
+                as_written = False
             continue
-        fields[spec.name] = checker(spec, value)
+        checked = fields[spec.name] = checker(spec, value)
+        if checked is not value and (type(checked) is not Decimal or format(checked, "f") != value):
+            as_written = False
         consumed += 1
 
     extra: dict[str, Any] = {}
     if len(doc) > consumed:  # unknown fields: tolerated, kept aside (fields may be added)
         extra = {key: value for key, value in doc.items() if key not in known}
+        as_written = False
     return built(
         IncomingEvent,
         {
@@ -837,6 +855,7 @@ def _parse_known(
             "fields": fields,
             "occurred_at_text": occurred_at_text,
             "extra": extra,
+            "decoded": doc if as_written else None,
         },
     )
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 import time
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
@@ -766,6 +767,38 @@ def test_generated_valid_events_parse_validate_and_round_trip(document: dict[str
     assert parse_document(canonical) == event
     assert parse_event(json.dumps(canonical, sort_keys=True, ensure_ascii=False).encode()) == event
     assert parse_document(canonical).document() == canonical
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    valid_documents(),
+    st.dictionaries(st.sampled_from(["sim_iccid", "meta", "note"]), st.integers(), max_size=1),
+    st.booleans(),
+)
+def test_a_record_read_whole_has_the_document_built_field_by_field(
+    document: dict[str, Any], extra: dict[str, Any], canonical_first: bool
+) -> None:
+    """A record's decoded value is its document where it already is one (round 21): whatever
+    the record, its document is the one built field by field from the parsed event."""
+    if canonical_first:  # as the ledger writes it: often read back without a change
+        document = parse_document(document).document()
+    record = {**document, **extra}
+    raw = json.dumps(record, ensure_ascii=False).encode()
+    event = parse_event(raw)
+    built_field_by_field = replace(event, decoded=None).document()
+    assert event.document() == built_field_by_field == parse_document(record).document()
+    if canonical_first and not extra:
+        assert event.decoded is not None  # the value decoded is the document: no copy built
+
+
+def test_a_document_is_the_events_own_whoever_changes_what_it_was_parsed_from() -> None:
+    record = parse_document(example_of("call.completed")).document()  # as written
+    from_value = parse_document(record)
+    from_bytes = parse_event(json.dumps(record).encode())
+    expected = from_value.document()
+    record["duration_seconds"] = 1
+    from_bytes.document()["duration_seconds"] = 2  # a copy: the next one is unchanged
+    assert from_value.document() == from_bytes.document() == expected
 
 
 _ANY_JSON = st.recursive(
