@@ -89,5 +89,7 @@ class DataProjection(Projection):
         self, changes: ViewChanges, account_id: str, msisdn: str, package: dict[str, Any] | None
     ) -> None:
         key = f"{account_id}|{msisdn}"
-        changes.put(DATA_VIEW, key, data_doc(account_id, msisdn, package))
-        changes.put(THROTTLE_VIEW, key, throttle_doc(account_id, msisdn, package))
+        # Most data records leave one of the two as it was (a throttle without an unlimited
+        # package, the data balance of an unlimited one): not written again.
+        changes.put_if_changed(DATA_VIEW, key, data_doc(account_id, msisdn, package))
+        changes.put_if_changed(THROTTLE_VIEW, key, throttle_doc(account_id, msisdn, package))

@@ -110,6 +110,19 @@ class ViewChanges:
         elif self.settled:  # usually empty: nothing to discard
             self.settled.discard((view, key))
 
+    def put_if_changed(self, view: str, key: str, doc: Doc) -> None:
+        """Put a document built anew unless the store holds an equal one, as read: a batch
+        then writes no row that would not change. One changed in this step, or not read
+        (a replay's views, an account not prefetched), is put."""
+        if (
+            self._read_accounts
+            and (view, key) not in self.changed
+            and key.split("|", 1)[0] in self._read_accounts
+            and self._read.get((view, key)) == doc
+        ):
+            return
+        self.put(view, key, doc)
+
     def keys(self, view: str, key_prefix: str) -> list[str]:
         """Keys of a view starting with the prefix, as the store will hold them after this step."""
         keys = {key for key, _ in self._store.scan(view, key_prefix)}
