@@ -10,6 +10,7 @@ event's state only; ledger events hold UUIDs nowhere else (tests/test_fast_paths
 every kind of stored event). Reading falls back to the library where a tag is nested.
 """
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID
@@ -76,11 +77,16 @@ class LedgerTranscoder(Transcoder):
         self._timestamps = TimestampTexts()
 
     def encode(self, obj: Any) -> bytes:
-        if type(obj) is dict:
-            obj = {
-                key: self._tagged(value) if type(value) in _TAGGED_HERE else value
-                for key, value in obj.items()
-            }
+        return self.encode_state(dict(obj)) if type(obj) is dict else self._dumps(obj)
+
+    def encode_state(self, state: dict[str, Any]) -> bytes:
+        """`encode` of an event's state that is the caller's own copy: tagged in place."""
+        for key, value in state.items():
+            if type(value) in _TAGGED_HERE:
+                state[key] = self._tagged(value)
+        return self._dumps(state)
+
+    def _dumps(self, obj: Any) -> bytes:
         return orjson.dumps(
             obj, default=self._library._encode_obj, option=orjson.OPT_PASSTHROUGH_DATETIME
         )
@@ -130,6 +136,13 @@ class LedgerMapper(Mapper[UUID]):
         # Topic and class version of each class written: looked up once, not once an event
         # (an absent `class_version` raised and formatted an AttributeError every time).
         self._topics: dict[type[Any], tuple[str, int]] = {}
+        # The state `to_stored_event` makes is its own copy: the ledger's transcoder tags it
+        # in place rather than copying it again.
+        self._encode_state: Callable[[dict[str, Any]], bytes] = (
+            self.transcoder.encode_state
+            if isinstance(self.transcoder, LedgerTranscoder)
+            else self.transcoder.encode
+        )
 
     def to_stored_event(self, domain_event: DomainEventProtocol[UUID]) -> StoredEvent:
         """The library's `to_stored_event`, its record `built` (ledger.frozen)."""
@@ -151,7 +164,7 @@ class LedgerMapper(Mapper[UUID]):
                 "originator_id": originator_id,
                 "originator_version": originator_version,
                 "topic": topic,
-                "state": self.transcoder.encode(state),
+                "state": self._encode_state(state),
             },
         )
 

@@ -271,7 +271,9 @@ def test_tags_anywhere_read_back_as_the_library_reads_them() -> None:
         "nested": {"amount": Decimal("1.2300"), "when": [datetime(2026, 1, 1, tzinfo=UTC)]},
         "text": "_type_",
     }
+    given = dict(state)
     encoded = ours.encode(state)
+    assert state == given  # tagged in a copy: the caller's value is left as it was
     assert encoded == library.encode(state)
     assert ours.decode(encoded) == state
 
