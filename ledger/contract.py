@@ -668,9 +668,14 @@ class IncomingEvent:
         if self.source is not None:
             doc["source"] = self.source
         for name, value in self.fields.items():
-            # format(..., "f"): the digits exactly as parsed, never an exponent ("1E-7").
-            doc[name] = format(value, "f") if isinstance(value, Decimal) else value
+            doc[name] = _as_written(value)
         return doc
+
+
+def _as_written(value: object) -> object:
+    """A field's parsed value as the event's document writes it: money as its digits exactly
+    as parsed (format "f", never an exponent such as "1E-7"), anything else as it is."""
+    return format(value, "f") if isinstance(value, Decimal) else value
 
 
 # --------------------------------------------------------------------------------------------
@@ -835,7 +840,7 @@ def _parse_known(
                 as_written = False
             continue
         checked = fields[spec.name] = checker(spec, value)
-        if checked is not value and (type(checked) is not Decimal or format(checked, "f") != value):
+        if checked is not value and _as_written(checked) != value:
             as_written = False
         consumed += 1
 
