@@ -61,9 +61,10 @@ def user_errors() -> Iterator[None]:
         fail(f"{error.strerror or error}: {error.filename}" if error.filename else str(error))
     except Exception as error:  # connection failures from drivers and clients
         name = type(error).__name__
-        if name in {"OperationalError", "KafkaTimeoutError"}:
-            text = str(error)  # kafka-python's errors already start with their name
-            fail(text if text.startswith(name) else f"{name}: {text}")
+        if name == "OperationalError":
+            fail(f"{name}: {error}")
+        if name == "KafkaException":  # librdkafka's error, by its own words
+            fail(f"Kafka: {error.args[0].str() if error.args else error}")
         raise
 
 

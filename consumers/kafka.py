@@ -2,22 +2,29 @@
 
 Positions live in the ledger's store, not in Kafka: each partition batch is committed with a
 tracking record `kafka:<topic>:<partition>` = next offset, in the same transaction as the
-ledger events it produced. On every assignment the consumer seeks to that stored position.
-Offsets are also committed to Kafka after each batch, but only so lag can be monitored.
+ledger events it produced. On every assignment the consumer starts each partition at that
+stored position. Offsets are also committed to Kafka after each batch, but only so lag can be
+monitored.
+
+The client is confluent-kafka (librdkafka, in C): it parses records in about a fifth of the
+CPU kafka-python takes (docs/PERFORMANCE.md, round 22). librdkafka keeps its connections and
+the group's heartbeats in threads of its own and reconnects by itself, so an unreachable
+broker shows here as requests that time out (reading the catalog topic's end, each loop).
 """
 
 import contextlib
 import json
+import logging
 import os
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
+from confluent_kafka.admin import AdminClient
+from confluent_kafka.cimpl import NewTopic
 from eventsourcing.persistence import Tracking
-from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
-from kafka.admin import NewTopic
-from kafka.consumer.subscription_state import ConsumerRebalanceListener
-from kafka.errors import KafkaError, TopicAlreadyExistsError
 
 from consumers.pipeline import STORE_ERRORS, RawRecord, process_batch
 from ledger.application import BatchCounts, DeadLetter, LedgerApp
@@ -28,11 +35,30 @@ from projections.runner import ViewsAlongside, catch_up
 from projections.store import PostgresViewStore, StaleViewPosition, ViewStore
 
 DEFAULT_BOOTSTRAP = "127.0.0.1:19092"
+DEFAULT_PARTITIONS = 3  # of the events topic, when a publish or a consumer has to create it
 MAX_POLL_RECORDS = 5000  # explicit limit on one batch
 DEAD_LETTER_TIMEOUT_SECONDS = 30.0
+# How long a request to the broker (metadata, a partition's end, creating topics) may take
+# before the broker counts as unreachable.
+BROKER_TIMEOUT_SECONDS = 10.0
+PUBLISH_TIMEOUT_SECONDS = 120.0  # every record of a publish delivered, or it failed
+POLL_SECONDS = 0.5
 # A consumer that dies is noticed after this long and its partitions move to the others.
 SESSION_TIMEOUT_MS = 10_000
 HEARTBEAT_INTERVAL_MS = 3_000
+# Records librdkafka fetches ahead per partition: an explicit limit on the consumer's memory.
+PREFETCH_KBYTES = 8192
+# librdkafka's own log lines (a broker refusing connections while it restarts) go to Python's
+# logging under this name, not straight to stderr.
+CLIENT_LOG = logging.getLogger("consumers.kafka.librdkafka")
+
+
+class BrokerUnreachable(LedgerError):
+    """No Kafka broker answered at the bootstrap address in time."""
+
+
+class RecordsNotDelivered(LedgerError):
+    """The broker did not take every record a publish sent."""
 
 
 @dataclass(frozen=True)
@@ -50,64 +76,125 @@ def tracking_name(topic: str, partition: int) -> str:
     return f"kafka:{topic}:{partition}"
 
 
+def _client_config(settings: KafkaSettings, client_id: str, **more: Any) -> dict[str, Any]:
+    return {
+        "bootstrap.servers": settings.bootstrap,
+        "client.id": client_id,
+        "logger": CLIENT_LOG,
+        **more,
+    }
+
+
+def reason_of(error: Exception) -> str:
+    """What went wrong, in librdkafka's words for its own errors (not its error's repr)."""
+    if isinstance(error, KafkaException) and error.args and isinstance(error.args[0], KafkaError):
+        return error.args[0].str()
+    return str(error)
+
+
+def _unreachable(settings: KafkaSettings, error: KafkaException) -> BrokerUnreachable:
+    reason = reason_of(error)
+    return BrokerUnreachable(f"no Kafka broker answered at {settings.bootstrap}: {reason}")
+
+
 def ensure_topics(settings: KafkaSettings, partitions: int) -> None:
     """Create the events, catalog and dead-letter topics when they do not exist yet."""
-    admin = KafkaAdminClient(bootstrap_servers=settings.bootstrap, client_id="ledger-admin")
+    admin = AdminClient(_client_config(settings, "ledger-admin"))
     try:
-        existing = set(admin.list_topics())
-        wanted = [
-            NewTopic(settings.topic, partitions, 1),
-            # One partition: catalog versions are global and read in publication order (C1).
-            NewTopic(settings.catalog_topic, 1, 1),
-            NewTopic(settings.dead_letter_topic, 1, 1),
-        ]
-        missing = [topic for topic in wanted if topic.name not in existing]
-        if missing:
+        existing = set(admin.list_topics(timeout=BROKER_TIMEOUT_SECONDS).topics)
+    except KafkaException as error:
+        raise _unreachable(settings, error) from error
+    wanted = [
+        NewTopic(settings.topic, partitions, 1),
+        # One partition: catalog versions are global and read in publication order (C1).
+        NewTopic(settings.catalog_topic, 1, 1),
+        NewTopic(settings.dead_letter_topic, 1, 1),
+    ]
+    missing = [topic for topic in wanted if topic.topic not in existing]
+    if not missing:
+        return
+    created = admin.create_topics(missing, request_timeout=BROKER_TIMEOUT_SECONDS)
+    for future in created.values():
+        try:
+            future.result()
+        except KafkaException as error:
             # Another process may create them in the meantime.
-            with contextlib.suppress(TopicAlreadyExistsError):
-                admin.create_topics(missing)
-    finally:
-        admin.close()
+            if error.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
+                raise
+
+
+def _produce(producer: Producer, topic: str, value: bytes, **options: Any) -> None:
+    """Queue one record; with librdkafka's queue full, serve deliveries until there is room
+    (a full queue drains as the broker takes records, or as they time out undelivered)."""
+    while True:
+        try:
+            producer.produce(topic, value=value, **options)
+            return
+        except BufferError:
+            producer.poll(0.1)
+
+
+class Deliveries:
+    """Which records a producer could not deliver, from its delivery reports."""
+
+    def __init__(self) -> None:
+        self.failed: list[KafkaError] = []
+
+    def __call__(self, error: KafkaError | None, message: Message) -> None:
+        if error is not None:
+            self.failed.append(error)
 
 
 class DeadLetterTopic:
     """Produces dead letters with the original bytes; reason and origin travel in headers."""
 
-    def __init__(self, producer: KafkaProducer, topic: str) -> None:
+    def __init__(self, producer: Producer, topic: str) -> None:
         self.producer = producer
         self.topic = topic
 
     def sink_for(self, source_topic: str, partition: int) -> Callable[[Sequence[DeadLetter]], None]:
         def sink(letters: Sequence[DeadLetter]) -> None:
-            sent = []
+            deliveries = Deliveries()
             for letter in letters:
-                future = self.producer.send(
-                    self.topic,
-                    value=letter.value,
-                    headers=[
-                        ("reason", letter.reason.encode("utf-8")),
-                        ("source-topic", source_topic.encode("utf-8")),
-                        ("source-partition", str(partition).encode("ascii")),
-                        ("source-offset", str(letter.position).encode("ascii")),
-                    ],
+                headers = [
+                    ("reason", letter.reason.encode("utf-8")),
+                    ("source-topic", source_topic.encode("utf-8")),
+                    ("source-partition", str(partition).encode("ascii")),
+                    ("source-offset", str(letter.position).encode("ascii")),
+                ]
+                _produce(
+                    self.producer, self.topic, letter.value, headers=headers, on_delivery=deliveries
                 )
-                sent.append(future)
-            self.producer.flush()
-            for future in sent:
-                # A dead letter the broker did not take fails the batch (KafkaError): it is
-                # read again later rather than committed without its dead letter (G2).
-                future.get(timeout=DEAD_LETTER_TIMEOUT_SECONDS)
+            left = self.producer.flush(DEAD_LETTER_TIMEOUT_SECONDS)
+            # A dead letter the broker did not take fails the batch (a KafkaException): it is
+            # read again later rather than committed without its dead letter (G2).
+            if deliveries.failed:
+                raise KafkaException(deliveries.failed[0])
+            if left:
+                raise KafkaException(
+                    KafkaError(KafkaError._TIMED_OUT, f"{left} dead letters not delivered")
+                )
 
         return sink
 
 
-def _producer(settings: KafkaSettings) -> KafkaProducer:
-    return KafkaProducer(
-        bootstrap_servers=settings.bootstrap,
-        acks="all",
-        linger_ms=5,
-        max_request_size=4 * 1024 * 1024,
-        client_id="ledger",
+def _producer(settings: KafkaSettings, timeout_seconds: float) -> Producer:
+    return Producer(
+        _client_config(
+            settings,
+            "ledger",
+            **{
+                "acks": "all",
+                "enable.idempotence": True,
+                # Keys to partitions as Kafka's Java client and kafka-python place them, so an
+                # account stays in the partition earlier records of it went to.
+                "partitioner": "murmur2_random",
+                "linger.ms": 5,
+                "message.max.bytes": 4 * 1024 * 1024,
+                # A record not delivered by then is reported failed, not retried for ever.
+                "message.timeout.ms": int(timeout_seconds * 1000),
+            },
+        )
     )
 
 
@@ -116,10 +203,10 @@ def _batch(
     sink: DeadLetterTopic,
     topic: str,
     partition: int,
-    messages: Sequence[object],
+    messages: Sequence[Message],
     views: ViewsAlongside | None,
 ) -> BatchCounts:
-    records = [RawRecord(m.offset, m.value or b"") for m in messages]  # type: ignore[attr-defined]
+    records = [RawRecord(_offset(m), m.value() or b"") for m in messages]
     name = tracking_name(topic, partition)
     return process_batch(
         app,
@@ -131,50 +218,147 @@ def _batch(
     )
 
 
-def read_catalog_topic(
-    app: LedgerApp,
-    settings: KafkaSettings,
-    sink: DeadLetterTopic,
-    consumer: KafkaConsumer,
-    views: ViewsAlongside | None = None,
-) -> BatchCounts:
-    """Read the catalog topic from the stored position to its current end (C1)."""
-    totals = BatchCounts()
-    partitions = consumer.partitions_for_topic(settings.catalog_topic) or set()
-    assigned = [TopicPartition(settings.catalog_topic, p) for p in sorted(partitions)]
-    if not assigned:
+def _offset(message: Message) -> int:
+    offset = message.offset()
+    assert offset is not None and offset >= 0, message
+    return offset
+
+
+# A message that reports one of these is not a record and not an outage: the end of a
+# partition, or a subscribed topic that does not exist yet (it is created by a publish).
+_NOT_RECORDS = frozenset({KafkaError._PARTITION_EOF, KafkaError.UNKNOWN_TOPIC_OR_PART})
+
+
+def _poll(consumer: Consumer, timeout: float) -> dict[int, list[Message]]:
+    """The records that came, by partition in offset order, at most MAX_POLL_RECORDS: the
+    first waited for up to `timeout`, the rest taken as they are already fetched (librdkafka's
+    `consume` would wait for all of them)."""
+    first = consumer.poll(timeout)
+    if first is None:
+        return {}
+    by_partition: dict[int, list[Message]] = {}
+    for message in [first, *consumer.consume(MAX_POLL_RECORDS - 1, 0)]:
+        error = message.error()
+        if error is not None:
+            if error.code() in _NOT_RECORDS:
+                continue
+            raise KafkaException(error)
+        partition = message.partition()
+        assert partition is not None
+        by_partition.setdefault(partition, []).append(message)
+    return by_partition
+
+
+class CatalogReader:
+    """Reads the catalog topic from the stored position to its current end (C1), with a
+    consumer of its own that no group manages."""
+
+    def __init__(self, settings: KafkaSettings) -> None:
+        self.topic = settings.catalog_topic
+        self.consumer = Consumer(
+            _client_config(
+                settings,
+                "ledger-catalog",
+                **{
+                    "group.id": "ledger-catalog",  # required by librdkafka; never joined
+                    "enable.auto.commit": False,
+                    "enable.auto.offset.store": False,
+                    "isolation.level": "read_committed",
+                    "queued.max.messages.kbytes": PREFETCH_KBYTES,
+                },
+            )
+        )
+        self.partitions: list[int] = []
+        # Per partition, (stored position, end) when a read stopped short of the end: the
+        # offsets left are no records (a transaction's markers), so it is not read again
+        # until the end moves.
+        self.stopped_at: dict[int, tuple[int, int]] = {}
+
+    def read(
+        self, app: LedgerApp, sink: DeadLetterTopic, views: ViewsAlongside | None
+    ) -> BatchCounts:
+        totals = BatchCounts()
+        for partition in self._partitions():
+            tp = TopicPartition(self.topic, partition)
+            _, end = self.consumer.get_watermark_offsets(
+                tp, timeout=BROKER_TIMEOUT_SECONDS, cached=False
+            )
+            position = app.next_position(tracking_name(self.topic, partition))
+            if position >= end or self.stopped_at.get(partition) == (position, end):
+                continue
+            self.consumer.assign([TopicPartition(self.topic, partition, position)])
+            try:
+                while position < end:
+                    polled = _poll(self.consumer, 1.0).get(partition)
+                    if not polled:
+                        self.stopped_at[partition] = (position, end)
+                        break
+                    totals.add(_batch(app, sink, self.topic, partition, polled, views))
+                    position = _offset(polled[-1]) + 1
+            finally:
+                self.consumer.unassign()
         return totals
-    if set(consumer.assignment()) != set(assigned):
-        consumer.assign(assigned)
-    for tp in assigned:
-        consumer.seek(tp, app.next_position(tracking_name(tp.topic, tp.partition)))
-    end = consumer.end_offsets(assigned)
-    while any(consumer.position(tp) < end[tp] for tp in assigned):
-        for tp, messages in consumer.poll(timeout_ms=1000, max_records=MAX_POLL_RECORDS).items():
-            totals.add(_batch(app, sink, tp.topic, tp.partition, messages, views))
-    return totals
+
+    def _partitions(self) -> list[int]:
+        if not self.partitions:  # until the topic exists; a topic's partitions stay
+            topics = self.consumer.list_topics(self.topic, timeout=BROKER_TIMEOUT_SECONDS).topics
+            found = topics.get(self.topic)
+            if found is not None and found.error is None:
+                self.partitions = sorted(found.partitions)
+        return self.partitions
+
+    def close(self) -> None:
+        self.consumer.close()
 
 
-class _SeekToStoredPosition(ConsumerRebalanceListener):  # type: ignore[misc]
-    def __init__(self, app: LedgerApp, consumer: KafkaConsumer, forget: Callable[[], None]) -> None:
+class Placement:
+    """Where the group's consumer reads each partition it is given: at the position stored
+    with the ledger, never at one Kafka holds. With the store away when partitions come, it
+    holds none of them (nothing is read) until `place_again` can read their positions."""
+
+    def __init__(self, app: LedgerApp, topic: str, forget: Callable[[], None]) -> None:
         self.app = app
-        self.consumer = consumer
+        self.topic = topic
         self.forget = forget
+        self.assigned: list[int] = []  # partitions the group gave this consumer
+        self.placed = True
 
-    def on_partitions_revoked(self, revoked: Iterable[TopicPartition]) -> None:
+    def on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
+        self.forget()
+        self.assigned = sorted(tp.partition for tp in partitions)
+        # Raising here would leave librdkafka to start the partitions where Kafka says.
+        try:
+            self.place_again(consumer)
+        except TRANSIENT_ERRORS:
+            consumer.assign([])
+            self.placed = False
+
+    def on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         # Another consumer may now write these accounts: cached state could go stale.
         self.forget()
+        self.assigned = []
+        self.placed = True
+        with contextlib.suppress(KafkaException):
+            consumer.unassign()
 
-    def on_partitions_assigned(self, assigned: Iterable[TopicPartition]) -> None:
-        self.forget()
-        for tp in assigned:
-            self.consumer.seek(tp, self.app.next_position(tracking_name(tp.topic, tp.partition)))
+    def place_again(self, consumer: Consumer) -> None:
+        """Every assigned partition at its stored position (after a batch that did not
+        commit: what was read past it is read again)."""
+        at = [
+            TopicPartition(self.topic, p, self.app.next_position(tracking_name(self.topic, p)))
+            for p in self.assigned
+        ]
+        consumer.assign(at)
+        self.placed = True
+
+    def held(self) -> list[tuple[str, int]]:
+        return [(self.topic, p) for p in self.assigned]
 
 
 # What passes: the store or the broker briefly away, or another consumer that wrote a
 # partition first in a rebalance race (a version or tracking conflict). The batch was not
 # stored, so it is read again from the stored position once the outage is over.
-TRANSIENT_ERRORS: tuple[type[Exception], ...] = (*STORE_ERRORS, KafkaError)
+TRANSIENT_ERRORS: tuple[type[Exception], ...] = (*STORE_ERRORS, KafkaException)
 # Explicit limit: a store or broker gone for longer stops the consumer (exit non-zero) so a
 # supervisor can alert and restart it, rather than retrying silently for ever.
 MAX_OUTAGE_SECONDS = 300.0
@@ -215,7 +399,7 @@ class _Outage:
             self.since = now
         if now - self.since > self.limit:
             raise TooLongOutage(
-                f"gave up after {self.limit:.0f} s of {type(error).__name__}: {error}"
+                f"gave up after {self.limit:.0f} s of {type(error).__name__}: {reason_of(error)}"
             ) from error
         delay = min(0.25 * 2**self.attempts, 5.0)
         self.attempts += 1
@@ -228,25 +412,21 @@ class _Outage:
         self.attempts = 0
 
 
-def _rewind(app: LedgerApp, consumer: KafkaConsumer, tp: TopicPartition, first: int) -> None:
-    """Read a partition again from the stored position (or, with the store away, from the
-    first record of the batch that did not commit)."""
-    try:
-        position = app.next_position(tracking_name(tp.topic, tp.partition))
-    except TRANSIENT_ERRORS:
-        position = first
-    with contextlib.suppress(KafkaError, AssertionError, ValueError):
-        consumer.seek(tp, position)  # a partition revoked meanwhile cannot be sought
-
-
-def _lag(consumer: KafkaConsumer) -> int | None:
-    assigned = list(consumer.assignment())
-    if not assigned:
+def _lag(consumer: Consumer, placement: Placement) -> int | None:
+    if not placement.assigned:
         return 0
     try:
-        ends = consumer.end_offsets(assigned)
-        return int(sum(max(ends[tp] - consumer.position(tp), 0) for tp in assigned))
-    except (KafkaError, AssertionError, KeyError):
+        lag = 0
+        held = [TopicPartition(placement.topic, p) for p in placement.assigned]
+        for tp in consumer.position(held):
+            # The ends the last fetches brought: asking the broker would wait behind the
+            # fetch in flight on the same connection (up to fetch.wait.max.ms).
+            low, high = consumer.get_watermark_offsets(tp, cached=True)
+            if high < 0:
+                return None  # not fetched yet
+            lag += max(high - (tp.offset if tp.offset >= 0 else low), 0)
+        return lag
+    except KafkaException:
         return None
 
 
@@ -262,12 +442,12 @@ class IdleClock:
         self.limit = limit
         self.started_at = self.since = started_at
         self.join_wait = join_wait
-        self.held: frozenset[TopicPartition] = frozenset()
+        self.held: frozenset[Hashable] = frozenset()
 
     def record_seen(self, now: float) -> None:
         self.since = now
 
-    def is_over(self, now: float, assignment: Iterable[TopicPartition]) -> bool:
+    def is_over(self, now: float, assignment: Iterable[Hashable]) -> bool:
         """Whether to stop, after a poll that brought nothing."""
         held = frozenset(assignment)
         if held != self.held or (not held and now - self.started_at < self.join_wait):
@@ -291,26 +471,24 @@ def consume(
     committed first. Transient failures of the store or broker are retried with back-off.
     """
     report = ConsumeReport()
-    producer = _producer(settings)
+    consumer = Consumer(
+        _client_config(
+            settings,
+            "ledger",
+            **{
+                "group.id": settings.group,
+                "enable.auto.commit": False,
+                "auto.offset.reset": "earliest",
+                "isolation.level": "read_committed",
+                "session.timeout.ms": SESSION_TIMEOUT_MS,
+                "heartbeat.interval.ms": HEARTBEAT_INTERVAL_MS,
+                "queued.max.messages.kbytes": PREFETCH_KBYTES,
+            },
+        )
+    )
+    catalog = CatalogReader(settings)
+    producer = _producer(settings, DEAD_LETTER_TIMEOUT_SECONDS)
     sink = DeadLetterTopic(producer, settings.dead_letter_topic)
-    catalog_consumer = KafkaConsumer(
-        bootstrap_servers=settings.bootstrap,
-        group_id=None,
-        enable_auto_commit=False,
-        isolation_level="read_committed",
-        client_id="ledger-catalog",
-    )
-    consumer = KafkaConsumer(
-        bootstrap_servers=settings.bootstrap,
-        group_id=settings.group,
-        enable_auto_commit=False,
-        auto_offset_reset="earliest",
-        isolation_level="read_committed",
-        max_poll_records=MAX_POLL_RECORDS,
-        session_timeout_ms=SESSION_TIMEOUT_MS,
-        heartbeat_interval_ms=HEARTBEAT_INTERVAL_MS,
-        client_id="ledger",
-    )
     outage = _Outage(max_outage)
     # On PostgreSQL the views commit with each batch; elsewhere they catch up after it.
     alongside = (
@@ -326,48 +504,55 @@ def consume(
         if alongside is not None:
             alongside.forget()
 
-    def start_again(pending: dict[TopicPartition, int]) -> None:
+    placement = Placement(app, settings.topic, forget)
+
+    def start_again(pending: dict[int, int]) -> None:
         """After a batch that did not commit: drop what memory holds, read it again."""
         forget()
-        for tp, first in pending.items():
-            _rewind(app, consumer, tp, first)
+        if pending:
+            try:
+                placement.place_again(consumer)
+            except TRANSIENT_ERRORS:
+                # Nothing is read until the stored positions can be (the loop tries again).
+                with contextlib.suppress(KafkaException):
+                    consumer.assign([])
+                placement.placed = False
 
     try:
-        subscribed = False
+        # A topic subscribed to before it exists would give this consumer no partitions.
+        ensure_topics(settings, DEFAULT_PARTITIONS)
+        consumer.subscribe(
+            [settings.topic], on_assign=placement.on_assign, on_revoke=placement.on_revoke
+        )
         views_behind = True  # until the first catch-up
         idle = IdleClock(until_idle, started_at=time.monotonic())
         lag_asked_at = 0.0
         while not should_stop():
-            pending: dict[TopicPartition, int] = {}  # polled, not yet committed: first offset
+            pending: dict[int, int] = {}  # polled, not yet committed: partition, first offset
             try:
                 if views_behind:
                     catch_up(app, views, known=known)
                     views_behind = False
-                report.catalog.add(
-                    read_catalog_topic(app, settings, sink, catalog_consumer, alongside)
-                )
-                if not subscribed:
-                    consumer.subscribe(
-                        [settings.topic], listener=_SeekToStoredPosition(app, consumer, forget)
-                    )
-                    subscribed = True
-                polled = consumer.poll(timeout_ms=500)
+                report.catalog.add(catalog.read(app, sink, alongside))
+                if not placement.placed:
+                    placement.place_again(consumer)
+                polled = _poll(consumer, POLL_SECONDS)
                 if not polled:
                     outage.over()
-                    if idle.is_over(time.monotonic(), consumer.assignment()):
+                    if idle.is_over(time.monotonic(), placement.held()):
                         break
                     continue
                 idle.record_seen(time.monotonic())
-                pending = {tp: messages[0].offset for tp, messages in polled.items()}
-                for tp, messages in polled.items():
+                pending = {p: _offset(messages[0]) for p, messages in polled.items()}
+                for partition, messages in polled.items():
                     report.totals.add(
-                        _batch(app, sink, tp.topic, tp.partition, messages, alongside)
+                        _batch(app, sink, settings.topic, partition, messages, alongside)
                     )
-                    del pending[tp]
+                    del pending[partition]
                 if alongside is None:
                     catch_up(app, views, known=known)
                 report.last_batch_timestamps = [
-                    m.timestamp for messages in polled.values() for m in messages
+                    m.timestamp()[1] for messages in polled.values() for m in messages
                 ]
             except StaleViewPosition:
                 # Events were stored without their views (a file ingest meanwhile): the batch
@@ -378,22 +563,22 @@ def consume(
             except TRANSIENT_ERRORS as error:
                 start_again(pending)
                 report.retries += 1
-                report.last_error = f"{type(error).__name__}: {error}"
+                report.last_error = f"{type(error).__name__}: {reason_of(error)}"
                 outage.wait(error, should_stop)
                 continue
             outage.over()
-            with contextlib.suppress(KafkaError):
-                consumer.commit()  # for lag monitoring only; correctness reads the store
+            with contextlib.suppress(KafkaException):
+                consumer.commit(asynchronous=True)  # for lag monitoring only: the store decides
             report.batches += 1
             if time.monotonic() - lag_asked_at >= LAG_EVERY_SECONDS:
-                report.lag = _lag(consumer)
+                report.lag = _lag(consumer, placement)
                 lag_asked_at = time.monotonic()
             if on_batch is not None:
                 on_batch(report)
     finally:
         consumer.close()
-        catalog_consumer.close()
-        producer.close()
+        catalog.close()
+        producer.flush(DEAD_LETTER_TIMEOUT_SECONDS)
     return report
 
 
@@ -404,13 +589,44 @@ class PublishReport:
     invalid: list[tuple[int, str]] = field(default_factory=list)
 
 
+class Publisher:
+    """A producer for `publish`, kept open across publishes by a publisher that sends often
+    (its first delivery waits for the broker to give it an idempotent producer's id)."""
+
+    def __init__(self, settings: KafkaSettings) -> None:
+        self.settings = settings
+        self.producer = _producer(settings, PUBLISH_TIMEOUT_SECONDS)
+
+    def send(self, records: Sequence[tuple[str, bytes | None, bytes]]) -> None:
+        """Every record (topic, key, value) delivered, in order, or RecordsNotDelivered."""
+        deliveries = Deliveries()
+        for topic, key, value in records:
+            _produce(self.producer, topic, value, key=key, on_delivery=deliveries)
+        left = self.producer.flush(PUBLISH_TIMEOUT_SECONDS)
+        if deliveries.failed or left:
+            missing = len(deliveries.failed) + left
+            reason = deliveries.failed[0].str() if deliveries.failed else "timed out"
+            raise RecordsNotDelivered(
+                f"{missing} of {len(records)} records were not delivered to "
+                f"{self.settings.bootstrap}: {reason}"
+            )
+
+    def __enter__(self) -> "Publisher":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.producer.flush(PUBLISH_TIMEOUT_SECONDS)
+
+
 def publish(
     records: Iterable[RawRecord],
     settings: KafkaSettings,
     validate: bool = True,
-    partitions: int = 3,
+    partitions: int = DEFAULT_PARTITIONS,
+    publisher: Publisher | None = None,
 ) -> PublishReport:
-    """Produce JSON lines to Kafka keyed by account (catalog versions to their own topic).
+    """Produce JSON lines to Kafka keyed by account (catalog versions to their own topic),
+    with a producer of its own unless given one.
 
     With validation (the default) nothing is sent unless every line is valid; without it,
     every line goes out as it is, so the consumer's dead-lettering can be exercised.
@@ -431,20 +647,14 @@ def publish(
         topic = settings.catalog_topic if event_type == "catalog.published" else settings.topic
         key = account_id.encode("utf-8") if account_id is not None else None
         outgoing.append((topic, key, record.value))
+        if topic == settings.catalog_topic:
+            report.catalog_versions += 1
+        else:
+            report.events += 1
     if report.invalid:
-        return report
+        return PublishReport(invalid=report.invalid)
     ensure_topics(settings, partitions)
-    producer = _producer(settings)
-    try:
-        for topic, key, value in outgoing:
-            producer.send(topic, key=key, value=value)
-            if topic == settings.catalog_topic:
-                report.catalog_versions += 1
-            else:
-                report.events += 1
-        producer.flush()
-    finally:
-        producer.close()
+    (publisher or Publisher(settings)).send(outgoing)
     return report
 
 

@@ -2,10 +2,11 @@
 
 import json
 import socket
+import time
 from pathlib import Path
 
 import pytest
-from kafka.errors import KafkaTimeoutError
+from confluent_kafka import KafkaError, KafkaException
 
 from cli.main import user_errors
 from tests.cli_helpers import assert_one_line_error, balances, run, run_json
@@ -166,11 +167,27 @@ def test_unreachable_postgresql_is_one_line_error() -> None:
     assert "Is the server running on that host" in result.stderr
 
 
-def test_an_unreachable_kafka_broker_is_named_once(capsys: pytest.CaptureFixture[str]) -> None:
-    """kafka-python's error text starts with its own name; the line does not repeat it."""
+def test_an_unreachable_kafka_broker_is_one_line_error(tmp_path: Path) -> None:
+    """librdkafka keeps trying a broker that is not there; a publish and a consumer give up
+    after BROKER_TIMEOUT_SECONDS with one line naming the address, not a hang."""
+    from consumers.kafka import BROKER_TIMEOUT_SECONDS
+
+    broker = f"127.0.0.1:{closed_port()}"
+    path = tmp_path / "events.jsonl"
+    path.write_text(jsonl(opened("ACC-1")), encoding="utf-8")
+    store = f"sqlite:///{tmp_path / 'ledger.db'}"
+    says = f"no Kafka broker answered at {broker}"
+    started = time.monotonic()
+    assert_one_line_error(store, "publish", str(path), "--bootstrap", broker, says=says)
+    assert_one_line_error(store, "consume", "--until-idle", "1", "--bootstrap", broker, says=says)
+    assert time.monotonic() - started < 4 * BROKER_TIMEOUT_SECONDS + 30
+
+
+def test_a_kafka_client_error_is_one_line_in_librdkafkas_words(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """Not the error object's repr (KafkaError{code=...,val=...,str=...})."""
     with pytest.raises(SystemExit) as exit_, user_errors():
-        raise KafkaTimeoutError("Unable to bootstrap from 127.0.0.1:1")
+        raise KafkaException(KafkaError(KafkaError._MSG_TIMED_OUT, "Message timed out"))
     assert exit_.value.code == 1
-    assert capsys.readouterr().err == (
-        "ledger: error: KafkaTimeoutError: Unable to bootstrap from 127.0.0.1:1\n"
-    )
+    assert capsys.readouterr().err == "ledger: error: Kafka: Message timed out\n"
