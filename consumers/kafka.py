@@ -506,10 +506,11 @@ def consume(
 
     placement = Placement(app, settings.topic, forget)
 
-    def start_again(pending: dict[int, int]) -> None:
-        """After a batch that did not commit: drop what memory holds, read it again."""
+    def start_again(in_hand: bool) -> None:
+        """After a failure: drop what memory holds; with records taken from the client and not
+        all committed, read them again from the stored positions."""
         forget()
-        if pending:
+        if in_hand:
             try:
                 placement.place_again(consumer)
             except TRANSIENT_ERRORS:
@@ -528,7 +529,9 @@ def consume(
         idle = IdleClock(until_idle, started_at=time.monotonic())
         lag_asked_at = 0.0
         while not should_stop():
-            pending: dict[int, int] = {}  # polled, not yet committed: partition, first offset
+            # Records taken from the client and not all committed: from the poll on, since a
+            # poll that fails on an error has taken records before it (they must be read again).
+            in_hand = False
             try:
                 if views_behind:
                     catch_up(app, views, known=known)
@@ -536,6 +539,7 @@ def consume(
                 report.catalog.add(catalog.read(app, sink, alongside))
                 if not placement.placed:
                     placement.place_again(consumer)
+                in_hand = True
                 polled = _poll(consumer, POLL_SECONDS)
                 if not polled:
                     outage.over()
@@ -543,12 +547,11 @@ def consume(
                         break
                     continue
                 idle.record_seen(time.monotonic())
-                pending = {p: _offset(messages[0]) for p, messages in polled.items()}
                 for partition, messages in polled.items():
                     report.totals.add(
                         _batch(app, sink, settings.topic, partition, messages, alongside)
                     )
-                    del pending[partition]
+                in_hand = False
                 if alongside is None:
                     catch_up(app, views, known=known)
                 report.last_batch_timestamps = [
@@ -557,11 +560,11 @@ def consume(
             except StaleViewPosition:
                 # Events were stored without their views (a file ingest meanwhile): the batch
                 # rolled back; catch the views up, then read it again.
-                start_again(pending)
+                start_again(in_hand)
                 views_behind = True
                 continue
             except TRANSIENT_ERRORS as error:
-                start_again(pending)
+                start_again(in_hand)
                 report.retries += 1
                 report.last_error = f"{type(error).__name__}: {reason_of(error)}"
                 outage.wait(error, should_stop)
