@@ -123,26 +123,33 @@ def ensure_topics(settings: KafkaSettings, partitions: int) -> None:
                 raise
 
 
-def _produce(producer: Producer, topic: str, value: bytes, **options: Any) -> None:
-    """Queue one record; with librdkafka's queue full, serve deliveries until there is room
-    (a full queue drains as the broker takes records, or as they time out undelivered)."""
-    while True:
-        try:
-            producer.produce(topic, value=value, **options)
-            return
-        except BufferError:
-            producer.poll(0.1)
+# A record to produce: topic, key, value, headers.
+Outgoing = tuple[str, bytes | None, bytes, list[tuple[str, str | bytes | None]] | None]
 
 
-class Deliveries:
-    """Which records a producer could not deliver, from its delivery reports."""
+def _deliver(
+    producer: Producer, records: Iterable[Outgoing], timeout: float
+) -> tuple[int, KafkaError | None]:
+    """Produce the records in order and wait for them all: how many the broker did not take,
+    and the first error it gave. With librdkafka's queue full, deliveries are served until
+    there is room (it drains as the broker takes records, or as they time out undelivered)."""
+    failed: list[KafkaError] = []
 
-    def __init__(self) -> None:
-        self.failed: list[KafkaError] = []
-
-    def __call__(self, error: KafkaError | None, message: Message) -> None:
+    def delivered(error: KafkaError | None, message: Message) -> None:
         if error is not None:
-            self.failed.append(error)
+            failed.append(error)
+
+    for topic, key, value, headers in records:
+        while True:
+            try:
+                producer.produce(
+                    topic, value=value, key=key, headers=headers, on_delivery=delivered
+                )
+                break
+            except BufferError:
+                producer.poll(0.1)
+    left = producer.flush(timeout)
+    return len(failed) + left, failed[0] if failed else None
 
 
 class DeadLetterTopic:
@@ -154,25 +161,30 @@ class DeadLetterTopic:
 
     def sink_for(self, source_topic: str, partition: int) -> Callable[[Sequence[DeadLetter]], None]:
         def sink(letters: Sequence[DeadLetter]) -> None:
-            deliveries = Deliveries()
-            for letter in letters:
-                headers = [
-                    ("reason", letter.reason.encode("utf-8")),
-                    ("source-topic", source_topic.encode("utf-8")),
-                    ("source-partition", str(partition).encode("ascii")),
-                    ("source-offset", str(letter.position).encode("ascii")),
-                ]
-                _produce(
-                    self.producer, self.topic, letter.value, headers=headers, on_delivery=deliveries
-                )
-            left = self.producer.flush(DEAD_LETTER_TIMEOUT_SECONDS)
+            missing, error = _deliver(
+                self.producer,
+                (
+                    (
+                        self.topic,
+                        None,
+                        letter.value,
+                        [
+                            ("reason", letter.reason.encode("utf-8")),
+                            ("source-topic", source_topic.encode("utf-8")),
+                            ("source-partition", str(partition).encode("ascii")),
+                            ("source-offset", str(letter.position).encode("ascii")),
+                        ],
+                    )
+                    for letter in letters
+                ),
+                DEAD_LETTER_TIMEOUT_SECONDS,
+            )
             # A dead letter the broker did not take fails the batch (a KafkaException): it is
             # read again later rather than committed without its dead letter (G2).
-            if deliveries.failed:
-                raise KafkaException(deliveries.failed[0])
-            if left:
+            if missing:
                 raise KafkaException(
-                    KafkaError(KafkaError._TIMED_OUT, f"{left} dead letters not delivered")
+                    error
+                    or KafkaError(KafkaError._TIMED_OUT, f"{missing} dead letters not delivered")
                 )
 
         return sink
@@ -327,11 +339,7 @@ class Placement:
         self.forget()
         self.assigned = sorted(tp.partition for tp in partitions)
         # Raising here would leave librdkafka to start the partitions where Kafka says.
-        try:
-            self.place_again(consumer)
-        except TRANSIENT_ERRORS:
-            consumer.assign([])
-            self.placed = False
+        self.place_or_hold(consumer)
 
     def on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         # Another consumer may now write these accounts: cached state could go stale.
@@ -350,6 +358,15 @@ class Placement:
         ]
         consumer.assign(at)
         self.placed = True
+
+    def place_or_hold(self, consumer: Consumer) -> None:
+        """`place_again`, or with the store away, no partition read until it can be."""
+        try:
+            self.place_again(consumer)
+        except TRANSIENT_ERRORS:
+            with contextlib.suppress(KafkaException):
+                consumer.assign([])
+            self.placed = False
 
     def held(self) -> list[tuple[str, int]]:
         return [(self.topic, p) for p in self.assigned]
@@ -511,13 +528,7 @@ def consume(
         all committed, read them again from the stored positions."""
         forget()
         if in_hand:
-            try:
-                placement.place_again(consumer)
-            except TRANSIENT_ERRORS:
-                # Nothing is read until the stored positions can be (the loop tries again).
-                with contextlib.suppress(KafkaException):
-                    consumer.assign([])
-                placement.placed = False
+            placement.place_or_hold(consumer)  # held: the loop places them again
 
     try:
         # A topic subscribed to before it exists would give this consumer no partitions.
@@ -602,16 +613,12 @@ class Publisher:
 
     def send(self, records: Sequence[tuple[str, bytes | None, bytes]]) -> None:
         """Every record (topic, key, value) delivered, in order, or RecordsNotDelivered."""
-        deliveries = Deliveries()
-        for topic, key, value in records:
-            _produce(self.producer, topic, value, key=key, on_delivery=deliveries)
-        left = self.producer.flush(PUBLISH_TIMEOUT_SECONDS)
-        if deliveries.failed or left:
-            missing = len(deliveries.failed) + left
-            reason = deliveries.failed[0].str() if deliveries.failed else "timed out"
+        sends = [(topic, key, value, None) for topic, key, value in records]
+        missing, error = _deliver(self.producer, sends, PUBLISH_TIMEOUT_SECONDS)
+        if missing:
             raise RecordsNotDelivered(
                 f"{missing} of {len(records)} records were not delivered to "
-                f"{self.settings.bootstrap}: {reason}"
+                f"{self.settings.bootstrap}: {error.str() if error else 'timed out'}"
             )
 
     def __enter__(self) -> "Publisher":
