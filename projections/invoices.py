@@ -6,17 +6,21 @@ one number and payer, with its exact sum (4 places) and the amount shown (2 plac
 the total is the sum of the shown lines (M2).
 
 A line's charge and event ids are what a month of calls makes grow, so the document does not
-hold them all: it lists its latest charges (`charges`: line number, charge id, event id), and
-every `CHARGES_PER_CHUNK` of them are filed as a chunk of their own (`CHARGES_VIEW`), never
-written again. A batch then rewrites a bounded document, however busy the account, and the
-layout is the same however the charges were batched. `read_invoices` puts each line's ids
-back together.
+hold them all: it lists its latest charges (`charges`: line number, event id, and the charge
+id's part after the event id), and every `CHARGES_PER_CHUNK` of them are filed as a chunk of
+their own (`CHARGES_VIEW`), never written again. A batch then rewrites a bounded document,
+however busy the account, and the layout is the same however the charges were batched.
+
+A batch rewrites the whole document of each invoice it charges, so the document holds what
+only it knows: a line's amounts and what tells it from the others, not its text, which is
+written from them when read. PostgreSQL's work to store a document grows with its bytes
+(docs/PERFORMANCE.md, round 23). `read_invoices` puts each line's text and ids back together.
 
 `cycle.started` for a period closes every earlier open invoice of the account (the bill run)
 and opens the period's own, which already holds the fees in advance.
 """
 
-from bisect import insort
+from bisect import bisect
 from collections.abc import Iterable, Sequence
 from decimal import Decimal
 from itertools import chain
@@ -62,6 +66,8 @@ _CHARGE_LINE_KINDS = {
 }
 USAGE_CHARGE_KINDS = frozenset({"payg_call", "payg_data", "roaming_data"})
 _PAYERS = {"balance": "from balance", "payment_method": "to payment method", "invoice": ""}
+# The document's layout: 1 listed every charge id on its line, 2 held each line's text and key.
+LAYOUT = 3
 
 
 def invoice_key(account_id: str, period: str) -> str:
@@ -78,26 +84,33 @@ def line_kind(charge: dict[str, Any]) -> str:
     return _CHARGE_LINE_KINDS.get(charge["kind"], "one_time_fees")
 
 
-def line_description(kind: str, charge: dict[str, Any], billing_mode: str) -> str:
+def line_description(line: dict[str, Any], billed_period: str, billing_mode: str) -> str:
+    """A line's text (I1, I2), from what the stored line holds."""
+    kind, period = line["kind"], line["period"]
     if kind == "late_usage":
-        usage = LINE_KINDS[_CHARGE_LINE_KINDS[charge["kind"]]]
-        text = f"Late usage from {charge['period']}: {usage}"
+        usage = LINE_KINDS[_CHARGE_LINE_KINDS[line["charge_kind"]]]
+        text = f"Late usage from {period}: {usage}"
     else:
         text = LINE_KINDS[kind]
-        if charge["billed_period"] != charge["period"]:
-            text += f" from {charge['period']}"
-    if charge["label"]:
-        text += f": {charge['label']}"
-    if charge["msisdn"]:
-        text += f", {charge['msisdn']}"
+        if billed_period != period:
+            text += f" from {period}"
+    label = line.get("label")
+    if label:
+        text += f": {label}"
+    if line["msisdn"]:
+        text += f", {line['msisdn']}"
     if billing_mode == "prepaid":
-        credited = kind == "credits" and charge["payer"] == "balance"
-        text += " (credited to balance)" if credited else f" (paid {_PAYERS[charge['payer']]})"
+        credited = kind == "credits" and line["payer"] == "balance"
+        text += " (credited to balance)" if credited else f" (paid {_PAYERS[line['payer']]})"
     return text
 
 
-def _line_id(kind: str, charge: dict[str, Any]) -> tuple[int, str, str, str, str, str]:
-    """Charges sharing this land on one line; a labelled charge has a line of its own."""
+LineId = tuple[int, str, str, str, str, str]
+
+
+def _line_id(kind: str, charge: dict[str, Any]) -> LineId:
+    """Charges sharing this land on one line; a labelled charge has a line of its own. The
+    same as `_stored_line_id` of the line the charge makes (tests/test_fast_paths.py)."""
     return (
         _LINE_ORDER[kind],
         charge["msisdn"] or "",
@@ -108,9 +121,16 @@ def _line_id(kind: str, charge: dict[str, Any]) -> tuple[int, str, str, str, str
     )
 
 
-def _line_order(line: dict[str, Any]) -> list[Any]:
-    order: list[Any] = line["line_id"]
-    return order
+def _stored_line_id(line: dict[str, Any]) -> LineId:
+    """A stored line's id, which also orders the lines."""
+    return (
+        _LINE_ORDER[line["kind"]],
+        line["msisdn"] or "",
+        line["period"],
+        line.get("charge_kind", ""),
+        line["payer"],
+        line.get("charge_id", ""),
+    )
 
 
 def empty_invoice(account_id: str, period: str, billing_mode: str, currency: str) -> dict[str, Any]:
@@ -118,6 +138,7 @@ def empty_invoice(account_id: str, period: str, billing_mode: str, currency: str
         "account_id": account_id,
         "period": period,
         "document": "statement" if billing_mode == "prepaid" else "invoice",
+        "layout": LAYOUT,
         "billing_mode": billing_mode,
         "currency": currency,
         "status": "open",
@@ -125,7 +146,8 @@ def empty_invoice(account_id: str, period: str, billing_mode: str, currency: str
         "closed_at": None,
         "lines": [],
         "total": "0.00",
-        "charges": [],  # [line number, charge id, event id], fewer than CHARGES_PER_CHUNK
+        "charges": [],  # [line number, event id, charge id after "<event id>:"], fewer than
+        # CHARGES_PER_CHUNK
         "charge_chunks": 0,  # chunks of charges filed before them
     }
     if billing_mode == "prepaid":
@@ -152,12 +174,20 @@ class OutdatedInvoiceLayout(LedgerError):
 
 
 def _current_layout(doc: dict[str, Any]) -> dict[str, Any]:
-    if "charges" not in doc:
+    layout = doc.get("layout")
+    if layout == LAYOUT:
+        return doc
+    if layout is None:
+        held = "list every charge id" if "charges" not in doc else "spell out their texts"
         raise OutdatedInvoiceLayout(
             f"invoice {doc['account_id']} {doc['period']} is in an earlier layout of the views"
-            " (its lines list every charge id): run `ledger rebuild`"
+            f" (its lines {held}): run `ledger rebuild`"
         )
-    return doc
+    raise OutdatedInvoiceLayout(
+        f"invoice {doc['account_id']} {doc['period']} is in layout {layout!r} of the views,"
+        f" and this ledger reads layout {LAYOUT}: run the ledger's version that wrote them,"
+        " or `ledger rebuild`"
+    )
 
 
 class HeldInvoice:
@@ -170,16 +200,19 @@ class HeldInvoice:
     document is at every moment what the store would hold.
     """
 
-    __slots__ = ("balance_change", "by_id", "doc", "total")
+    __slots__ = ("balance_change", "by_id", "doc", "order", "total")
 
     def __init__(self, doc: dict[str, Any]) -> None:
         self.doc = _current_layout(doc)
         self.by_id = {
-            tuple(line["line_id"]): HeldLine(
+            _stored_line_id(line): HeldLine(
                 line, Decimal(line["exact_amount"]), Decimal(line["amount"])
             )
             for line in doc["lines"]
         }
+        # The lines' ids in the order of the lines: where a new line goes, found among them.
+        self.order = list(self.by_id)
+        assert self.order == sorted(self.order), f"lines out of order: {self.order}"
         self.total = Decimal(doc["total"])
         self.balance_change = Decimal(doc.get("balance_change", ZERO_TEXT))
 
@@ -195,7 +228,12 @@ class HeldInvoice:
         # No check that the charge id is new: against a month's ids it cost the square of the
         # month's calls. A charge id is unique by construction (its event's id, deduplicated,
         # and `rules.bill` asserts it within an outcome).
-        self.doc["charges"].append([line["number"], charge["charge_id"], event_id])
+        charge_id: str = charge["charge_id"]
+        after = len(event_id) + 1
+        assert charge_id[after - 1 : after] == ":" and charge_id.startswith(event_id), (
+            f"charge {charge_id} is not named after its event {event_id}"
+        )
+        self.doc["charges"].append([line["number"], event_id, charge_id[after:]])
         amount = Decimal(charge["amount"])
         exact = rated(held.exact + amount)
         held.exact = exact
@@ -215,20 +253,27 @@ class HeldInvoice:
         self.balance_change = rated(self.balance_change + delta)
         self.doc["balance_change"] = str(self.balance_change)
 
-    def _new_line(self, line_id: tuple[Any, ...], kind: str, charge: dict[str, Any]) -> HeldLine:
+    def _new_line(self, line_id: LineId, kind: str, charge: dict[str, Any]) -> HeldLine:
         line = {
-            "line_id": list(line_id),
             "number": len(self.doc["lines"]),  # its place among the lines as they were made
             "kind": kind,
-            "description": line_description(kind, charge, self.doc["billing_mode"]),
             "msisdn": charge["msisdn"],
             "period": charge["period"],
             "payer": charge["payer"],
             "exact_amount": ZERO_TEXT,
             "amount": "0.00",
         }
+        # What else tells the line apart and goes into its text, only where there is any.
+        if kind == "late_usage":
+            line["charge_kind"] = charge["kind"]
+        if charge["label"]:
+            line["label"] = charge["label"]
+            line["charge_id"] = charge["charge_id"]
+        assert _stored_line_id(line) == line_id, (line, line_id)
         # The lines are kept in line order: a new one goes in its place, no sort of them all.
-        insort(self.doc["lines"], line, key=_line_order)
+        place = bisect(self.order, line_id)
+        self.order.insert(place, line_id)
+        self.doc["lines"].insert(place, line)
         held = self.by_id[line_id] = HeldLine(line, ZERO, ZERO)
         return held
 
@@ -361,30 +406,38 @@ class InvoiceProjection(Projection):
         self._invoice(changes, account_id, period)
 
 
-_INTERNAL_LINE_FIELDS = ("line_id", "number")
+_INTERNAL_FIELDS = ("layout", "charges", "charge_chunks")
 
 
 def published(doc: dict[str, Any], filed: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """An invoice as people and accounting tools see it (I1): each line with the ids of its
-    charges and of the events behind them, in the order they came; `filed` are its chunks of
-    charges, in order."""
+    """An invoice as people and accounting tools see it (I1): each line with its text and the
+    ids of its charges and of the events behind them, in the order they came; `filed` are its
+    chunks of charges, in order."""
     _current_layout(doc)
     assert len(filed) == doc["charge_chunks"], (doc["account_id"], doc["period"], len(filed))
     lines = []
     by_number: dict[int, dict[str, Any]] = {}
     for line in doc["lines"]:
-        shown_line = {k: v for k, v in line.items() if k not in _INTERNAL_LINE_FIELDS}
-        shown_line["charge_ids"] = []
-        shown_line["event_ids"] = []
+        shown_line = {
+            "amount": line["amount"],
+            "description": line_description(line, doc["period"], doc["billing_mode"]),
+            "exact_amount": line["exact_amount"],
+            "kind": line["kind"],
+            "msisdn": line["msisdn"],
+            "payer": line["payer"],
+            "period": line["period"],
+            "charge_ids": [],
+            "event_ids": [],
+        }
         lines.append(shown_line)
         by_number[line["number"]] = shown_line
-    for number, charge_id, event_id in chain(*(c["charges"] for c in filed), doc["charges"]):
+    for number, event_id, after_event_id in chain(*(c["charges"] for c in filed), doc["charges"]):
         line = by_number[number]
-        line["charge_ids"].append(charge_id)
+        line["charge_ids"].append(f"{event_id}:{after_event_id}")
         event_ids = line["event_ids"]
         if not event_ids or event_ids[-1] != event_id:
             event_ids.append(event_id)
-    invoice = {k: v for k, v in doc.items() if k not in ("charges", "charge_chunks")}
+    invoice = {k: v for k, v in doc.items() if k not in _INTERNAL_FIELDS}
     invoice["lines"] = lines
     return invoice
 

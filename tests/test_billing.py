@@ -386,6 +386,58 @@ def test_I1_a_busy_months_invoice_keeps_every_charge_id_and_is_written_alike_how
         assert "line_id" not in line and "number" not in line
 
 
+def test_I1_a_stored_invoice_holds_lines_amounts_and_keys_and_their_texts_are_written_read() -> (
+    None
+):
+    """A batch rewrites the whole document of each invoice it charges, and PostgreSQL's work
+    grows with its bytes: a stored line holds its amounts and what tells it apart, a charge
+    its event id once; the texts and the charge ids are put together when the invoice is read."""
+    ledger = setup(numbers=(NUM1, NUM2))
+    calls = busy_month(4)[:-1]  # on NUM2, NUM1, NUM1, NUM2
+    fee = surcharge("2026-11-20T10:00:00Z", "1.25", "carrier", "Carrier cost recovery")
+    feed_ok(ledger, *calls, fee)
+    stored = ledger.views.get("invoices", f"{ACC}|2026-11")
+    assert stored is not None
+    first, second, third, fourth = (c["event_id"] for c in calls)
+    payg = {"kind": "payg_calls", "period": "2026-11", "payer": "invoice"}
+    assert stored["lines"] == [  # in line order; numbered as they were made
+        {**payg, "number": 1, "msisdn": NUM1, "exact_amount": "0.0300", "amount": "0.03"},
+        {**payg, "number": 0, "msisdn": NUM2, "exact_amount": "0.0300", "amount": "0.03"},
+        {
+            "number": 2,
+            "kind": "surcharges",
+            "msisdn": None,
+            "period": "2026-11",
+            "payer": "invoice",
+            "exact_amount": "1.2500",
+            "amount": "1.25",
+            "label": "Carrier cost recovery",
+            "charge_id": f"{fee['event_id']}:surcharge",
+        },
+    ]
+    assert stored["charges"] == [
+        [0, first, "payg"],
+        [1, second, "payg"],
+        [1, third, "payg"],
+        [0, fourth, "payg"],
+        [2, fee["event_id"], "surcharge"],
+    ]
+    shown = [
+        (ln["description"], ln["amount"], ln["charge_ids"], ln["event_ids"])
+        for ln in invoice_of(ledger, "2026-11")["lines"]
+    ]
+    assert shown == [
+        (f"PAYG calls, {NUM1}", "0.03", [f"{second}:payg", f"{third}:payg"], [second, third]),
+        (f"PAYG calls, {NUM2}", "0.03", [f"{first}:payg", f"{fourth}:payg"], [first, fourth]),
+        (
+            "Surcharges: Carrier cost recovery",
+            "1.25",
+            [f"{fee['event_id']}:surcharge"],
+            [fee["event_id"]],
+        ),
+    ]
+
+
 def test_I1_one_invoice_read_reads_its_own_chunks_of_charges_not_every_months() -> None:
     """A support query for one period reads that invoice's filed charges alone: an account's
     chunks pile up month after month, and its other invoices do not need them."""

@@ -34,9 +34,12 @@ import csv
 import io
 import json
 import sqlite3
+from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
+
+import pytest
 
 from tests.cli_helpers import assert_one_line_error, ingest_events, run, run_json
 from tests.factories import catalog_published, event, opened
@@ -497,11 +500,40 @@ def test_invoice_for_a_period_without_one_is_a_one_line_error(
         )
 
 
+def _first_layout(doc: dict[str, Any]) -> dict[str, Any]:
+    """An invoice as the views held it before its charge ids were filed apart."""
+    earlier = {k: v for k, v in doc.items() if k not in ("layout", "charges", "charge_chunks")}
+    earlier["lines"] = [{**line, "charge_ids": ["c"], "event_ids": ["e"]} for line in doc["lines"]]
+    return earlier
+
+
+def _second_layout(doc: dict[str, Any]) -> dict[str, Any]:
+    """An invoice as the views held it before its lines' texts were written when read."""
+    earlier = {k: v for k, v in doc.items() if k != "layout"}
+    earlier["lines"] = [
+        {**line, "line_id": [2, line["msisdn"] or "", line["period"], "", line["payer"], ""]}
+        | {"description": "PAYG calls"}
+        for line in doc["lines"]
+    ]
+    earlier["charges"] = [
+        [number, f"{event_id}:{rest}", event_id] for number, event_id, rest in doc["charges"]
+    ]
+    return earlier
+
+
+@pytest.mark.parametrize(
+    ("earlier_layout", "its_lines"),
+    [(_first_layout, "list every charge id"), (_second_layout, "spell out their texts")],
+)
 def test_views_of_an_earlier_layout_are_a_one_line_error_until_rebuilt(
-    tmp_path: Path, sqlite_url: str
+    tmp_path: Path,
+    sqlite_url: str,
+    earlier_layout: Callable[[dict[str, Any]], dict[str, Any]],
+    its_lines: str,
 ) -> None:
-    """Views written before an invoice filed its charge ids apart listed them on each line:
-    read, they name the fix instead of failing on a missing field."""
+    """Views written by an earlier version of the ledger, read, name the fix instead of
+    failing on a missing field or showing wrong lines: 1 listed every charge id on its line,
+    2 held each line's text."""
     ingest_events(tmp_path, sqlite_url, *november())
     shown = run_json("--store", sqlite_url, "invoice", POSTPAID)
     with sqlite3.connect(tmp_path / "ledger.db") as db:
@@ -509,21 +541,16 @@ def test_views_of_an_earlier_layout_are_a_one_line_error_until_rebuilt(
             "SELECT doc FROM ledger_views WHERE view = 'invoices' AND key = ?",
             (f"{POSTPAID}|2026-11",),
         )
-        earlier = json.loads(text)
-        del earlier["charges"], earlier["charge_chunks"]
-        earlier["lines"] = [
-            {**line, "charge_ids": ["c"], "event_ids": ["e"]} for line in earlier["lines"]
-        ]
         db.execute(
             "UPDATE ledger_views SET doc = ? WHERE view = 'invoices' AND key = ?",
-            (json.dumps(earlier), f"{POSTPAID}|2026-11"),
+            (json.dumps(earlier_layout(json.loads(text))), f"{POSTPAID}|2026-11"),
         )
     for command in (("invoice", POSTPAID), ("export", "invoices")):
         assert_one_line_error(
             sqlite_url,
             *command,
             says=f"invoice {POSTPAID} 2026-11 is in an earlier layout of the views"
-            " (its lines list every charge id): run `ledger rebuild`",
+            f" (its lines {its_lines}): run `ledger rebuild`",
         )
     run("--store", sqlite_url, "rebuild")
     assert run_json("--store", sqlite_url, "invoice", POSTPAID) == shown

@@ -279,7 +279,7 @@ def test_a_consumer_meeting_an_invoice_of_an_earlier_layout_stores_nothing_and_n
         assert _consume(app, ViewsAlongside(app, views), [orjson.dumps(e) for e in setup], 0) == []
         earlier = views.get(*key)
         assert earlier is not None
-        del earlier["charges"], earlier["charge_chunks"]
+        del earlier["layout"], earlier["charges"], earlier["charge_chunks"]
         position = views.position()
         views.write({key: earlier}, position, position)
         stored = app.recorder.max_notification_id()
