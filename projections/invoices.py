@@ -110,7 +110,7 @@ LineId = tuple[int, str, str, str, str, str]
 
 def _line_id(kind: str, charge: dict[str, Any]) -> LineId:
     """Charges sharing this land on one line; a labelled charge has a line of its own. The
-    same as `_stored_line_id` of the line the charge makes (tests/test_fast_paths.py)."""
+    same as `_stored_line_id` of the line the charge makes, asserted where a line is made."""
     return (
         _LINE_ORDER[kind],
         charge["msisdn"] or "",
@@ -146,8 +146,8 @@ def empty_invoice(account_id: str, period: str, billing_mode: str, currency: str
         "closed_at": None,
         "lines": [],
         "total": "0.00",
-        "charges": [],  # [line number, event id, charge id after "<event id>:"], fewer than
-        # CHARGES_PER_CHUNK
+        # [line number, event id, charge id after "<event id>:"], fewer than CHARGES_PER_CHUNK
+        "charges": [],
         "charge_chunks": 0,  # chunks of charges filed before them
     }
     if billing_mode == "prepaid":
