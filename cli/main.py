@@ -63,8 +63,10 @@ def user_errors() -> Iterator[None]:
         name = type(error).__name__
         if name == "OperationalError":
             fail(f"{name}: {error}")
-        if name == "KafkaException":  # librdkafka's error, by its own words
-            fail(f"Kafka: {error.args[0].str() if error.args else error}")
+        if name == "KafkaException":  # raised by the client, so its module is loaded
+            from consumers.kafka import reason_of
+
+            fail(f"Kafka: {reason_of(error)}")
         raise
 
 
