@@ -819,6 +819,48 @@ def test_D5_unsubscribing_other_packages_keeps_the_data_to_the_period_end_no_fur
     assert package_fees(ledger) == [(NUM1, "2026-11", "8.5000", "D4", "invoice")]
 
 
+def test_D5_a_new_subscription_after_an_unsubscribe_keeps_the_data_left_to_the_period_end() -> None:
+    ledger = setup("postpaid")
+    feed_ok(
+        ledger,
+        subscribe("2026-11-01T10:00:00Z", "data-5gb"),  # 30/30: 15.0000, 5,000,000,000
+        used("2026-11-02T10:00:00Z", GB),  # 4,000,000,000 left
+        unsubscribe("2026-11-10T10:00:00Z"),  # kept, usable to the period end
+        subscribe("2026-11-16T10:00:00Z", "data-1gb"),  # 15/30: 2.5000, 500,000,000
+    )
+    fee = last_charge(ledger)
+    assert (fee["amount"], fee["rule"]) == ("2.5000", "D4")
+    assert "+ 4000000000 bytes carried" in fee["arithmetic"]
+    assert "data kept from data-5gb after its unsubscribe" in fee["arithmetic"]
+    doc = data_of(ledger)
+    # 500,000,000 prorated + 4,000,000,000 kept; renewing, like any postpaid subscription.
+    assert (doc["package_id"], doc["remaining_bytes"], doc["valid_until"], doc["renews"]) == (
+        "data-1gb",
+        4_500_000_000,
+        "2026-12-01T00:00:00Z",
+        True,
+    )
+    # 1 GB used: all of it from the package, nothing charged.
+    feed_ok(ledger, used("2026-11-17T10:00:00Z", GB))
+    assert split(ledger) == (GB, 0, 0)
+    assert ledger.last_outcome(ACC)["charges"] == []
+    assert remaining(ledger) == ("data-1gb", 3_500_000_000)
+
+
+def test_D5_data_kept_after_an_unsubscribe_is_not_carried_into_data_unlimited() -> None:
+    ledger = setup("postpaid")
+    feed_ok(
+        ledger,
+        subscribe("2026-11-01T10:00:00Z", "data-5gb"),
+        unsubscribe("2026-11-10T10:00:00Z"),
+        subscribe("2026-11-16T10:00:00Z", "data-unlimited"),  # full fee 30.0000 (D4)
+    )
+    fee = last_charge(ledger)
+    assert (fee["amount"], fee["rule"]) == ("30.0000", "D4")
+    assert "carried" not in fee["arithmetic"]
+    assert remaining(ledger) == ("data-unlimited", 0)
+
+
 def test_D5_unsubscribing_without_a_package_is_rejected_and_nothing_moves() -> None:
     ledger = setup("postpaid")
     before = ledger.all_views()

@@ -204,11 +204,26 @@ def package_subscribed(account: Account, event: IncomingEvent, catalogs: Catalog
     if account.billing_mode == "prepaid":
         return _prepaid_purchase(account, event, catalog, package, "D7")
     current = current_package(account, msisdn, event.occurred_at)
-    if current is not None and current.renews:
+    if current is None:
+        return _postpaid_start(account, event, catalog, package, 0, "D4", None, "subscription")
+    if current.renews:
         return rejected(
             "D6", f"{msisdn} already has package {current.package_id}; use package.changed"
         )
-    return _postpaid_start(account, event, catalog, package, 0, "D4", None, "subscription")
+    # Unsubscribed, its data usable to the period's end (D5): a new package does not take
+    # that away. It is added to the new data as a change adds it (D6), and like a change's,
+    # not carried with Data Unlimited on either side.
+    carried = 0 if current.unlimited or package.unlimited else current.remaining_bytes
+    return _postpaid_start(
+        account,
+        event,
+        catalog,
+        package,
+        carried,
+        "D4",
+        None,
+        f"subscription; data kept from {current.package_id} after its unsubscribe",
+    )
 
 
 def package_changed(account: Account, event: IncomingEvent, catalogs: CatalogHistory) -> Outcome:
