@@ -525,6 +525,7 @@ class LedgerApp(Application[UUID]):
                     charge=charge,
                     source_fact=fact,
                     before=before,
+                    earlier=tuple(stream[:index]),
                     duplicate_of=first_charge_of_call.get(call) if call else None,
                     credited_by=account.credited_charges.get(charge_id),
                     channel=channel,

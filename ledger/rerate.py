@@ -79,6 +79,23 @@ def rerate(
 ) -> tuple[list[ChargeDifference], list[str]]:
     """Rate an account's stored facts again from its opening; return every charge that differs
     and the facts that could not be rated at all under these catalogs (with the reason)."""
+    _, differences, unrated = _rate_again(stored, catalogs)
+    return differences, unrated
+
+
+def rerated_account(stored: Iterable[object], catalogs: CatalogHistory) -> Account:
+    """The account as its stored facts leave it when rated again under these catalogs, as
+    `rerate` rates them: the state a disputed charge's source event is re-rated in (F1), so a
+    dispute credits what a what-if replay shows (a corrected plan's minutes, say, count for
+    every call before the disputed one too)."""
+    account, _, _ = _rate_again(stored, catalogs)
+    assert account is not None, "an account's stream starts with its opening"
+    return account
+
+
+def _rate_again(
+    stored: Iterable[object], catalogs: CatalogHistory
+) -> tuple[Account | None, list[ChargeDifference], list[str]]:
     account: Account | None = None
     differences: list[ChargeDifference] = []
     unrated: list[str] = []
@@ -103,7 +120,7 @@ def rerate(
         account.record(fact, outcome)
         account.collect_events()  # nothing is stored: drop the pending event
         differences.extend(_compare(fact["event_id"], original, outcome))
-    return differences, unrated
+    return account, differences, unrated
 
 
 def decide_again(account: Account, fact: dict[str, Any], catalogs: CatalogHistory) -> Outcome:

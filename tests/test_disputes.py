@@ -35,6 +35,7 @@ import pytest
 from ledger.account import Account
 from ledger.catalog import default_catalog_path, load_catalog_file
 from ledger.policy import CLAUSES
+from ledger.rerate import corrected_history, rerate
 from projections.invoices import read_invoices
 from projections.runner import fold, view_documents
 from tests.cli_helpers import ingest_events, run, run_json
@@ -126,10 +127,11 @@ def correcting_catalog(
     *,
     rates: dict[str, str] | None = None,
     plan_fees: dict[str, str] | None = None,
+    plan_minutes: dict[str, int] | None = None,
     effective_from: str = "2026-11-15T00:00:00Z",
 ) -> dict[str, Any]:
     """catalog.published of 2026-01-b, which corrects 2026-01-a (C4): the default catalog with
-    the given per-minute rates (by prefix) and plan fees (by plan id)."""
+    the given per-minute rates (by prefix), plan fees and plan minutes (by plan id)."""
     doc = load_catalog_file(default_catalog_path()).to_document()
     doc["version"] = CORRECTION
     doc["corrects"] = CATALOG
@@ -138,6 +140,7 @@ def correcting_catalog(
         rate["per_minute"] = (rates or {}).get(rate["prefix"], rate["per_minute"])
     for plan in doc["plans"]:
         plan["fee"] = (plan_fees or {}).get(plan["id"], plan["fee"])
+        plan["minutes"] = (plan_minutes or {}).get(plan["id"], plan["minutes"])
     return {
         "event_id": f"catalog-{CORRECTION}",
         "type": "catalog.published",
@@ -360,6 +363,9 @@ def test_c4_call_rated_before_a_correction_is_credited_the_difference() -> None:
         "-0.0100",
         "balance",
     )
+    # C2: the credit records the version and the rate it was worked out under.
+    assert credit["catalog_version"] == CORRECTION
+    assert credit["rate"].startswith("0.0100/min")
     # 10.00 - 0.0300 + 0.0100
     assert ledger.balance(ACC) == "9.9800"
     original = charge_of(ledger, "call-a:payg")
@@ -369,6 +375,46 @@ def test_c4_call_rated_before_a_correction_is_credited_the_difference() -> None:
     assert line["exact_amount"] == "0.0300"  # the call's line is untouched
     [credits] = lines_of(ledger, "2026-11", "credits")
     assert credits["exact_amount"] == "-0.0100"
+
+
+def test_c4_corrected_plan_minutes_count_for_the_calls_before_the_disputed_one() -> None:
+    """C4, F1, R2: na-500 corrected to 600 minutes. The dispute replays the account to the
+    charge under the correction, so the calls before it are rated again too: the disputed call
+    falls inside the corrected minutes and is credited in full, as the what-if replay shows."""
+    ledger = setup("postpaid")
+    feed_ok(
+        ledger,
+        purchase("buy"),  # 500 minutes for November
+        call("long", seconds=499 * 60, call_id="call-long"),  # 499 minutes from the plan
+        call("late", "2026-11-05T20:00:00Z", seconds=150, call_id="call-late"),
+    )
+    # 150 s bills 3 min: 1 from the plan, 2 PAYG x 0.0150 = 0.0300.
+    assert charge_of(ledger, "late:payg")["amount"] == "0.0300"
+    feed_ok(ledger, correcting_catalog(plan_minutes={"na-500": 600}))
+    # The what-if replay under the correction (R2): the call's charge is gone.
+    differences, _ = rerate(
+        ledger.app.account_events(ACC), corrected_history(ledger.app.catalogs())
+    )
+    assert [(d.charge_id, d.charged, d.rerated) for d in differences] == [
+        ("late:payg", Decimal("0.0300"), None)
+    ]
+    outcome = dispute(ledger, "late:payg", "refund-1", reason="the plan has 600 minutes")
+    decision = outcome["effects"]
+    # Re-rated in the corrected account: 101 minutes left, all 3 from the plan.
+    assert (decision["decision"], decision["rerated"], decision["credited"]) == (
+        "credited",
+        "0.0000",
+        "0.0300",
+    )
+    assert (
+        f"re-rated under catalog {CORRECTION}: 0.0000 instead of 0.0300" in (decision["evidence"])
+    )
+    [credit] = outcome["charges"]
+    assert (credit["amount"], credit["catalog_version"], credit["rate"]) == (
+        "-0.0300",
+        CORRECTION,
+        "no charge when rated again",
+    )
 
 
 def test_c4_call_rated_under_the_correction_is_denied() -> None:

@@ -1,7 +1,7 @@
 """Refund disputes (F1, F2): replay to the charge, re-rate its source event, decide.
 
 The application gathers the evidence from the account's stream (the charge, its source event,
-the account just before it, an earlier charge for the same call); this rule only decides.
+the account's events before it, an earlier charge for the same call); this rule only decides.
 """
 
 from dataclasses import dataclass
@@ -12,11 +12,11 @@ from ledger.account import Account
 from ledger.catalog import CatalogHistory
 from ledger.contract import IncomingEvent
 from ledger.errors import LedgerError, RejectedEvent
-from ledger.instants import period_of
+from ledger.instants import parse_instant, period_of
 from ledger.money import ZERO, money_text
 from ledger.outcome import Charge, Outcome, applied, charged
 from ledger.policy import CLAUSE_FOR_KIND, CLAUSES
-from ledger.rerate import corrected_history, decide_again
+from ledger.rerate import corrected_history, decide_again, rerated_account
 
 STORE_CHANNELS = frozenset({"app_store", "google_play"})
 
@@ -28,6 +28,7 @@ class DisputeEvidence:
     charge: Charge
     source_fact: dict[str, Any]
     before: Account  # the account just before the source event was applied
+    earlier: tuple[object, ...]  # the account's events before the source event, in order
     duplicate_of: str | None  # an earlier charge for the same call, if any
     credited_by: str | None  # the refund event that already credited this charge
     channel: str | None  # where the plan was bought, for plan fees
@@ -74,37 +75,58 @@ def refund_requested(
             f"(call_id {evidence.source_fact.get('call_id')})",
             base,
         )
-    rerated, under = _rerate(evidence, catalogs)
+    again = _rerate(account, evidence, catalogs)
+    rerated = None if again is None else again.amount
     base["rerated"] = None if rerated is None else money_text(rerated)
-    if rerated is not None and rerated < charge.amount:
+    if again is not None and again.amount < charge.amount:
         return _credit(
             account,
             event,
             evidence,
-            charge.amount - rerated,
-            f"re-rated under catalog {under}: {money_text(rerated)} instead of "
-            f"{money_text(charge.amount)} under {charge.catalog_version}",
+            charge.amount - again.amount,
+            f"re-rated under catalog {again.catalog_version}: {money_text(again.amount)} "
+            f"instead of {money_text(charge.amount)} under {charge.catalog_version}",
             base,
+            under=again,
         )
     clause = "aup_blocks" if evidence.before.blocked else CLAUSE_FOR_KIND.get(charge.kind)
     why = (
-        f"re-rated under catalog {under}: {money_text(rerated)}, as charged"
-        if rerated is not None
+        f"re-rated under catalog {again.catalog_version}: {money_text(again.amount)}, as charged"
+        if again is not None
         else "the source event cannot be re-rated"
     )
     return _denied(base, clause or "one_time_and_recurring", why)
 
 
-def _rerate(evidence: DisputeEvidence, catalogs: CatalogHistory) -> tuple[Decimal | None, str]:
-    """The charge's amount when its source event is rated again (C4 corrections applied)."""
+@dataclass(frozen=True)
+class _Rerated:
+    """The disputed charge as its source event rates again: the amount, and the catalog version
+    and rate it was rated under (C2)."""
+
+    amount: Decimal
+    catalog_version: str
+    rate: str
+
+
+def _rerate(
+    account: Account, evidence: DisputeEvidence, catalogs: CatalogHistory
+) -> _Rerated | None:
+    """The charge when its source event is rated again (C4 corrections applied), in the account
+    as its earlier facts leave it rated again the same way, as a what-if replay rates them (R2).
+    None: the event cannot be rated again."""
+    corrected = corrected_history(catalogs)
     try:
-        again = decide_again(evidence.before, evidence.source_fact, corrected_history(catalogs))
+        state = rerated_account(evidence.earlier, corrected)
+        again = decide_again(state, evidence.source_fact, corrected)
     except LedgerError:
-        return None, "-"
+        return None
     for charge in again.charges:
         if charge.charge_id == evidence.charge.charge_id:
-            return charge.amount, charge.catalog_version
-    return ZERO, "-"  # rated again, the event makes no such charge at all
+            return _Rerated(charge.amount, charge.catalog_version, charge.rate)
+    # Rated again, the event makes no such charge at all (its minutes or data covered it).
+    at = parse_instant(evidence.source_fact["occurred_at"], "occurred_at")
+    version = corrected.in_force(account.currency, at).version
+    return _Rerated(ZERO, version, "no charge when rated again")
 
 
 def _denied(base: dict[str, Any], clause: str, why: str) -> Outcome:
@@ -128,15 +150,18 @@ def _credit(
     amount: Decimal,
     why: str,
     base: dict[str, Any],
+    under: _Rerated | None = None,
 ) -> Outcome:
+    """A credit of `amount`; `under`: the re-rating that gave it, whose catalog version and rate
+    the credit records (C2), where a duplicate's credit records the charge's own."""
     original = evidence.charge
     credit = Charge(
         charge_id=f"{event.event_id}:refund",
         kind="refund_credit",
         amount=-amount,
         rule="F1",
-        catalog_version=original.catalog_version,
-        rate=original.rate,
+        catalog_version=original.catalog_version if under is None else under.catalog_version,
+        rate=original.rate if under is None else under.rate,
         arithmetic=f"credit {money_text(amount)} of charge {original.charge_id}: {why}",
         period=period_of(event.occurred_at, account.timezone),
         payer=original.payer,  # back where it was paid from: balance, invoice or card
