@@ -19,7 +19,7 @@ from ledger.errors import LedgerError
 from ledger.money import money_text
 from ledger.recorder import MAX_LOG_PARTS
 from ledger.runtime import tune_for_long_runs
-from ledger.store import DEFAULT_STORE_URL, StoreConfig, parse_store_url
+from ledger.store import DEFAULT_STORE_URL, StoreConfig, check_sqlite_store, parse_store_url
 from projections.runner import catch_up, view_documents
 from projections.store import ViewStore, open_view_store
 
@@ -33,11 +33,22 @@ class Context:
     def store(self) -> StoreConfig:
         return parse_store_url(self.store_url)
 
-    def app(self) -> LedgerApp:
-        return LedgerApp(self.store, notice=lambda line: click.echo(f"ledger: {line}", err=True))
+    def usable_store(self, creates: bool) -> StoreConfig:
+        """The store, refused in one line if it is not there to read (`creates`: ingest and
+        consume make it) or is not the ledger's (StoreUnusable)."""
+        store = self.store
+        if store.sqlite_path is not None:
+            check_sqlite_store(store.sqlite_path, creates)
+        return store
 
-    def views(self) -> ViewStore:
-        return open_view_store(self.store)
+    def app(self, creates: bool = False) -> LedgerApp:
+        return LedgerApp(
+            self.usable_store(creates),
+            notice=lambda line: click.echo(f"ledger: {line}", err=True),
+        )
+
+    def views(self, creates: bool = False) -> ViewStore:
+        return open_view_store(self.usable_store(creates))
 
     def emit(self, doc: dict[str, Any], human: str) -> None:
         click.echo(canonical_json(doc) if self.as_json else human)
@@ -143,7 +154,10 @@ def ingest(
     from consumers.files import DeadLetterFile, ingest_stream
 
     with user_errors():
-        app = context.app()
+        for name in files:  # every input there to read before the first is applied
+            if name != "-" and not Path(name).is_file():
+                fail(f"{name}: " + ("is a directory" if Path(name).is_dir() else "no such file"))
+        app = context.app(creates=True)
         totals = BatchCounts()
         report: dict[str, Any] = {"files": []}
         for name in files:
@@ -281,7 +295,7 @@ def consume(
 
     with user_errors():
         settings = _settings(bootstrap, topic, catalog_topic, dead_letter_topic, group)
-        app = context.app()
+        app = context.app(creates=True)
         with context.views() as views:
             report = run_consumer(
                 app,

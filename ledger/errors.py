@@ -26,3 +26,8 @@ class RejectedEvent(LedgerError):
 
 class InvalidStoreURL(LedgerError):
     """A --store / LEDGER_STORE value the ledger cannot use."""
+
+
+class StoreUnusable(LedgerError):
+    """A store that is not there to read, or not the ledger's: a missing file, a directory, a
+    file that is not an SQLite database or holds no ledger."""

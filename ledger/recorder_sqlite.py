@@ -18,6 +18,7 @@ from ledger.applied_ids import (
 )
 
 TOPIC = "ledger.recorder_sqlite:LedgerSQLiteRecorder"  # how the library's factory is told to use it
+EVENTS_TABLE = "stored_events"  # the library's name for it
 
 # SQLite allows 32,766 parameters to a statement, two per id.
 _LOOKUP_CHUNK = 10_000
@@ -25,7 +26,7 @@ _LOOKUP_CHUNK = 10_000
 
 class LedgerSQLiteRecorder(SQLiteProcessRecorder):
     def __init__(
-        self, datastore: SQLiteDatastore, *, events_table_name: str = "stored_events"
+        self, datastore: SQLiteDatastore, *, events_table_name: str = EVENTS_TABLE
     ) -> None:
         super().__init__(datastore, events_table_name=events_table_name)
         self.insert_applied_statement = f"INSERT INTO {TABLE_NAME} VALUES (?, ?)"

@@ -4,16 +4,19 @@
 `postgresql://user:password@host:port/dbname` (production).
 """
 
+import sqlite3
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal
-from urllib.parse import unquote, urlsplit
+from urllib.parse import quote, unquote, urlsplit
 
 import psycopg
 
-from ledger.errors import InvalidStoreURL
+from ledger.errors import InvalidStoreURL, StoreUnusable
 from ledger.recorder import TOPIC as RECORDER_TOPIC
+from ledger.recorder_sqlite import EVENTS_TABLE as SQLITE_EVENTS_TABLE
 from ledger.recorder_sqlite import TOPIC as SQLITE_RECORDER_TOPIC
 
 DEFAULT_STORE_URL = "sqlite:///ledger.db"
@@ -119,6 +122,39 @@ def parse_store_url(url: str) -> StoreConfig:
     raise InvalidStoreURL(
         f"unsupported store URL {url!r}: use sqlite:///FILE or postgresql://USER:PASS@HOST:PORT/DB"
     )
+
+
+_SQLITE_HEADER = b"SQLite format 3\x00"
+
+
+def check_sqlite_store(path: str, creates: bool) -> None:
+    """Refuse, naming the path, an SQLite store a command cannot use, before SQLite makes a
+    file or tables there: a directory, a file that is not an SQLite database or holds someone
+    else's tables, and (unless the command `creates` the store: ingest, consume) a file that
+    is not there, so that a mistyped path is not answered "unknown account" from a new, empty
+    store. StoreUnusable says which."""
+    file = Path(path)
+    if file.is_dir():
+        raise StoreUnusable(f"store {path} is a directory, not an SQLite file")
+    if not file.exists() or file.stat().st_size == 0:
+        if not creates:
+            raise StoreUnusable(
+                f"no ledger store at {path}: ingest or consume events into it first"
+            )
+        if not file.parent.is_dir():
+            raise StoreUnusable(f"cannot create the store {path}: no directory {file.parent}")
+        return
+    with file.open("rb") as opened:
+        if opened.read(len(_SQLITE_HEADER)) != _SQLITE_HEADER:
+            raise StoreUnusable(f"{path} is not an SQLite database")
+    read_only = f"file:{quote(str(file.resolve()))}?mode=ro"
+    try:
+        with closing(sqlite3.connect(read_only, uri=True)) as db:
+            tables = {name for (name,) in db.execute("SELECT name FROM sqlite_master")}
+    except sqlite3.DatabaseError as error:
+        raise StoreUnusable(f"{path} is not a readable SQLite database ({error})") from None
+    if SQLITE_EVENTS_TABLE not in tables and (tables or not creates):
+        raise StoreUnusable(f"{path} is an SQLite database, but not a ledger store")
 
 
 # The advisory lock every process holds while it creates tables (events and views).

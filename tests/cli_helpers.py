@@ -27,6 +27,12 @@ def assert_one_line_error(store: str, *args: str, says: str) -> None:
     assert says in result.stderr, result.stderr
 
 
+def new_store(store: str) -> None:
+    """Make an empty ledger store, as ingesting nothing does (read-only commands refuse a store
+    that is not there)."""
+    run("--store", store, "ingest", "--quiet", "-", input="")
+
+
 def run_json(*args: str, **kwargs: Any) -> dict[str, Any]:
     result = run("--json", *args, **kwargs)
     doc: dict[str, Any] = json.loads(result.stdout)

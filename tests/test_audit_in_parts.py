@@ -32,7 +32,7 @@ from projections.log_audit import (
     audit_log,
     parts_for,
 )
-from tests.cli_helpers import assert_one_line_error, run_json
+from tests.cli_helpers import assert_one_line_error, new_store, run_json
 
 PG = pytest.mark.postgres
 
@@ -172,7 +172,7 @@ def test_R3_the_audit_command_reads_in_parts_when_asked_and_reports_the_same(
 
 
 def test_the_audit_command_refuses_parts_on_an_embedded_store(sqlite_url: str) -> None:
-    run_json("--store", sqlite_url, "audit")  # creates the store
+    new_store(sqlite_url)
     assert_one_line_error(sqlite_url, "audit", "--processes", "2", says="needs a PostgreSQL store")
 
 

@@ -2,14 +2,16 @@
 
 import json
 import socket
+import sqlite3
 import time
+from contextlib import closing
 from pathlib import Path
 
 import pytest
 from confluent_kafka import KafkaError, KafkaException
 
 from cli.main import user_errors
-from tests.cli_helpers import assert_one_line_error, balances, run, run_json
+from tests.cli_helpers import assert_one_line_error, balances, new_store, run, run_json
 from tests.factories import (
     MIXED_MONTH_BALANCES,
     MIXED_MONTH_COUNTS,
@@ -131,8 +133,64 @@ def test_rebuilt_balance_view_equals_the_live_one(tmp_path: Path, sqlite_url: st
 
 
 def test_balance_of_unknown_account_is_one_line_error(sqlite_url: str) -> None:
+    new_store(sqlite_url)
     result = run("--store", sqlite_url, "balance", "NOPE", expect=1)
     assert result.stderr == "ledger: error: unknown account NOPE\n"
+
+
+READ_ONLY_COMMANDS = [
+    ["balance", "ACC-1"],
+    ["history", "ACC-1"],
+    ["invoice", "ACC-1"],
+    ["explain", "ACC-1", "e1:payg"],
+    ["dispute", "ACC-1", "e1:payg", "--reason", "dropped"],
+    ["replay", "ACC-1"],
+    ["audit"],
+    ["rebuild"],
+]
+
+
+@pytest.mark.parametrize("args", READ_ONLY_COMMANDS, ids=lambda args: args[0])
+def test_a_store_that_is_not_there_is_named_and_not_made(tmp_path: Path, args: list[str]) -> None:
+    """A mistyped store path is not answered from a new, empty store (nor "adds up")."""
+    path = tmp_path / "typo.db"
+    assert_one_line_error(f"sqlite:///{path}", *args, says=f"no ledger store at {path}")
+    assert not path.exists()
+
+
+@pytest.mark.parametrize("args", [*READ_ONLY_COMMANDS, ["ingest", "-"]], ids=lambda a: a[0])
+def test_a_store_that_is_not_a_ledger_is_refused_in_one_line_and_left_as_it_was(
+    tmp_path: Path, args: list[str]
+) -> None:
+    garbage = tmp_path / "garbage.db"
+    garbage.write_bytes(bytes(range(256)) * 8)
+    assert_one_line_error(f"sqlite:///{garbage}", *args, says=f"{garbage} is not an SQLite")
+    assert_one_line_error(f"sqlite:///{tmp_path}", *args, says="is a directory")
+    other = tmp_path / "other.db"
+    with closing(sqlite3.connect(other)) as db:
+        db.execute("CREATE TABLE customers (name TEXT)")
+        db.commit()
+    assert_one_line_error(f"sqlite:///{other}", *args, says="but not a ledger store")
+    with closing(sqlite3.connect(other)) as db:
+        tables = [name for (name,) in db.execute("SELECT name FROM sqlite_master")]
+    assert tables == ["customers"]
+
+
+def test_ingest_names_a_directory_it_cannot_make_the_store_in(tmp_path: Path) -> None:
+    path = tmp_path / "absent" / "ledger.db"
+    assert_one_line_error(
+        f"sqlite:///{path}", "ingest", "-", says=f"cannot create the store {path}: no directory"
+    )
+
+
+def test_ingest_checks_every_input_is_there_before_applying_any(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    good = tmp_path / "good.jsonl"
+    good.write_text(jsonl(catalog_published()), encoding="utf-8")
+    absent = tmp_path / "absent.jsonl"
+    assert_one_line_error(sqlite_url, "ingest", str(good), str(absent), says=f"{absent}: no such")
+    assert_one_line_error(sqlite_url, "history", "ACC-1", says="no ledger store")  # not made
 
 
 def test_missing_input_file_is_one_line_error(sqlite_url: str, tmp_path: Path) -> None:

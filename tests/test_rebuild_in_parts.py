@@ -26,7 +26,7 @@ from projections.log_rebuild import (
 )
 from projections.runner import ViewsAlongside, catch_up, fold, view_documents
 from projections.store import Doc, PostgresViewStore, StaleViewPosition
-from tests.cli_helpers import assert_one_line_error, run, run_json
+from tests.cli_helpers import assert_one_line_error, new_store, run, run_json
 
 PG = pytest.mark.postgres
 BATCH = 400
@@ -163,7 +163,7 @@ def test_the_rebuild_command_says_how_many_parts_and_replays_every_event(postgre
 
 
 def test_the_rebuild_command_refuses_parts_on_an_embedded_store(sqlite_url: str) -> None:
-    run_json("--store", sqlite_url, "rebuild")  # creates the store
+    new_store(sqlite_url)
     assert_one_line_error(
         sqlite_url, "rebuild", "--processes", "2", says="needs a PostgreSQL store"
     )
