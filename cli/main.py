@@ -84,7 +84,41 @@ def user_errors() -> Iterator[None]:
 pass_context = click.make_pass_decorator(Context)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class OneLineUsageError(click.ClickException):
+    """A mistake in the command line (a missing argument, a bad option value), shown as one
+    line like every other user mistake, where click shows usage, a hint and the error on four.
+    Exit status 2, click's for usage errors."""
+
+    exit_code = 2
+
+    def show(self, file: Any = None) -> None:
+        click.echo(f"ledger: error: {self.format_message()}", err=True)
+
+
+def _one_line(error: click.UsageError) -> click.ClickException:
+    if isinstance(error, click.exceptions.NoArgsIsHelpError):
+        return error  # `ledger` alone, or a group alone: the help itself
+    where = f"; see '{error.ctx.command_path} --help'" if error.ctx is not None else ""
+    return OneLineUsageError(f"{error.format_message().rstrip('.')}{where}")
+
+
+class LedgerGroup(click.Group):
+    """The `ledger` group: usage errors of every command under it are one line."""
+
+    def make_context(self, *args: Any, **kwargs: Any) -> click.Context:
+        try:
+            return super().make_context(*args, **kwargs)
+        except click.UsageError as error:
+            raise _one_line(error) from None
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except click.UsageError as error:
+            raise _one_line(error) from None
+
+
+@click.group("ledger", cls=LedgerGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option(
     "--store",
     envvar="LEDGER_STORE",

@@ -176,6 +176,32 @@ def test_a_store_that_is_not_a_ledger_is_refused_in_one_line_and_left_as_it_was(
     assert tables == ["customers"]
 
 
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["dispute", "ACC-1"], "Missing argument 'CHARGE_ID'; see 'ledger dispute --help'"),
+        (["history", "ACC-1", "--limit", "0"], "Invalid value for '--limit'"),
+        (["export", "invoices", "--format", "xml"], "'xml' is not one of 'csv', 'json'"),
+        (["catalog", "validate"], "Missing argument 'FILE'; see 'ledger catalog validate --help'"),
+        (["nosuch"], "No such command 'nosuch'; see 'ledger --help'"),
+        (["--bogus", "balance", "ACC-1"], "No such option '--bogus'"),
+    ],
+    ids=["argument", "range", "choice", "nested", "command", "option"],
+)
+def test_a_mistake_in_the_command_line_is_one_line_and_exit_2(
+    sqlite_url: str, args: list[str], says: str
+) -> None:
+    result = run("--store", sqlite_url, *args, expect=2)
+    assert result.stdout == ""
+    assert result.stderr.startswith("ledger: error: ") and result.stderr.count("\n") == 1
+    assert says in result.stderr, result.stderr
+
+
+def test_ledger_alone_still_shows_its_help() -> None:
+    result = run(expect=2)
+    assert "Usage: ledger [OPTIONS] COMMAND" in result.stdout + result.stderr
+
+
 def test_ingest_names_a_directory_it_cannot_make_the_store_in(tmp_path: Path) -> None:
     path = tmp_path / "absent" / "ledger.db"
     assert_one_line_error(
