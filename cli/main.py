@@ -718,6 +718,8 @@ def history(context: Context, account: str, limit: int) -> None:
                 f"{entry['occurred_at']}  {entry['type']:<24} {entry['summary']}{status}"
                 + (f" ({entry['reason']})" if entry.get("reason") else "")
             )
+            if entry["outcome"]:
+                lines.append(f"{'':22}  {entry['rule']}: {entry['outcome']}")
             for charge in entry["charges"]:
                 lines.append(
                     f"{'':22}  charge {charge['charge_id']}: {charge['amount']} "

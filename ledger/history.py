@@ -46,6 +46,29 @@ def summary(fact: dict[str, Any]) -> str:
     return " ".join(f"{key}={fact[key]}" for key in keys if key in fact)
 
 
+def outcome_text(fact: dict[str, Any], outcome: dict[str, Any]) -> str | None:
+    """What an applied fact did that its charges do not say, in a phrase: a dispute's
+    decision and why, a call's plan minutes, a data record's bytes from its package. None
+    where the charges (or the rejection's reason) say it all."""
+    effects = outcome.get("effects") or {}
+    if outcome["status"] != "applied":
+        return None
+    kind = fact["type"]
+    if kind == "refund.requested" and "decision" in effects:
+        decision = effects["decision"]
+        head = f"credited {effects['credited']}" if decision == "credited" else decision
+        clause = f" under the {effects['clause']} clause" if effects.get("clause") else ""
+        return f"{head}{clause}: {effects['evidence']}"
+    if kind == "call.completed" and effects.get("plan_arithmetic"):
+        return str(effects["plan_arithmetic"])
+    if kind == "data.used" and effects.get("package_bytes"):
+        text = f"{effects['package_bytes']} bytes from the package"
+        if effects.get("throttle_crossed"):
+            text += "; the fair-use threshold is reached: throttled for the rest of the cycle"
+        return text
+    return None
+
+
 def account_history(
     app: HasEvents, account_id: str, latest: int | None = None
 ) -> list[dict[str, Any]] | None:
@@ -73,6 +96,7 @@ def account_history(
                     "summary": f"{fact['billing_mode']} {fact['currency']} "
                     f"timezone={fact.get('timezone', 'UTC')}",
                     "balance_delta": "0.0000",
+                    "outcome": None,
                     "charges": [],
                 }
             )
@@ -89,6 +113,7 @@ def account_history(
                     "reason": outcome["reason"],
                     "summary": summary(fact),
                     "balance_delta": outcome["balance_delta"],
+                    "outcome": outcome_text(fact, outcome),
                     "charges": outcome["charges"],
                 }
             )

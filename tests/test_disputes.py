@@ -1136,3 +1136,28 @@ def test_r3_audit_adds_up_after_disputes(tmp_path: Path, sqlite_url: str) -> Non
     report = run_json("--store", sqlite_url, "audit")
     assert report["findings"] == []
     assert report["adds_up"] is True
+
+
+def test_history_says_what_a_dispute_decided_and_what_a_call_took_from_the_plan(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    """R4, F1: the timeline gives each fact's outcome where no charge says it: a dispute's
+    decision, clause and evidence; a call's seconds taken from plan minutes."""
+    cli_month(tmp_path, sqlite_url)
+    ingest_events(tmp_path, sqlite_url, call("call-c", "2026-11-07T10:00:00Z", call_id="c3"))
+    run("--store", sqlite_url, "dispute", ACC, "call-b:payg", "--reason", "twice")
+    run("--store", sqlite_url, "dispute", ACC, "sur:surcharge", "--reason", "why")
+    entries = {e["event_id"]: e for e in run_json("--store", sqlite_url, "history", ACC)["entries"]}
+    assert entries["call-c"]["outcome"] == (
+        "95 s to US covered by plan na-500: 120 s taken in 60 s increments from 30000 s left "
+        "in 2026-11"
+    )
+    assert entries["call-c"]["charges"] == []
+    disputes = [e for e in entries.values() if e["type"] == "refund.requested"]
+    assert [d["outcome"].split(":")[0] for d in disputes] == [
+        "credited 0.0300",  # call-b repeats call-a's call_id
+        "denied under the surcharges clause",
+    ]
+    text = run("--store", sqlite_url, "history", ACC).stdout
+    assert "V3: 95 s to US covered by plan na-500" in text
+    assert "F1: credited 0.0300: charge call-b:payg duplicates call-a:payg" in text
