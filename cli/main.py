@@ -546,6 +546,10 @@ def minutes(context: Context, account: str, msisdn: str | None, period: str | No
         _check_period(period)
         prefix = f"{account}|{msisdn}|" if msisdn else f"{account}|"
         docs = [doc for _, doc in views.scan("minutes", prefix)]
+        # A number the account holds has a data document; one it let go may still have
+        # minutes of its periods on the account.
+        if msisdn and not docs and views.get("data", f"{account}|{msisdn}") is None:
+            _unknown_number(account, msisdn)
         if period is None:
             latest: dict[str, dict[str, Any]] = {}
             for doc in docs:
@@ -580,8 +584,14 @@ def _number_lines(
 ) -> list[dict[str, Any]]:
     if msisdn is not None:  # exactly this number: a key prefix would also match longer ones
         doc = views.get(view, f"{account}|{msisdn}")
-        return [] if doc is None else [{key: doc[key] for key in fields}]
+        if doc is None:
+            _unknown_number(account, msisdn)
+        return [{key: doc[key] for key in fields}]
     return [{key: doc[key] for key in fields} for _, doc in views.scan(view, f"{account}|")]
+
+
+def _unknown_number(account: str, msisdn: str) -> NoReturn:
+    fail(f"unknown number {msisdn} on account {account}")
 
 
 def _query_instant(at: str | None, option: str = "--at") -> datetime:
@@ -602,7 +612,11 @@ def _over(until: str | None, at: datetime) -> bool:
 
 
 _AT_OPTION = click.option(
-    "--at", "at", default=None, help="RFC 3339 instant to look at [default: now]."
+    "--at",
+    "at",
+    default=None,
+    help="RFC 3339 instant to judge validity and throttles at [default: now]. The figures "
+    "are the latest recorded; for an earlier state use `ledger replay ACCOUNT --as-of`.",
 )
 
 
@@ -665,7 +679,8 @@ def authorize(
     """May this number call that destination now, and for how many seconds (V9)?
 
     Plan minutes left for the destination's country plus what the prepaid balance buys at
-    the PAYG rate. Exits 0 when allowed, 3 when refused.
+    the PAYG rate, as the ledger holds them now; --at decides the period and the rate in
+    force. Exits 0 when allowed, 3 when refused.
     """
     from ledger.rules.voice import authorize as decide_authorization
 

@@ -11,7 +11,14 @@ import pytest
 from confluent_kafka import KafkaError, KafkaException
 
 from cli.main import user_errors
-from tests.cli_helpers import assert_one_line_error, balances, new_store, run, run_json
+from tests.cli_helpers import (
+    assert_one_line_error,
+    balances,
+    ingest_events,
+    new_store,
+    run,
+    run_json,
+)
 from tests.factories import (
     MIXED_MONTH_BALANCES,
     MIXED_MONTH_COUNTS,
@@ -275,3 +282,26 @@ def test_a_kafka_client_error_is_one_line_in_librdkafkas_words(
         raise KafkaException(KafkaError(KafkaError._MSG_TIMED_OUT, "Message timed out"))
     assert exit_.value.code == 1
     assert capsys.readouterr().err == "ledger: error: Kafka: Message timed out\n"
+
+
+@pytest.mark.parametrize("command", ["minutes", "data", "throttle"])
+def test_a_number_the_account_does_not_hold_is_named_not_shown_as_empty(
+    tmp_path: Path, sqlite_url: str, command: str
+) -> None:
+    ingest_events(
+        tmp_path,
+        sqlite_url,
+        catalog_published(),
+        opened("ACC-1", "postpaid"),
+        event("number.added", "ACC-1", "2026-11-01T10:00:00Z", msisdn="+14155550101"),
+    )
+    for wrong in ("+14155550199", "12345"):
+        assert_one_line_error(
+            sqlite_url,
+            command,
+            "ACC-1",
+            "--msisdn",
+            wrong,
+            says=f"unknown number {wrong} on account ACC-1",
+        )
+    run("--store", sqlite_url, command, "ACC-1", "--msisdn", "+14155550101")
