@@ -16,6 +16,7 @@ import contextlib
 import json
 import logging
 import os
+import re
 import time
 from collections.abc import Callable, Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -51,6 +52,34 @@ PREFETCH_KBYTES = 8192
 # librdkafka's own log lines (a broker refusing connections while it restarts) go to Python's
 # logging under this name, not straight to stderr.
 CLIENT_LOG = logging.getLogger("consumers.kafka.librdkafka")
+
+
+class RepeatsDropped(logging.Filter):
+    """Each distinct log line once per `every` seconds. librdkafka says the same thing at
+    every reconnect attempt to a broker that is down: hundreds of lines a minute before the
+    consumer's own one-line error. Lines that differ only in their numbers ("after 0ms",
+    "after 1ms") count as the same; at most `limit` lines are remembered."""
+
+    def __init__(
+        self, every: float = 60.0, limit: int = 1_000, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        super().__init__()
+        self.every, self.limit, self.clock = every, limit, clock
+        self._shown: dict[str, float] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        key = re.sub(r"\d+", "#", record.getMessage())
+        now = self.clock()
+        shown = self._shown.get(key)
+        if shown is not None and now - shown < self.every:
+            return False
+        if len(self._shown) >= self.limit:
+            self._shown.clear()
+        self._shown[key] = now
+        return True
+
+
+CLIENT_LOG.addFilter(RepeatsDropped())
 
 
 class BrokerUnreachable(LedgerError):

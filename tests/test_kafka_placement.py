@@ -98,3 +98,29 @@ def test_partitions_taken_away_are_no_longer_held_or_read() -> None:
     place.on_revoke(consumer, given(0))
     assert consumer.assigned is None and place.held() == [] and place.placed
     assert forgotten == ["forgot", "forgot"]
+
+
+def test_the_client_log_lets_each_line_through_once_a_minute_whatever_its_numbers() -> None:
+    """librdkafka repeats a refused connection at every attempt; the operator sees it once a
+    minute, with any other line, not hundreds of times before the consumer's own error."""
+    import logging
+
+    from consumers.kafka import RepeatsDropped
+
+    now = [0.0]
+    kept = RepeatsDropped(every=60.0, limit=3, clock=lambda: now[0])
+
+    def shown(message: str) -> bool:
+        return kept.filter(logging.LogRecord("x", logging.ERROR, "", 0, message, None, None))
+
+    refused = "Connect to 127.0.0.1:{} failed: Connection refused (after {}ms in state CONNECT)"
+    assert shown(refused.format(1, 0))
+    assert not any(shown(refused.format(1, n)) for n in range(1, 300))
+    assert shown("Broker transport failure")  # another line
+    now[0] = 59.9
+    assert not shown(refused.format(1, 7))
+    now[0] = 60.0
+    assert shown(refused.format(1, 7))  # a minute on: once more
+    for other in ("a", "b", "c"):  # over the limit, what is remembered starts again
+        assert shown(other)
+    assert shown(refused.format(1, 8))
