@@ -155,6 +155,19 @@ def _progress_printer(label: str) -> Callable[..., None]:
     return show
 
 
+def _views_progress(label: str, every_seconds: float = 1.0) -> Callable[[int, int], None]:
+    """A line while the views catch up with the log, at most one a second."""
+    last = [float("-inf")]
+
+    def show(folded: int, position: int) -> None:
+        now = time.monotonic()
+        if now - last[0] >= every_seconds:
+            last[0] = now
+            click.echo(f"{label}: views: {folded} events folded (position {position})", err=True)
+
+    return show
+
+
 def _counts_doc(counts: BatchCounts) -> dict[str, int]:
     return {
         "consumed": counts.consumed,
@@ -213,7 +226,7 @@ def ingest(
                 }
             )
         with context.views() as views:
-            catch_up(app, views)
+            catch_up(app, views, progress=None if quiet else _views_progress("ingest"))
         report["totals"] = _counts_doc(totals)
         lines = [
             f"{f['file']}: {f['consumed']} read, {f['applied']} applied, "
@@ -938,7 +951,7 @@ def audit(context: Context, account: str | None, processes: int | None) -> None:
     Views are first brought up to the end of the log, and the log is audited up to there.
     """
     from ledger.ids import account_stream_id
-    from projections.log_audit import audit_account, audit_log
+    from projections.log_audit import audit_account, audit_log, parts_for
 
     with user_errors():
         app = context.app()
@@ -951,9 +964,18 @@ def audit(context: Context, account: str | None, processes: int | None) -> None:
             live = view_documents(views, account)
             through = views.position()
         # One read of the log feeds every check.
-        found = (
-            audit_log(app, through, processes) if account is None else audit_account(app, account)
-        )
+        if account is None:
+            parts = processes or parts_for(context.store, through)
+            if parts > 1:
+                click.echo(f"audit: the log in {parts} parts, one process each", err=True)
+            shown = "audit: part 1: " if parts > 1 else "audit: "
+
+            def show(checked: int, position: int) -> None:
+                click.echo(f"{shown}{checked} events checked (position {position})", err=True)
+
+            found = audit_log(app, through, parts, progress=show)
+        else:
+            found = audit_account(app, account)
         streams, chain_findings = found.streams, found.chain_findings
         if found.replayed is not None:
             view_findings = _view_differences(live, found.replayed)

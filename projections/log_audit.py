@@ -26,10 +26,11 @@ from ledger.audit import ChainAudit, IntakeTally, streams_named
 from ledger.recorder import MAX_LOG_PARTS, LogPart
 from ledger.runtime import tune_for_long_runs
 from ledger.store import StoreConfig
-from projections.runner import Fold, view_documents
+from projections.runner import Fold, Progress, view_documents
 from projections.store import Doc
 
 PARALLEL_FROM_EVENTS = 50_000
+PROGRESS_EVENTS = 20_000  # an audit's progress line every so many events (1-2 s)
 # An explicit limit on the processes an audit starts by itself; more can be asked for.
 DEFAULT_MAX_PARTS = 8
 
@@ -96,16 +97,22 @@ class LogAudit:
 
 
 def audit_events(
-    app: LedgerApp, events: Iterable[tuple[int, object]], account: str | None = None
+    app: LedgerApp,
+    events: Iterable[tuple[int, object]],
+    account: str | None = None,
+    progress: Progress | None = None,
 ) -> PartAudit:
     """Every check of these stored events, (log position, event) in log order, that needs no
-    other part of the log. `account`: they are that account's, and only its views count."""
+    other part of the log. `account`: they are that account's, and only its views count.
+    `progress` is told every PROGRESS_EVENTS events."""
     chains, tally, replay = ChainAudit(), IntakeTally(), Fold()
     chain_findings: list[tuple[int, str]] = []
     replay_error: tuple[int, str] | None = None
     count = 0
     for position, event in events:
         count += 1
+        if progress is not None and count % PROGRESS_EVENTS == 0:
+            progress(count, position)
         found = len(chains.findings)
         chains.see(event)
         if len(chains.findings) > found:
@@ -135,12 +142,15 @@ def audit_account(app: LedgerApp, account: str) -> LogAudit:
     return LogAudit.of([audit_events(app, enumerate(app.account_events(account), 1), account)])
 
 
-def audit_log(app: LedgerApp, through: int, parts: int | None = None) -> LogAudit:
+def audit_log(
+    app: LedgerApp, through: int, parts: int | None = None, progress: Progress | None = None
+) -> LogAudit:
     """The checks of every stream, of the log up to that position, read in `parts` parts by
-    as many processes (this one and parts - 1 it starts); None: as many as suits the log."""
+    as many processes (this one and parts - 1 it starts); None: as many as suits the log.
+    `progress` is told of this process's part."""
     count = parts_for(app.store, through) if parts is None else parts
     if count == 1:
-        return LogAudit.of([audit_events(app, app.logged_events(through))])
+        return LogAudit.of([audit_events(app, app.logged_events(through), progress=progress)])
     if app.store.kind != "postgresql":
         raise ValueError("only a PostgreSQL store can be audited in parts")
     assert 1 < count <= MAX_LOG_PARTS, count
@@ -150,7 +160,7 @@ def audit_log(app: LedgerApp, through: int, parts: int | None = None) -> LogAudi
             pool.submit(_audit_part, app.store, through, LogPart(index, count))
             for index in range(1, count)
         ]
-        first = audit_events(app, app.logged_events(through, LogPart(0, count)))
+        first = audit_events(app, app.logged_events(through, LogPart(0, count)), progress=progress)
         return LogAudit.of([first] + [other.result() for other in others])
 
 

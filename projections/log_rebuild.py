@@ -13,7 +13,7 @@ then as rebuilt, never half of them (an in-place rebuild emptied them first). On
 time: a second one is refused while the first holds its lock.
 """
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from itertools import islice
 from multiprocessing import get_context
@@ -26,7 +26,7 @@ from ledger.recorder import MAX_LOG_PARTS, WHOLE_LOG, LogPart
 from ledger.runtime import tune_for_long_runs
 from ledger.store import StoreConfig
 from projections.projection import KnownDocuments, ViewChanges
-from projections.runner import catch_up, default_projections, project, rebuild
+from projections.runner import Progress, catch_up, default_projections, project, rebuild
 from projections.store import PostgresViewStore, ViewStore
 
 STAGED_PREFIX = "ledger_views_rebuild_"
@@ -37,8 +37,6 @@ STAGED_PREFIX = "ledger_views_rebuild_"
 STAGED_PAGE_EVENTS = 5_000
 # Held by the process that runs a rebuild, for as long as it runs.
 REBUILD_LOCK_ID = 727002
-
-Progress = Callable[[int, int], None]  # (events folded by this process, log position)
 
 
 class RebuildRunning(LedgerError):

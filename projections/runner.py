@@ -26,6 +26,9 @@ from projections.store import (
 PAGE_SIZE = 1000  # explicit limit on the events held in one catch-up step
 ACCOUNT_EVENTS = (Account.Opened, Account.FactApplied)
 
+# Told every so many events: (events done by this process, log position reached).
+Progress = Callable[[int, int], None]
+
 
 def default_projections() -> Projections:
     return Projections(
@@ -45,7 +48,7 @@ def catch_up(
     app: LedgerApp,
     views: ViewStore,
     projections: Projections | None = None,
-    progress: Callable[[int, int], None] | None = None,
+    progress: Progress | None = None,
     known: KnownDocuments | None = None,
 ) -> int:
     """Apply every stored event the views have not seen yet; return how many were applied.
@@ -146,9 +149,7 @@ class ViewsAlongside:
         self._changes = None
 
 
-def rebuild(
-    app: LedgerApp, views: ViewStore, progress: Callable[[int, int], None] | None = None
-) -> int:
+def rebuild(app: LedgerApp, views: ViewStore, progress: Progress | None = None) -> int:
     """Forget the views and replay the whole log into them, in place: queries meanwhile see
     part of them. The embedded stores' way; PostgreSQL's views are staged and swapped in
     (`projections.log_rebuild`)."""

@@ -305,3 +305,25 @@ def test_a_number_the_account_does_not_hold_is_named_not_shown_as_empty(
             says=f"unknown number {wrong} on account ACC-1",
         )
     run("--store", sqlite_url, command, "ACC-1", "--msisdn", "+14155550101")
+
+
+def test_long_runs_say_how_far_they_are(
+    tmp_path: Path, sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An audit tells its progress every so many events (here 5), and ingest while it brings
+    the views up to date; --json keeps stdout one object, the lines go to stderr."""
+    import projections.log_audit
+
+    monkeypatch.setattr(projections.log_audit, "PROGRESS_EVENTS", 5)
+    path = write(tmp_path, mixed_month())
+    ingested = run("--store", sqlite_url, "ingest", str(path))
+    assert "ingest: views: " in ingested.stderr and "events folded (position " in ingested.stderr
+    audited = run("--store", sqlite_url, "--json", "audit")
+    progress = audited.stderr.splitlines()
+    assert progress[:2] == [
+        "audit: 5 events checked (position 5)",
+        "audit: 10 events checked (position 10)",
+    ]
+    assert json.loads(audited.stdout)["adds_up"] is True
+    quiet = run("--store", sqlite_url, "ingest", "--quiet", str(path))
+    assert quiet.stderr == ""
