@@ -425,6 +425,7 @@ def _catalog_event(path: str, event_id: str | None) -> dict[str, Any]:
     from ledger.catalog import load_catalog_file
     from ledger.instants import instant_text
 
+    _check_event_id(event_id)
     version = load_catalog_file(path)
     return {
         "event_id": event_id or f"catalog-{version.version}",
@@ -601,6 +602,12 @@ def _number_lines(
             _unknown_number(account, msisdn)
         return [{key: doc[key] for key in fields}]
     return [{key: doc[key] for key in fields} for _, doc in views.scan(view, f"{account}|")]
+
+
+def _check_event_id(event_id: str | None) -> None:
+    """An --event-id given must name one: an empty one is not taken for "make a new one"."""
+    if event_id is not None and not event_id.strip():
+        fail("--event-id must not be empty (leave it out for a new id)")
 
 
 def _unknown_number(account: str, msisdn: str) -> NoReturn:
@@ -1146,6 +1153,7 @@ def dispute(
     from ledger.instants import instant_text
 
     with user_errors():
+        _check_event_id(event_id)
         instant = _query_instant(at)
         app = context.app()
         if app.account(account) is None:
@@ -1170,7 +1178,11 @@ def dispute(
         if refused:
             fail(refused[0])
         if counts.duplicates:
-            fail(f"refund request {fact['event_id']} was already decided")
+            facts = (getattr(e, "fact", {}) for e in app.account_events(account))
+            taken = next(f["type"] for f in facts if f.get("event_id") == fact["event_id"])
+            if taken == "refund.requested":
+                fail(f"refund request {fact['event_id']} was already decided")
+            fail(f"event id {fact['event_id']} is taken on account {account} by its {taken} event")
         with context.views() as views:
             catch_up(app, views)
         decision: Any = next(

@@ -1069,6 +1069,12 @@ def test_f1_cli_dispute_refusals_are_one_line_errors(tmp_path: Path, sqlite_url:
     cli_dispute(sqlite_url, "call-b:payg", "d-2")
     again = cli_dispute(sqlite_url, "call-b:payg", "d-2", expect=1)
     assert again.stderr.splitlines() == ["ledger: error: refund request d-2 was already decided"]
+    taken = cli_dispute(sqlite_url, "call-b:payg", "call-a", expect=1)
+    assert taken.stderr.splitlines() == [
+        f"ledger: error: event id call-a is taken on account {ACC} by its call.completed event"
+    ]
+    empty = cli_dispute(sqlite_url, "call-b:payg", "", expect=1)
+    assert "--event-id must not be empty" in empty.stderr
     no_account = run(
         "--store", sqlite_url, "dispute", "ACC-404", "call-a:payg", "--reason", "x", expect=1
     )

@@ -315,6 +315,11 @@ def test_V2_yearly_plan_fee_at_purchase_and_every_12th_renewal_minutes_every_mon
     ]
     assert sum(Decimal(c["amount"]) for c in fees(ledger)) == Decimal("198.00")
     assert all(c["payer"] == "payment_method" for c in fees(ledger))
+    # The 12th renewal starts the plan's second year (not "month 12" of the first).
+    assert (
+        "renewal for 2027-11, the start of year 2 of the yearly plan"
+        in fees(ledger)[1]["arithmetic"]
+    )
     assert payg(ledger) == []  # every call fit in the month's minutes
     assert ledger.balance(ACC) == "1.0000"
 

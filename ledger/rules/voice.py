@@ -235,7 +235,9 @@ def renew_plans(
             months = months_between(plan.started_period, period)
             if renewed.term == "monthly" or months % 12 == 0:
                 why = f"renewal for {period}" + (
-                    f", month {months} of the yearly term" if renewed.term == "yearly" else ""
+                    f", the start of year {months // 12 + 1} of the yearly plan"
+                    if renewed.term == "yearly"
+                    else ""
                 )
                 charges.append(
                     plan_fee_charge(charge_id, renewed, catalog, period, msisdn, payer, why, "V6")
