@@ -186,7 +186,13 @@ def _counts_doc(counts: BatchCounts) -> dict[str, int]:
     help="Where bad lines go, as JSON lines with reason and original bytes "
     "[default: FILE.deadletter.jsonl beside each input; deadletter.jsonl for stdin].",
 )
-@click.option("--batch-size", default=1000, show_default=True, type=click.IntRange(1, 100_000))
+@click.option(
+    "--batch-size",
+    default=1000,
+    show_default=True,
+    type=click.IntRange(1, 100_000),
+    help="Records applied and committed together (one transaction each).",
+)
 @click.option("--quiet", is_flag=True, help="No progress lines on stderr.")
 @pass_context
 def ingest(
@@ -1268,6 +1274,8 @@ def replay(
             lines = [
                 f"{account} replayed to position {len(events)}: balance "
                 f"{balance.get('balance', '-')} {balance.get('currency', '')}"
+                if events
+                else f"{account}: nothing was recorded by {as_of} (position 0, no views)"
             ]
             for key, view in docs.items():
                 if key.startswith("invoices/"):
@@ -1290,8 +1298,8 @@ def replay(
             [
                 d.charge_id,
                 d.kind,
-                _cell(d.charged),
-                _cell(d.rerated),
+                "-" if d.charged is None else money_text(d.charged),
+                "-" if d.rerated is None else money_text(d.rerated),
                 money_text(d.difference),
                 f"{d.charged_under or '-'} -> {d.rerated_under or '-'}",
             ]

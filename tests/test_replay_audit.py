@@ -489,6 +489,10 @@ def test_R2_as_of_before_the_account_existed_replays_nothing(long_store: LongSto
     """R2: as of an instant before anything was recorded the account had no events yet."""
     doc = replay_json(long_store.url, PREPAID, "--as-of", "2000-01-01T00:00:00Z")
     assert (doc["position"], doc["views"]) == (0, {})
+    text = run("--store", long_store.url, "replay", PREPAID, "--as-of", "2000-01-01T00:00:00Z")
+    assert text.stdout.startswith(
+        f"{PREPAID}: nothing was recorded by 2000-01-01T00:00:00Z (position 0, no views)"
+    )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -690,6 +694,9 @@ def test_R2_C4_replay_with_a_catalog_is_byte_identical_and_readable(
         assert charge_id in text
     assert "c4-fr-61" not in text
     assert "2026-01-a -> 2026-01-b" in text
+    for row in text.splitlines()[1 : 1 + len(C4_DIFFERENCES)]:  # M2: amounts to 4 places
+        amounts = row.split()[2:5]
+        assert all(a == "-" or re.fullmatch(r"-?\d+\.\d{4}", a) for a in amounts), row
     assert f"total difference {C4_TOTAL}" in text
 
 
