@@ -122,6 +122,14 @@ def has_ended(package: PackageState, at: datetime) -> bool:
     return parse_instant(package.valid_until, "valid_until") <= at
 
 
+def _carried_bytes(current: PackageState | None, new: Package) -> int:
+    """The data a new package takes over from the one the number holds (D6, D7): all that is
+    left of it, none with Data Unlimited on either side."""
+    if current is None or current.unlimited or new.unlimited:
+        return 0
+    return current.remaining_bytes
+
+
 def _postpaid_start(
     account: Account,
     event: IncomingEvent,
@@ -173,9 +181,7 @@ def _prepaid_purchase(
             "D7", f"balance {account.balance} cannot cover the {package.name} fee {fee}"
         )
     previous = current_package(account, msisdn, event.occurred_at)
-    carried = 0
-    if previous is not None and not previous.unlimited and not package.unlimited:
-        carried = previous.remaining_bytes
+    carried = _carried_bytes(previous, package)
     at = event.occurred_at
     data = package.data_bytes or 0
     state = _snapshot(package, "prepaid", at, at + PREPAID_VALIDITY, data + carried, None)
@@ -211,15 +217,13 @@ def package_subscribed(account: Account, event: IncomingEvent, catalogs: Catalog
             "D6", f"{msisdn} already has package {current.package_id}; use package.changed"
         )
     # Unsubscribed, its data usable to the period's end (D5): a new package does not take
-    # that away. It is added to the new data as a change adds it (D6), and like a change's,
-    # not carried with Data Unlimited on either side.
-    carried = 0 if current.unlimited or package.unlimited else current.remaining_bytes
+    # that away. It is added to the new data as a change adds it (D6).
     return _postpaid_start(
         account,
         event,
         catalog,
         package,
-        carried,
+        _carried_bytes(current, package),
         "D4",
         None,
         f"subscription; data kept from {current.package_id} after its unsubscribe",
@@ -240,13 +244,12 @@ def package_changed(account: Account, event: IncomingEvent, catalogs: CatalogHis
         return rejected(
             "D6", f"{msisdn} already changed its package in {period}; one change per period"
         )
-    carried = 0 if current.unlimited or package.unlimited else current.remaining_bytes
     return _postpaid_start(
         account,
         event,
         catalog,
         package,
-        carried,
+        _carried_bytes(current, package),
         "D6",
         period,
         f"change from {current.package_id}",
