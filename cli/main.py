@@ -5,7 +5,7 @@ import signal
 import sys
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
@@ -168,6 +168,19 @@ def _views_progress(label: str, every_seconds: float = 1.0) -> Callable[[int, in
     return show
 
 
+def _log_progress(label: str, parts: int, done: str) -> Callable[[int, int], None]:
+    """Progress lines of a run over the whole log (audit, rebuild), said to be in `parts`
+    parts first when it is: this process reads the first and tells its own."""
+    if parts > 1:
+        click.echo(f"{label}: the log in {parts} parts, one process each", err=True)
+    shown = f"{label}: part 1: " if parts > 1 else f"{label}: "
+
+    def show(count: int, position: int) -> None:
+        click.echo(f"{shown}{count} events {done} (position {position})", err=True)
+
+    return show
+
+
 def _counts_doc(counts: BatchCounts) -> dict[str, int]:
     return {
         "consumed": counts.consumed,
@@ -206,23 +219,21 @@ def ingest(
     """
     from consumers.files import DeadLetterFile, ingest_stream
 
-    with user_errors():
-        for name in files:  # every input there to read before the first is applied
-            if name != "-" and not Path(name).is_file():
-                fail(f"{name}: " + ("is a directory" if Path(name).is_dir() else "no such file"))
+    with user_errors(), ExitStack() as inputs:
+        # Every input opened before the first is applied: one that cannot be read is named
+        # before anything of the others is stored.
+        streams = [inputs.enter_context(_open_input(name)) for name in files]
         app = context.app(creates=True)
         totals = BatchCounts()
         report: dict[str, Any] = {"files": []}
-        for name in files:
+        for name, stream in zip(files, streams, strict=True):
             source = "stdin" if name == "-" else f"file:{name}"
             letters_path = Path(
                 dead_letter or ("deadletter.jsonl" if name == "-" else f"{name}.deadletter.jsonl")
             )
             sink = DeadLetterFile(letters_path, source)
             show = None if quiet else _progress_printer(name)
-            stream: BinaryIO
-            with _open_input(name) as stream:
-                counts = ingest_stream(app, stream, source, sink, batch_size, on_batch=show)
+            counts = ingest_stream(app, stream, source, sink, batch_size, on_batch=show)
             totals.add(counts)
             report["files"].append(
                 {
@@ -979,14 +990,9 @@ def audit(context: Context, account: str | None, processes: int | None) -> None:
         # One read of the log feeds every check.
         if account is None:
             parts = processes or parts_for(context.store, through)
-            if parts > 1:
-                click.echo(f"audit: the log in {parts} parts, one process each", err=True)
-            shown = "audit: part 1: " if parts > 1 else "audit: "
-
-            def show(checked: int, position: int) -> None:
-                click.echo(f"{shown}{checked} events checked (position {position})", err=True)
-
-            found = audit_log(app, through, parts, progress=show)
+            found = audit_log(
+                app, through, parts, progress=_log_progress("audit", parts, "checked")
+            )
         else:
             found = audit_account(app, account)
         streams, chain_findings = found.streams, found.chain_findings
@@ -1344,13 +1350,7 @@ def rebuild_views(context: Context, processes: int | None) -> None:
             parts = 1
         else:
             parts = processes or parts_for(context.store, app.recorder.max_notification_id() or 0)
-        if parts > 1:
-            click.echo(f"rebuild: the log in {parts} parts, one process each", err=True)
-        shown = "rebuild: part 1: " if parts > 1 else "rebuild: "
-
-        def show(applied: int, position: int) -> None:
-            click.echo(f"{shown}{applied} events replayed (position {position})", err=True)
-
+        show = _log_progress("rebuild", parts, "replayed")
         with context.views() as views:
             replayed = rebuild(app, views, parts, progress=show)
         context.emit({"replayed": replayed}, f"rebuilt views from {replayed} stored events")

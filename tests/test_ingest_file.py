@@ -222,7 +222,9 @@ def test_ingest_checks_every_input_is_there_before_applying_any(
     good = tmp_path / "good.jsonl"
     good.write_text(jsonl(catalog_published()), encoding="utf-8")
     absent = tmp_path / "absent.jsonl"
-    assert_one_line_error(sqlite_url, "ingest", str(good), str(absent), says=f"{absent}: no such")
+    assert_one_line_error(
+        sqlite_url, "ingest", str(good), str(absent), says=f"No such file or directory: {absent}"
+    )
     assert_one_line_error(sqlite_url, "history", "ACC-1", says="no ledger store")  # not made
 
 
