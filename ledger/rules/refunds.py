@@ -76,8 +76,7 @@ def refund_requested(
             base,
         )
     again = _rerate(account, evidence, catalogs)
-    rerated = None if again is None else again.amount
-    base["rerated"] = None if rerated is None else money_text(rerated)
+    base["rerated"] = None if again is None else money_text(again.amount)
     if again is not None and again.amount < charge.amount:
         return _credit(
             account,
