@@ -752,6 +752,22 @@ def test_f1_refund_for_an_unknown_charge_is_dead_lettered() -> None:
     assert ledger.balance(ACC) == "9.9400"
 
 
+def test_f1_refund_requested_before_its_charge_happened_is_dead_lettered() -> None:
+    """F1, G2: a request dated before the event that made the charge is an upstream error: it
+    is dead-lettered, naming both instants, and credits nothing. One at the same instant is
+    decided."""
+    ledger = duplicated_call()
+    counts = ledger.feed(refund("call-b:payg", "refund-1", at="2026-11-05T10:01:59Z"))
+    assert (counts.applied, len(counts.dead_letters)) == (0, 1)
+    assert ledger.reasons() == [
+        "refund request at 2026-11-05T10:01:59Z is before charge call-b:payg "
+        "(its call.completed occurred at 2026-11-05T10:02:00Z)"
+    ]
+    assert ledger.balance(ACC) == "9.9400"
+    feed_ok(ledger, refund("call-b:payg", "refund-2", at="2026-11-05T10:02:00Z"))
+    assert outcome_of(ledger, "refund-2")["effects"]["decision"] == "credited"
+
+
 def test_f1_a_refund_of_a_charge_in_the_same_batch_is_decided_as_in_a_batch_of_its_own() -> None:
     """F1, T2: the decision does not depend on where a consumer's batches happen to end. A
     request for a charge recorded earlier in the same batch (not yet stored) finds it, the
@@ -1075,6 +1091,14 @@ def test_f1_cli_dispute_refusals_are_one_line_errors(tmp_path: Path, sqlite_url:
     ]
     empty = cli_dispute(sqlite_url, "call-b:payg", "", expect=1)
     assert "--event-id must not be empty" in empty.stderr
+    early = run(
+        "--store", sqlite_url, "dispute", ACC, "call-b:payg", "--reason", "x",
+        "--at", "2020-01-01T00:00:00Z", expect=1,
+    )  # fmt: skip
+    assert early.stderr.splitlines() == [
+        "ledger: error: refund request at 2020-01-01T00:00:00Z is before charge call-b:payg "
+        "(its call.completed occurred at 2026-11-05T10:02:00Z)"
+    ]
     no_account = run(
         "--store", sqlite_url, "dispute", "ACC-404", "call-a:payg", "--reason", "x", expect=1
     )

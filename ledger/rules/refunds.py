@@ -45,6 +45,12 @@ def refund_requested(
             f"unknown charge {event.fields['charge_id']} on account {account.account_id}"
         )
     charge = evidence.charge
+    source = evidence.source_fact
+    if event.occurred_at < parse_instant(source["occurred_at"], "occurred_at"):
+        raise RejectedEvent(
+            f"refund request at {event.occurred_at_text} is before charge {charge.charge_id} "
+            f"(its {source['type']} occurred at {source['occurred_at']})"
+        )
     base: dict[str, Any] = {"charge_id": charge.charge_id, "charged": money_text(charge.amount)}
     if evidence.credited_by is not None:
         return _denied(
