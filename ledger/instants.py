@@ -7,10 +7,14 @@ from typing import NamedTuple
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 # RFC 3339 demands an offset: "Z" or +hh:mm / -hh:mm. A bare local time is invalid input (T1).
+# ASCII digits only: `\d` would take full-width and other Unicode digits too.
 _RFC3339 = re.compile(
-    r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d{1,9})?([Zz]|[+-]\d{2}:\d{2})$"
+    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?"
+    r"([Zz]|[+-][0-9]{2}:[0-9]{2})$"
 )
-_PERIOD = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
+# Year 0000 is no year a calendar (or Python's datetime) has.
+_PERIOD = re.compile(r"^(?!0000)([0-9]{4})-(0[1-9]|1[0-2])$")
+_LOCAL_TIME = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?$")
 
 
 def parse_instant(value: object, field: str) -> datetime:
@@ -48,7 +52,7 @@ def _parsed_by_pattern(value: str, field: str) -> datetime:
     """`parse_instant` of any text, checked against RFC 3339's pattern first."""
     shape = _RFC3339.match(value)
     if shape is None:
-        if re.match(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?$", value):
+        if _LOCAL_TIME.match(value):
             raise ValueError(
                 f"{field} has no UTC offset: {value!r} (write e.g. {value}Z or {value}+02:00)"
             )

@@ -486,6 +486,15 @@ def test_G2_string_lengths_enums_codes() -> None:
     assert "period must be a period named YYYY-MM" in reason_of(
         with_("cycle.started", period="2026-04\n")
     )
+    for period in ("0000-01", "\uff12\uff10\uff12\uff16-11"):  # no year 0; ASCII digits only
+        assert reason_of(with_("cycle.started", period=period)) == (
+            f"cycle.started: period must be a period named YYYY-MM, got {period!r}"
+        )
+    fullwidth_year = "\uff12\uff10\uff12\uff16-11-01T00:00:00Z"
+    assert reason_of(with_("call.completed", occurred_at=fullwidth_year)) == (
+        f"call.completed: occurred_at is not an RFC 3339 timestamp with an offset: "
+        f"{fullwidth_year!r}"
+    )
 
 
 def test_long_values_are_cut_in_reasons() -> None:
