@@ -885,9 +885,9 @@ def _invoice_rows(docs: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
     "--format",
     "form",
     type=click.Choice(["csv", "json"]),
-    default="csv",
-    show_default=True,
-    help="CSV (one row per invoice line or charge) or one JSON object; --json means json.",
+    default=None,
+    help="CSV (one row per invoice line or charge) or one JSON object [default: csv, or json "
+    "with --json; --json with csv is refused].",
 )
 @click.option(
     "--output",
@@ -901,7 +901,7 @@ def export(
     what: str,
     account: str | None,
     period: str | None,
-    form: str,
+    form: str | None,
     output: str,
 ) -> None:
     """Export invoices (one row per line) or charges (one row per charge) for accounting tools.
@@ -914,6 +914,8 @@ def export(
     from ledger.history import CHARGE_COLUMNS, charge_rows
     from projections.invoices import read_invoices
 
+    if context.as_json and form == "csv":
+        raise click.UsageError("--json and --format csv ask for two formats: give one")
     with user_errors():
         _check_period(period)
         columns: tuple[str, ...]
@@ -936,7 +938,7 @@ def export(
             records = rows
             columns = CHARGE_COLUMNS
         with click.open_file(output, "w", encoding="utf-8") as stream:
-            if form == "json" or context.as_json:
+            if (form or ("json" if context.as_json else "csv")) == "json":
                 stream.write(canonical_json({what: records}) + "\n")
             else:
                 writer = csv.DictWriter(stream, fieldnames=columns, lineterminator="\n")

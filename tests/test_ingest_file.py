@@ -189,11 +189,15 @@ def test_a_store_that_is_not_a_ledger_is_refused_in_one_line_and_left_as_it_was(
         (["dispute", "ACC-1"], "Missing argument 'CHARGE_ID'; see 'ledger dispute --help'"),
         (["history", "ACC-1", "--limit", "0"], "Invalid value for '--limit'"),
         (["export", "invoices", "--format", "xml"], "'xml' is not one of 'csv', 'json'"),
+        (
+            ["--json", "export", "invoices", "--format", "csv"],
+            "--json and --format csv ask for two formats: give one; see 'ledger export --help'",
+        ),
         (["catalog", "validate"], "Missing argument 'FILE'; see 'ledger catalog validate --help'"),
         (["nosuch"], "No such command 'nosuch'; see 'ledger --help'"),
         (["--bogus", "balance", "ACC-1"], "No such option '--bogus'"),
     ],
-    ids=["argument", "range", "choice", "nested", "command", "option"],
+    ids=["argument", "range", "choice", "conflict", "nested", "command", "option"],
 )
 def test_a_mistake_in_the_command_line_is_one_line_and_exit_2(
     sqlite_url: str, args: list[str], says: str
