@@ -263,7 +263,28 @@ def _open_input(name: str) -> Iterator[BinaryIO]:
             yield stream
 
 
-def _kafka_options(func: Callable[..., Any]) -> Callable[..., Any]:
+_TOPIC_OPTIONS = {
+    "topic": click.option(
+        "--topic", default="ledger.events", show_default=True, help="Events topic."
+    ),
+    "catalog_topic": click.option(
+        "--catalog-topic",
+        default="ledger.catalog",
+        show_default=True,
+        help="Topic of catalog.published events (read to its end before rating).",
+    ),
+    "dead_letter_topic": click.option(
+        "--dead-letter-topic",
+        default="ledger.events.deadletter",
+        show_default=True,
+        help="Where records the ledger cannot apply go, with the reason in headers.",
+    ),
+}
+
+
+def _kafka_options(*topics: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """--bootstrap and the options of the topics the command uses (keys of _TOPIC_OPTIONS),
+    each passed as the KafkaSettings field of its name."""
     from consumers.kafka import DEFAULT_BOOTSTRAP
 
     options = [
@@ -274,41 +295,26 @@ def _kafka_options(func: Callable[..., Any]) -> Callable[..., Any]:
             show_default=True,
             help="Kafka bootstrap servers (also LEDGER_KAFKA).",
         ),
-        click.option("--topic", default="ledger.events", show_default=True, help="Events topic."),
-        click.option(
-            "--catalog-topic",
-            default="ledger.catalog",
-            show_default=True,
-            help="Topic of catalog.published events (read to its end before rating).",
-        ),
-        click.option(
-            "--dead-letter-topic",
-            default="ledger.events.deadletter",
-            show_default=True,
-            help="Where records the ledger cannot apply go, with the reason in headers.",
-        ),
+        *(_TOPIC_OPTIONS[name] for name in topics),
     ]
-    for option in reversed(options):
-        func = option(func)
-    return func
+
+    def decorate(func: Callable[..., Any]) -> Callable[..., Any]:
+        for option in reversed(options):
+            func = option(func)
+        return func
+
+    return decorate
 
 
-def _settings(
-    bootstrap: str, topic: str, catalog_topic: str, dead_letter_topic: str, group: str = "ledger"
-) -> Any:
+def _settings(bootstrap: str, **topics_and_group: str) -> Any:
+    """KafkaSettings of the command's options; a topic it has no option for keeps its default."""
     from consumers.kafka import KafkaSettings
 
-    return KafkaSettings(
-        bootstrap=bootstrap,
-        topic=topic,
-        catalog_topic=catalog_topic,
-        dead_letter_topic=dead_letter_topic,
-        group=group,
-    )
+    return KafkaSettings(bootstrap=bootstrap, **topics_and_group)
 
 
 @main.command()
-@_kafka_options
+@_kafka_options("topic", "catalog_topic", "dead_letter_topic")
 @click.option("--group", default="ledger", show_default=True, help="Kafka consumer group.")
 @click.option(
     "--until-idle",
@@ -358,7 +364,13 @@ def consume(
             show(report.totals, f", lag {lag}{retried}")
 
     with user_errors():
-        settings = _settings(bootstrap, topic, catalog_topic, dead_letter_topic, group)
+        settings = _settings(
+            bootstrap,
+            topic=topic,
+            catalog_topic=catalog_topic,
+            dead_letter_topic=dead_letter_topic,
+            group=group,
+        )
         app = context.app(creates=True)
         with context.views() as views:
             report = run_consumer(
@@ -381,7 +393,7 @@ def consume(
 
 @main.command()
 @click.argument("file", type=click.Path(allow_dash=True))
-@_kafka_options
+@_kafka_options("topic", "catalog_topic")
 @click.option(
     "--no-validate",
     is_flag=True,
@@ -401,7 +413,6 @@ def publish(
     bootstrap: str,
     topic: str,
     catalog_topic: str,
-    dead_letter_topic: str,
     no_validate: bool,
     partitions: int,
 ) -> None:
@@ -414,7 +425,7 @@ def publish(
     from consumers.kafka import publish as run_publish
 
     with user_errors():
-        settings = _settings(bootstrap, topic, catalog_topic, dead_letter_topic)
+        settings = _settings(bootstrap, topic=topic, catalog_topic=catalog_topic)
         with _open_input(file) as stream:
             records = list(read_lines(stream))
         report = run_publish(records, settings, validate=not no_validate, partitions=partitions)
@@ -493,16 +504,14 @@ def catalog_event(file: str, event_id: str | None) -> None:
 @catalog.command("publish")
 @click.argument("file", type=click.Path())
 @click.option("--event-id", default=None, help="Event id [default: catalog-VERSION].")
-@_kafka_options
+@_kafka_options("catalog_topic")
 @pass_context
 def catalog_publish(
     context: Context,
     file: str,
     event_id: str | None,
     bootstrap: str,
-    topic: str,
     catalog_topic: str,
-    dead_letter_topic: str,
 ) -> None:
     """Publish a catalog version to the catalog topic as a catalog.published event."""
     from consumers.kafka import publish as run_publish
@@ -510,7 +519,7 @@ def catalog_publish(
 
     with user_errors():
         event = _catalog_event(file, event_id)
-        settings = _settings(bootstrap, topic, catalog_topic, dead_letter_topic)
+        settings = _settings(bootstrap, catalog_topic=catalog_topic)
         record = RawRecord(1, canonical_json(event).encode("utf-8"))
         run_publish([record], settings)
         context.emit(

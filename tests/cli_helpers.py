@@ -53,18 +53,21 @@ def ingest_events(tmp_path: Path, store: str, *events: dict[str, Any]) -> None:
     assert report["totals"]["dead_lettered"] == 0, report
 
 
-def kafka_args(bootstrap: str, names: dict[str, str], group: bool = False) -> list[str]:
-    """The Kafka options of `ledger publish`/`consume` for one test's topics (and group)."""
-    args = [
-        "--bootstrap",
-        bootstrap,
-        "--topic",
-        names["topic"],
-        "--catalog-topic",
-        names["catalog_topic"],
-        "--dead-letter-topic",
-        names["dead_letter_topic"],
-    ]
+_TOPIC_OPTIONS_OF = {
+    "consume": ("topic", "catalog_topic", "dead_letter_topic"),
+    "publish": ("topic", "catalog_topic"),
+    "catalog publish": ("catalog_topic",),
+}
+
+
+def kafka_args(
+    bootstrap: str, names: dict[str, str], command: str, group: bool = False
+) -> list[str]:
+    """The Kafka options of `ledger COMMAND` for one test's topics (and group): each command
+    takes only the topic options it uses."""
+    args = ["--bootstrap", bootstrap]
+    for name in _TOPIC_OPTIONS_OF[command]:
+        args += ["--" + name.replace("_", "-"), names[name]]
     return [*args, "--group", names["group"]] if group else args
 
 

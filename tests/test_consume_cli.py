@@ -132,7 +132,7 @@ class ConsumeProcess:
                 "--store",
                 store,
                 "consume",
-                *kafka_args(bootstrap, names),
+                *kafka_args(bootstrap, names, "consume"),
                 "--group",
                 names["group"],
                 *command_options,
@@ -555,7 +555,7 @@ def test_G2_bad_records_through_kafka_reach_the_dead_letter_topic_and_audit_find
         + b"\n"
     )
     published = run_json(
-        "publish", str(path), "--no-validate", *kafka_args(kafka_server, kafka_names)
+        "publish", str(path), "--no-validate", *kafka_args(kafka_server, kafka_names, "publish")
     )
     assert published == {"events": 7, "catalog_versions": 1}
 

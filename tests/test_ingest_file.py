@@ -196,8 +196,9 @@ def test_a_store_that_is_not_a_ledger_is_refused_in_one_line_and_left_as_it_was(
         (["catalog", "validate"], "Missing argument 'FILE'; see 'ledger catalog validate --help'"),
         (["nosuch"], "No such command 'nosuch'; see 'ledger --help'"),
         (["--bogus", "balance", "ACC-1"], "No such option '--bogus'"),
+        (["catalog", "publish", "c.toml", "--topic", "t"], "No such option '--topic'"),
     ],
-    ids=["argument", "range", "choice", "conflict", "nested", "command", "option"],
+    ids=["argument", "range", "choice", "conflict", "nested", "command", "option", "unused"],
 )
 def test_a_mistake_in_the_command_line_is_one_line_and_exit_2(
     sqlite_url: str, args: list[str], says: str

@@ -416,13 +416,17 @@ class Rig:
         path = self.folder / f"chunk-{time.monotonic_ns()}.jsonl"
         path.write_bytes(b"".join(line + b"\n" for line in lines))
         command = [sys.executable, "-m", "cli.main", "publish", str(path), "--no-validate"]
-        command += ["--partitions", str(PARTITIONS), *kafka_args(self.bootstrap, self.names)]
+        command += [
+            "--partitions",
+            str(PARTITIONS),
+            *kafka_args(self.bootstrap, self.names, "publish"),
+        ]
         subprocess.run(command, cwd=ROOT, check=True, capture_output=True, timeout=120)
 
     def start(self, group: str | None = None) -> Consumer:
         """A `ledger consume` process in the test's group (or another one)."""
         command = [sys.executable, "-m", "cli.main", "--json", "--store", self.url, "consume"]
-        command += [*kafka_args(self.bootstrap, self.names)]
+        command += [*kafka_args(self.bootstrap, self.names, "consume")]
         command += ["--group", group or self.names["group"]]
         consumer = Consumer(f"consumer-{len(self.consumers) + 1}", command, self.folder)
         self.consumers.append(consumer)

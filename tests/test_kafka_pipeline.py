@@ -20,7 +20,7 @@ def consume(store: str, bootstrap: str, names: dict[str, str], idle: str = "3") 
         "--quiet",
         "--until-idle",
         idle,
-        *kafka_args(bootstrap, names, group=True),
+        *kafka_args(bootstrap, names, "consume", group=True),
     )
 
 
@@ -33,7 +33,7 @@ def test_publish_then_consume_gives_the_same_balances_as_file_ingest(
     run("--store", f"sqlite:///{from_file}", "ingest", "--quiet", str(path))
 
     published = run_json(
-        "publish", str(path), "--no-validate", *kafka_args(kafka_server, kafka_names)
+        "publish", str(path), "--no-validate", *kafka_args(kafka_server, kafka_names, "publish")
     )
     assert published == {"events": 14, "catalog_versions": 1}
     consumed = consume(sqlite_url, kafka_server, kafka_names, idle="3")
@@ -57,7 +57,7 @@ def test_G2_dead_letter_topic_keeps_original_bytes_and_reason(
 ) -> None:
     path = tmp_path / "events.jsonl"
     path.write_text(mixed_month(), encoding="utf-8")
-    run("publish", str(path), "--no-validate", *kafka_args(kafka_server, kafka_names))
+    run("publish", str(path), "--no-validate", *kafka_args(kafka_server, kafka_names, "publish"))
     consume(sqlite_url, kafka_server, kafka_names, idle="3")
     letters = read_topic(kafka_server, kafka_names["dead_letter_topic"])
     assert len(letters) == 4
@@ -76,7 +76,7 @@ def test_publish_refuses_a_file_with_invalid_lines_and_sends_nothing(
 ) -> None:
     path = tmp_path / "events.jsonl"
     path.write_text(mixed_month(), encoding="utf-8")
-    result = run("publish", str(path), *kafka_args(kafka_server, kafka_names), expect=1)
+    result = run("publish", str(path), *kafka_args(kafka_server, kafka_names, "publish"), expect=1)
     assert "events.jsonl:8: not JSON" in result.stderr
     # Three lines break the contract; the unknown account is valid input for the consumer.
     assert result.stderr.strip().endswith(f"3 invalid line(s) in {path}; nothing was published")
@@ -90,10 +90,15 @@ def test_catalog_publish_then_consume_rates_with_it(
     from ledger.catalog import default_catalog_path
     from tests.factories import event, jsonl, opened
 
-    run("catalog", "publish", str(default_catalog_path()), *kafka_args(kafka_server, kafka_names))
+    run(
+        "catalog",
+        "publish",
+        str(default_catalog_path()),
+        *kafka_args(kafka_server, kafka_names, "catalog publish"),
+    )
     path = tmp_path / "events.jsonl"
     path.write_text(jsonl(opened("ACC-K"), event("balance.recharged", "ACC-K", amount="4.20")))
-    run("publish", str(path), *kafka_args(kafka_server, kafka_names))
+    run("publish", str(path), *kafka_args(kafka_server, kafka_names, "publish"))
     consumed = consume(sqlite_url, kafka_server, kafka_names, idle="3")
     assert consumed["catalog"]["applied"] == 1
     assert consumed["events"]["applied"] == 2

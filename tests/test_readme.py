@@ -108,7 +108,8 @@ def test_the_kafka_example_runs_as_pasted(
 ) -> None:
     env = clean_env(LEDGER_KAFKA=kafka_server)
     for line in command_blocks("Using it")[1]:
-        own_names = kafka_args(kafka_server, kafka_names, group=" consume " in line)[2:]
+        command = next(c for c in ("catalog publish", "consume", "publish") if f" {c} " in line)
+        own_names = kafka_args(kafka_server, kafka_names, command, group=command == "consume")[2:]
         result = run_pasted(f"{line} {' '.join(own_names)}", workspace, env)
         assert_as_documented(line, result)
     consumed = run_pasted(f"{LEDGER} --store sqlite:///kafka.db balance ACC-1001", workspace, env)
