@@ -231,7 +231,7 @@ def ingest(
             letters_path = Path(
                 dead_letter or ("deadletter.jsonl" if name == "-" else f"{name}.deadletter.jsonl")
             )
-            sink = DeadLetterFile(letters_path, source)
+            sink = DeadLetterFile(letters_path, source, _permission_bits(name, stream))
             show = None if quiet else _progress_printer(name)
             counts = ingest_stream(app, stream, source, sink, batch_size, on_batch=show)
             totals.add(counts)
@@ -252,6 +252,18 @@ def ingest(
             for f in report["files"]
         ]
         context.emit(report, "\n".join(lines))
+
+
+def _permission_bits(name: str, stream: BinaryIO) -> int:
+    """Who may read an input's dead letters: whoever may read the file (its read and write
+    bits); only the owner for stdin and other streams."""
+    import os
+    import stat
+
+    if name == "-":
+        return 0o600
+    status = os.fstat(stream.fileno())
+    return stat.S_IMODE(status.st_mode) & 0o666 if stat.S_ISREG(status.st_mode) else 0o600
 
 
 @contextmanager

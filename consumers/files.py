@@ -2,6 +2,7 @@
 
 import base64
 import json
+import os
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import BinaryIO
@@ -14,15 +15,21 @@ MAX_LINE_BYTES = 4 * 1024 * 1024  # longer lines are cut here and dead-lettered,
 
 
 class DeadLetterFile:
-    """Appends dead letters as JSON lines: source, line, reason and the original bytes."""
+    """Appends dead letters as JSON lines: source, line, reason and the original bytes.
 
-    def __init__(self, path: Path, source: str) -> None:
+    The file holds records of the input, so a new one is made readable by no more than the
+    input is (`mode`: its permission bits; owner only for stdin). An existing file keeps its
+    own."""
+
+    def __init__(self, path: Path, source: str, mode: int = 0o600) -> None:
         self.path = path
         self.source = source
+        self.mode = mode
         self.written = 0
 
     def __call__(self, letters: Sequence[DeadLetter]) -> None:
-        with self.path.open("a", encoding="utf-8") as out:
+        descriptor = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, self.mode)
+        with open(descriptor, "a", encoding="utf-8") as out:
             for letter in letters:
                 out.write(json.dumps(_dead_letter_line(self.source, letter), sort_keys=True))
                 out.write("\n")

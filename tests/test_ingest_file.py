@@ -1,8 +1,10 @@
 """File ingestion through the `ledger` command on the embedded SQLite store (G1, G2, issue 2)."""
 
 import json
+import os
 import socket
 import sqlite3
+import stat
 import time
 from contextlib import closing
 from pathlib import Path
@@ -129,6 +131,48 @@ def test_usage_for_a_number_not_on_the_account_is_dead_lettered(
     run("--store", sqlite_url, "ingest", "--quiet", str(path))
     letter = json.loads((tmp_path / "events.jsonl.deadletter.jsonl").read_text())
     assert letter["reason"] == "unknown number +14155550999 on account ACC-1"
+
+
+def test_blank_lines_are_not_records_and_letters_name_the_file_s_own_line(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    """G2: blank lines (a trailing one, spaces, CRLF) hold no record and are not counted, as
+    the README says; a dead letter's line number is the one an editor shows."""
+    good = jsonl(catalog_published(), opened("ACC-1")).strip()
+    path = tmp_path / "blanks.jsonl"
+    path.write_bytes(f"\n{good}\n   \r\nnot JSON\n\n".encode())
+    report = run_json("--store", sqlite_url, "ingest", "--quiet", str(path))
+    assert (report["totals"]["consumed"], report["totals"]["applied"]) == (3, 2)
+    letter = json.loads((tmp_path / "blanks.jsonl.deadletter.jsonl").read_text())
+    assert (letter["line"], letter["original"]) == (5, "not JSON")
+
+
+def test_dead_letters_are_readable_by_no_more_than_their_input(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    """A dead-letter file holds the input's records (numbers, amounts): a new one takes the
+    input's permission bits (less any the umask takes away), and stdin's is the owner's alone."""
+    private = write(tmp_path, jsonl(opened("ACC-1"), {"not": "an event"}))
+    private.chmod(0o600)
+    run("--store", sqlite_url, "ingest", "--quiet", str(private))
+    letters = tmp_path / "events.jsonl.deadletter.jsonl"
+    assert stat.S_IMODE(letters.stat().st_mode) == 0o600
+    run("--store", sqlite_url, "ingest", "--quiet", "--dead-letter", str(tmp_path / "in.jsonl"),
+        "-", input=b'{"not": "an event"}\n')  # fmt: skip
+    assert stat.S_IMODE((tmp_path / "in.jsonl").stat().st_mode) == 0o600
+    shared = tmp_path / "shared.jsonl"
+    shared.write_bytes(b'{"not": "an event"}\n')
+    shared.chmod(0o644)
+    run("--store", sqlite_url, "ingest", "--quiet", str(shared))
+    assert stat.S_IMODE((tmp_path / "shared.jsonl.deadletter.jsonl").stat().st_mode) == 0o644 & ~(
+        _umask()
+    )
+
+
+def _umask() -> int:
+    current = os.umask(0)
+    os.umask(current)
+    return current
 
 
 def test_rebuilt_balance_view_equals_the_live_one(tmp_path: Path, sqlite_url: str) -> None:
