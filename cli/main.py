@@ -19,7 +19,13 @@ from ledger.errors import LedgerError
 from ledger.money import money_text
 from ledger.recorder import MAX_LOG_PARTS
 from ledger.runtime import tune_for_long_runs
-from ledger.store import DEFAULT_STORE_URL, StoreConfig, check_sqlite_store, parse_store_url
+from ledger.store import (
+    DEFAULT_STORE_URL,
+    StoreConfig,
+    check_postgres_store,
+    check_sqlite_store,
+    parse_store_url,
+)
 from projections.runner import catch_up, view_documents
 from projections.store import ViewStore, open_view_store
 
@@ -28,6 +34,7 @@ class Context:
     def __init__(self, store_url: str, as_json: bool) -> None:
         self.store_url = store_url
         self.as_json = as_json
+        self.checked = False  # the store was found usable once: app() and views() both ask
 
     @property
     def store(self) -> StoreConfig:
@@ -37,8 +44,13 @@ class Context:
         """The store, refused in one line if it is not there to read (`creates`: ingest and
         consume make it) or is not the ledger's (StoreUnusable)."""
         store = self.store
+        if self.checked:
+            return store
         if store.sqlite_path is not None:
             check_sqlite_store(store.sqlite_path, creates)
+        if store.postgres is not None:
+            check_postgres_store(store.postgres, creates)
+        self.checked = True
         return store
 
     def app(self, creates: bool = False) -> LedgerApp:

@@ -85,6 +85,14 @@ def memory_store() -> StoreConfig:
     return StoreConfig(url="memory:", kind="memory")
 
 
+def _without_password(url: str) -> str:
+    """The URL to show in an error: its password would end up in logs and terminals."""
+    scheme, separator, rest = url.partition("://")
+    credentials, at, location = rest.rpartition("@")
+    user, colon, _ = credentials.partition(":")
+    return f"{scheme}{separator}{user}:***@{location}" if at and colon else url
+
+
 def parse_store_url(url: str) -> StoreConfig:
     """Parse a --store URL; InvalidStoreURL says what is wrong with it."""
     if url.startswith("sqlite:///"):
@@ -98,16 +106,17 @@ def parse_store_url(url: str) -> StoreConfig:
         return StoreConfig(url=url, kind="sqlite", sqlite_path=path)
     if url.startswith(("postgresql://", "postgres://")):
         parts = urlsplit(url)
+        shown = _without_password(url)
         dbname = parts.path.lstrip("/")
         if not parts.hostname or not dbname:
             raise InvalidStoreURL(
-                f"store URL {url!r} needs a host and a database, "
+                f"store URL {shown!r} needs a host and a database, "
                 "e.g. postgresql://ledger:ledger@127.0.0.1:55432/ledger"
             )
         try:
             port = parts.port or 5432
         except ValueError:
-            raise InvalidStoreURL(f"store URL {url!r} has an invalid port") from None
+            raise InvalidStoreURL(f"store URL {shown!r} has an invalid port") from None
         return StoreConfig(
             url=url,
             kind="postgresql",
@@ -120,7 +129,8 @@ def parse_store_url(url: str) -> StoreConfig:
             ),
         )
     raise InvalidStoreURL(
-        f"unsupported store URL {url!r}: use sqlite:///FILE or postgresql://USER:PASS@HOST:PORT/DB"
+        f"unsupported store URL {_without_password(url)!r}: "
+        "use sqlite:///FILE or postgresql://USER:PASS@HOST:PORT/DB"
     )
 
 
@@ -155,6 +165,26 @@ def check_sqlite_store(path: str, creates: bool) -> None:
         raise StoreUnusable(f"{path} is not a readable SQLite database ({error})") from None
     if SQLITE_EVENTS_TABLE not in tables and (tables or not creates):
         raise StoreUnusable(f"{path} is an SQLite database, but not a ledger store")
+
+
+# LedgerApp.name's events table, as the library names it ("Ledger" -> ledger_events).
+POSTGRES_EVENTS_TABLE = "ledger_events"
+
+
+def check_postgres_store(params: PostgresParams, creates: bool) -> None:
+    """Refuse, naming the database, a PostgreSQL database that holds no ledger, unless the
+    command `creates` the store (ingest, consume): a read-only command pointed at an empty or
+    mistyped database would make the ledger's tables there and answer "unknown account", and
+    `audit` "adds up". StoreUnusable says which."""
+    if creates:
+        return
+    with psycopg.connect(params.conninfo(), autocommit=True, connect_timeout=10) as db:
+        row = db.execute("SELECT to_regclass(%s)", (POSTGRES_EVENTS_TABLE,)).fetchone()
+    if row is None or row[0] is None:
+        raise StoreUnusable(
+            f"no ledger store in database {params.dbname} at {params.host}:{params.port}: "
+            "ingest or consume events into it first"
+        )
 
 
 # The advisory lock every process holds while it creates tables (events and views).

@@ -287,6 +287,20 @@ def test_bad_store_url_is_one_line_error() -> None:
     assert "unsupported store URL" in result.stderr
 
 
+@pytest.mark.parametrize(
+    ("url", "says"),
+    [
+        ("postgresql://ledger:s3cret@127.0.0.1:notaport/ledger", "has an invalid port"),
+        ("postgresql://ledger:s3cret@/ledger", "needs a host and a database"),
+        ("mysql://ledger:s3cret@db/ledger", "unsupported store URL 'mysql://ledger:***@db/ledger'"),
+    ],
+)
+def test_a_bad_store_url_is_shown_without_its_password(url: str, says: str) -> None:
+    result = run("--store", url, "balance", "A", expect=1)
+    assert says in result.stderr and "ledger:***@" in result.stderr
+    assert "s3cret" not in result.stderr
+
+
 def test_balance_human_output(tmp_path: Path, sqlite_url: str) -> None:
     run("--store", sqlite_url, "ingest", "--quiet", str(write(tmp_path, mixed_month())))
     result = run("--store", sqlite_url, "balance", "ACC-1")

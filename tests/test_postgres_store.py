@@ -51,3 +51,24 @@ def test_LEDGER_STORE_environment_selects_postgres(
     run("ingest", "--quiet", str(path))
     assert run_json("balance", "ACC-1")["balance"] == "27.3325"
     assert not (tmp_path / "ledger.db").exists()  # nothing went to the SQLite default
+
+
+@pytest.mark.parametrize("command", [["audit"], ["balance", "ACC-1"], ["rebuild"]])
+def test_a_database_without_a_ledger_is_refused_and_left_as_it_was(
+    postgres_url: str, command: list[str]
+) -> None:
+    """A read-only command pointed at an empty (or mistyped) database says so in one line and
+    makes no tables there: `audit` must never answer "adds up" for a ledger that is not there."""
+    from urllib.parse import urlsplit
+
+    import psycopg
+
+    result = run("--store", postgres_url, *command, expect=1)
+    url = urlsplit(postgres_url)
+    assert result.stderr.splitlines() == [
+        f"ledger: error: no ledger store in database {url.path[1:]} at {url.hostname}:{url.port}: "
+        "ingest or consume events into it first"
+    ]
+    with psycopg.connect(postgres_url) as db:
+        tables = db.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'public'")
+        assert tables.fetchall() == []
