@@ -363,6 +363,7 @@ class Placement:
         self.forget = forget
         self.assigned: list[int] = []  # partitions the group gave this consumer
         self.placed = True
+        self.stored: dict[int, int] = {}  # each one's stored position when it was placed
 
     def on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         self.forget()
@@ -387,6 +388,13 @@ class Placement:
         ]
         consumer.assign(at)
         self.placed = True
+        self.stored = {tp.partition: tp.offset for tp in at}
+        if at:
+            # Kafka's committed offsets only serve lag monitoring (the store decides where to
+            # read), but they should say where the ledger is: a partition found complete in the
+            # store would otherwise keep a crashed owner's offset, a lag that never clears.
+            with contextlib.suppress(KafkaException):
+                consumer.commit(offsets=at, asynchronous=True)
 
     def place_or_hold(self, consumer: Consumer) -> None:
         """`place_again`, or with the store away, no partition read until it can be."""
@@ -470,7 +478,10 @@ def _lag(consumer: Consumer, placement: Placement) -> int | None:
             low, high = consumer.get_watermark_offsets(tp, cached=True)
             if high < 0:
                 return None  # not fetched yet
-            lag += max(high - (tp.offset if tp.offset >= 0 else low), 0)
+            # Before its first record is handed out a partition has no position: it starts
+            # where it was placed, not at the start of the log.
+            start = tp.offset if tp.offset >= 0 else placement.stored.get(tp.partition, low)
+            lag += max(high - start, 0)
         return lag
     except KafkaException:
         return None
