@@ -167,6 +167,41 @@ def _progress_printer(label: str) -> Callable[..., None]:
     return show
 
 
+# A consumer runs for months: one progress line per batch would be thousands a minute.
+CONSUME_PROGRESS_SECONDS = 10.0
+
+
+def _consume_progress(every_seconds: float = CONSUME_PROGRESS_SECONDS) -> Callable[..., None]:
+    """Progress lines of `consume`, stamped with the time: at most one every `every_seconds`
+    while busy, with the rate and retries since the line before, and one when it has caught
+    up and waits (with the lag then)."""
+    from datetime import UTC
+
+    last = {"at": time.monotonic(), "consumed": 0, "retries": 0}
+    shown_once = [False]
+
+    def show(report: Any) -> None:
+        now = time.monotonic()
+        if shown_once[0] and not report.waiting and now - last["at"] < every_seconds:
+            return
+        totals = report.totals
+        rate = (totals.consumed - last["consumed"]) / max(now - last["at"], 1e-9)
+        lag = "unknown" if report.lag is None else str(report.lag)
+        retries = report.retries - last["retries"]
+        retried = f", {retries} retries, last after {report.last_error}" if retries else ""
+        stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        click.echo(
+            f"{stamp} consume: {totals.consumed} read, {totals.applied} applied, "
+            f"{totals.duplicates} duplicates, {len(totals.dead_letters)} dead-lettered "
+            f"({rate:,.0f} events/s, lag {lag}{retried})",
+            err=True,
+        )
+        last.update(at=now, consumed=totals.consumed, retries=report.retries)
+        shown_once[0] = True
+
+    return show
+
+
 def _views_progress(label: str, every_seconds: float = 1.0) -> Callable[[int, int], None]:
     """A line while the views catch up with the log, at most one a second."""
     last = [float("-inf")]
@@ -375,17 +410,11 @@ def consume(
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
-    show = None if quiet else _progress_printer("consume")
+    show = None if quiet else _consume_progress()
 
     def on_batch(report: ConsumeReport) -> None:
         if show is not None:
-            lag = "unknown" if report.lag is None else str(report.lag)
-            retried = (
-                f", {report.retries} retries, last after {report.last_error}"
-                if report.retries
-                else ""
-            )
-            show(report.totals, f", lag {lag}{retried}")
+            show(report)
 
     with user_errors():
         settings = _settings(

@@ -437,6 +437,8 @@ class ConsumeReport:
     # Kafka timestamps (ms) of the records whose effects the views show since the last batch:
     # for event-to-view latency. Replaced every batch (bounded by MAX_POLL_RECORDS).
     last_batch_timestamps: list[int] = field(default_factory=list)
+    # Reported after a poll that found nothing new (once per stretch of waiting), not a batch.
+    waiting: bool = False
 
 
 class _Outage:
@@ -579,6 +581,7 @@ def consume(
         views_behind = True  # until the first catch-up
         idle = IdleClock(until_idle, started_at=time.monotonic())
         lag_asked_at = 0.0
+        waiting_since_batch = 0  # report.batches when the last wait was reported
         while not should_stop():
             # Records taken from the client and not all committed: from the poll on, since a
             # poll that fails on an error has taken records before it (they must be read again).
@@ -594,6 +597,13 @@ def consume(
                 polled = _poll(consumer, POLL_SECONDS)
                 if not polled:
                     outage.over()
+                    if on_batch is not None and waiting_since_batch != report.batches:
+                        # Caught up: one report with a fresh lag, so the last line of a busy
+                        # stretch does not stand for the state while it waits.
+                        waiting_since_batch = report.batches
+                        report.lag, report.waiting = _lag(consumer, placement), True
+                        on_batch(report)
+                        report.waiting = False
                     if idle.is_over(time.monotonic(), placement.held()):
                         break
                     continue

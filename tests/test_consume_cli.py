@@ -43,8 +43,9 @@ from tests.factories import catalog_published, event, jsonl, mixed_month, opened
 from tests.harness import Ledger
 
 ROOT = Path(__file__).resolve().parent.parent
-# consume: N read, A applied, D duplicates, X dead-lettered (R events/s, lag L)
+# TIME consume: N read, A applied, D duplicates, X dead-lettered (R events/s, lag L)
 PROGRESS = re.compile(
+    r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ "
     r"consume: (\d+) read, (\d+) applied, (\d+) duplicates, (\d+) dead-lettered "
     r"\(([\d,]+) events/s, lag (\d+)\)"
 )
@@ -287,11 +288,12 @@ def test_G1_consume_stopped_by_a_signal_finishes_its_batch_and_a_restart_resumes
     assert 0 < seen < len(events), counts
     assert counts == {"consumed": seen, "applied": seen, "duplicates": 0, "dead_lettered": 0}
 
-    # The progress lines came while consuming: counts that only grow, rate and lag.
+    # The progress lines came while consuming (the first at once, then at most one every
+    # 10 s): counts that only grow, rate and lag.
     progress = [m for m in map(PROGRESS.fullmatch, first.stderr) if m]
     assert progress, first.stderr
     reads = [int(m.group(1)) for m in progress]
-    assert reads == sorted(reads) and reads[-1] == seen
+    assert reads == sorted(reads) and 0 < reads[-1] <= seen
     assert all(int(m.group(5).replace(",", "")) > 0 for m in progress)
 
     # A restart in the same group resumes at the stored positions; --quiet: no progress.
@@ -810,3 +812,46 @@ def test_until_idle_ends_a_member_that_never_gets_partitions_after_the_join_wait
 def test_without_until_idle_a_consumer_never_stops_on_its_own() -> None:
     clock = IdleClock(None, started_at=0.0)
     assert not clock.is_over(1e9, {P0})
+
+
+# The progress line of a long-running consumer (the printer alone, on a clock of our own).
+
+
+def test_consume_progress_is_one_line_per_interval_with_the_rate_and_retries_since_the_last(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """At 100 records/s in one-record batches a line per batch flooded the log; a rate
+    averaged since the start hid a slow-down; a retry long past showed on every line."""
+    import cli.main
+    from consumers.kafka import ConsumeReport
+    from ledger.application import BatchCounts
+
+    now = [1000.0]
+    monkeypatch.setattr(cli.main.time, "monotonic", lambda: now[0])
+    show = cli.main._consume_progress(every_seconds=10.0)
+    report = ConsumeReport(lag=5)
+
+    def batch(at: float, consumed: int, waiting: bool = False) -> None:
+        now[0] = at
+        report.totals = BatchCounts(consumed=consumed, applied=consumed)
+        report.waiting = waiting
+        show(report)
+
+    batch(1001.0, 100)  # the first batch: shown at once
+    for second in range(1002, 1011):  # a batch a second: nothing more for 10 s
+        batch(float(second), 100 * (second - 1000))
+    report.retries, report.last_error = 1, "OperationalError: server closed the connection"
+    batch(1011.0, 1100)  # 10 s after the first line
+    batch(1012.0, 1110)
+    report.lag = 0
+    batch(1013.5, 1110, waiting=True)  # caught up: said at once
+    batch(1030.0, 1200)
+    lines = capsys.readouterr().err.splitlines()
+    assert [PROGRESS.fullmatch(line) is not None for line in lines] == [True, False, True, True]
+    assert [line.split(" ", 1)[1] for line in lines] == [
+        "consume: 100 read, 100 applied, 0 duplicates, 0 dead-lettered (100 events/s, lag 5)",
+        "consume: 1100 read, 1100 applied, 0 duplicates, 0 dead-lettered (100 events/s, lag 5, "
+        "1 retries, last after OperationalError: server closed the connection)",
+        "consume: 1110 read, 1110 applied, 0 duplicates, 0 dead-lettered (4 events/s, lag 0)",
+        "consume: 1200 read, 1200 applied, 0 duplicates, 0 dead-lettered (5 events/s, lag 0)",
+    ]
