@@ -665,6 +665,29 @@ def test_f1_any_charge_on_a_blocked_account_is_denied_under_aup_blocks() -> None
     assert ledger.balance(ACC) == "19.9200"
 
 
+def test_b2_no_credit_for_a_charge_made_while_blocked_not_a_duplicate_nor_a_correction() -> None:
+    """B2, F1: "no refunds" for a blocked account: a duplicated call record and a charge a
+    correction prices lower, both made while blocked, are denied under the acceptable-use
+    clause; the same pair after the unblock is credited."""
+    ledger = setup()
+    feed_ok(ledger, event("account.blocked", ACC, "2026-11-05T08:00:00Z", reason="AUP 4.2"))
+    feed_ok(ledger, call("call-a", "2026-11-05T10:00:00Z"))
+    feed_ok(ledger, call("call-b", "2026-11-05T10:02:00Z"))  # call-a's record again
+    feed_ok(ledger, event("account.unblocked", ACC, "2026-11-06T08:00:00Z", reason="appeal"))
+    feed_ok(ledger, call("call-c", "2026-11-07T10:00:00Z", call_id="call-2"))
+    feed_ok(ledger, call("call-d", "2026-11-07T10:02:00Z", call_id="call-2"))
+    feed_ok(ledger, correcting_catalog(rates={"+1": "0.0100"}))
+    for charge_id, refund_id in (("call-b:payg", "refund-1"), ("call-a:payg", "refund-2")):
+        outcome = dispute(ledger, charge_id, refund_id)
+        assert_denied(outcome, "aup_blocks", "0.0300")
+        assert "blocked under the acceptable-use policy" in outcome["effects"]["evidence"]
+    credited = [
+        dispute(ledger, charge_id, refund_id)["effects"]["credited"]
+        for charge_id, refund_id in (("call-d:payg", "refund-3"), ("call-c:payg", "refund-4"))
+    ]
+    assert credited == ["0.0300", "0.0100"]  # the duplicate in full; the correction's difference
+
+
 # ---------------------------------------------------------------------------------------------
 # F2: store purchases are refunded by the store
 

@@ -71,6 +71,13 @@ def refund_requested(
                 "credited": money_text(ZERO),
             },
         )
+    if evidence.before.blocked:  # B2: charged as usual, and no refunds, not even a difference
+        return _denied(
+            base,
+            "aup_blocks",
+            f"the account was blocked under the acceptable-use policy when charge "
+            f"{charge.charge_id} was made: no refunds (B2)",
+        )
     if evidence.duplicate_of is not None and charge.amount > ZERO:
         return _credit(
             account,
@@ -94,7 +101,7 @@ def refund_requested(
             base,
             under=again,
         )
-    clause = "aup_blocks" if evidence.before.blocked else CLAUSE_FOR_KIND.get(charge.kind)
+    clause = CLAUSE_FOR_KIND.get(charge.kind)
     why = (
         f"re-rated under catalog {again.catalog_version}: {money_text(again.amount)}, as charged"
         if again is not None
