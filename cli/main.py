@@ -433,6 +433,7 @@ def consume(
                 until_idle=until_idle,
                 should_stop=lambda: stopping["now"],
                 on_batch=on_batch,
+                on_wait=on_batch,
             )
         doc = {"events": _counts_doc(report.totals), "catalog": _counts_doc(report.catalog)}
         context.emit(

@@ -522,9 +522,13 @@ def consume(
     should_stop: Callable[[], bool] = lambda: False,
     on_batch: Callable[[ConsumeReport], None] | None = None,
     max_outage: float = MAX_OUTAGE_SECONDS,
+    on_wait: Callable[[ConsumeReport], None] | None = None,
 ) -> ConsumeReport:
     """Consume until stopped (or until no record came for `until_idle` seconds while this
     consumer held partitions: joining the group and rebalancing do not count as idle).
+
+    `on_batch` is called after each committed batch, `on_wait` once when a poll after some
+    batches finds nothing new (the report's `waiting` is set then, and its lag fresh).
 
     Stopping (SIGTERM, Ctrl-C) is checked between batches: the batch in hand is finished and
     committed first. Transient failures of the store or broker are retried with back-off.
@@ -597,12 +601,12 @@ def consume(
                 polled = _poll(consumer, POLL_SECONDS)
                 if not polled:
                     outage.over()
-                    if on_batch is not None and waiting_since_batch != report.batches:
+                    if on_wait is not None and waiting_since_batch != report.batches:
                         # Caught up: one report with a fresh lag, so the last line of a busy
                         # stretch does not stand for the state while it waits.
                         waiting_since_batch = report.batches
                         report.lag, report.waiting = _lag(consumer, placement), True
-                        on_batch(report)
+                        on_wait(report)
                         report.waiting = False
                     if idle.is_over(time.monotonic(), placement.held()):
                         break
