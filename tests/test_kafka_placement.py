@@ -37,9 +37,14 @@ class RecordingConsumer:
 
     def __init__(self) -> None:
         self.assigned: list[tuple[int, int]] | None = None
+        self.committed: list[tuple[int, int]] = []  # the offsets committed to Kafka, in order
 
     def assign(self, partitions: list[TopicPartition]) -> None:
         self.assigned = [(tp.partition, tp.offset) for tp in partitions]
+
+    def commit(self, offsets: list[TopicPartition], asynchronous: bool) -> None:
+        assert asynchronous  # never waits for the broker inside a rebalance callback
+        self.committed += [(tp.partition, tp.offset) for tp in offsets]
 
     def unassign(self) -> None:
         self.assigned = None
@@ -65,6 +70,8 @@ def test_partitions_given_start_at_their_stored_positions_not_kafkas() -> None:
     assert consumer.assigned == [(0, 17), (2, 4)]
     assert place.placed and place.held() == [(TOPIC, 0), (TOPIC, 2)]
     assert forgotten == ["forgot"]  # cached accounts may have been written by another member
+    # Kafka's offsets say where the store is, for lag monitoring (they never decide a read).
+    assert consumer.committed == [(0, 17), (2, 4)]
 
 
 def test_with_the_store_away_no_partition_is_read_until_its_position_can_be() -> None:
