@@ -152,17 +152,21 @@ def main(ctx: click.Context, store: str, as_json: bool) -> None:
     ctx.obj = Context(store, as_json)
 
 
-def _progress_printer(label: str) -> Callable[..., None]:
+def _counts_line(label: str, totals: BatchCounts, rate: float, extra: str = "") -> str:
+    """A progress line of ingest or consume: the counts so far, the rate and any `extra`."""
+    return (
+        f"{label}: {totals.consumed} read, {totals.applied} applied, "
+        f"{totals.duplicates} duplicates, {len(totals.dead_letters)} dead-lettered "
+        f"({rate:,.0f} events/s{extra})"
+    )
+
+
+def _progress_printer(label: str) -> Callable[[BatchCounts], None]:
     started = time.monotonic()
 
-    def show(totals: BatchCounts, extra: str = "") -> None:
+    def show(totals: BatchCounts) -> None:
         elapsed = max(time.monotonic() - started, 1e-9)
-        click.echo(
-            f"{label}: {totals.consumed} read, {totals.applied} applied, "
-            f"{totals.duplicates} duplicates, {len(totals.dead_letters)} dead-lettered "
-            f"({totals.consumed / elapsed:,.0f} events/s{extra})",
-            err=True,
-        )
+        click.echo(_counts_line(label, totals, totals.consumed / elapsed), err=True)
 
     return show
 
@@ -191,10 +195,7 @@ def _consume_progress(every_seconds: float = CONSUME_PROGRESS_SECONDS) -> Callab
         retried = f", {retries} retries, last after {report.last_error}" if retries else ""
         stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         click.echo(
-            f"{stamp} consume: {totals.consumed} read, {totals.applied} applied, "
-            f"{totals.duplicates} duplicates, {len(totals.dead_letters)} dead-lettered "
-            f"({rate:,.0f} events/s, lag {lag}{retried})",
-            err=True,
+            f"{stamp} {_counts_line('consume', totals, rate, f', lag {lag}{retried}')}", err=True
         )
         last.update(at=now, consumed=totals.consumed, retries=report.retries)
         shown_once[0] = True

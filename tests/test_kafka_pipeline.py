@@ -52,34 +52,22 @@ def test_publish_then_consume_gives_the_same_balances_as_file_ingest(
     assert balances(sqlite_url, "ACC-1", "ACC-2") == MIXED_MONTH_BALANCES
     # Its Kafka offsets say where the store is, though it read nothing: lag monitoring with
     # kafka-consumer-groups.sh shows no lag a crashed owner's offsets left behind.
-    assert committed_offsets(kafka_server, names["group"], names["topic"]) == end_offsets(
-        kafka_server, names["topic"]
-    )
+    committed, ends = kafka_offsets(kafka_server, names["group"], names["topic"])
+    assert committed == ends
 
 
-def committed_offsets(bootstrap: str, group: str, topic: str) -> dict[int, int]:
-    """The group's committed offsets on the topic, as Kafka holds them (read, not joined)."""
+def kafka_offsets(bootstrap: str, group: str, topic: str) -> tuple[dict[int, int], dict[int, int]]:
+    """The group's committed offsets on the topic and the topic's end offsets, per partition,
+    as Kafka holds them (read, not joined)."""
     from confluent_kafka import Consumer, TopicPartition
 
     reader = Consumer({"bootstrap.servers": bootstrap, "group.id": group})
     try:
-        partitions = reader.list_topics(topic, timeout=10).topics[topic].partitions
-        asked = [TopicPartition(topic, p) for p in sorted(partitions)]
-        return {tp.partition: tp.offset for tp in reader.committed(asked, timeout=10)}
-    finally:
-        reader.close()
-
-
-def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
-    from confluent_kafka import Consumer, TopicPartition
-
-    reader = Consumer({"bootstrap.servers": bootstrap, "group.id": "ends"})
-    try:
-        partitions = reader.list_topics(topic, timeout=10).topics[topic].partitions
-        return {
-            p: reader.get_watermark_offsets(TopicPartition(topic, p), timeout=10)[1]
-            for p in sorted(partitions)
-        }
+        partitions = sorted(reader.list_topics(topic, timeout=10).topics[topic].partitions)
+        asked = [TopicPartition(topic, p) for p in partitions]
+        committed = {tp.partition: tp.offset for tp in reader.committed(asked, timeout=10)}
+        ends = {tp.partition: reader.get_watermark_offsets(tp, timeout=10)[1] for tp in asked}
+        return committed, ends
     finally:
         reader.close()
 
