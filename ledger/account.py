@@ -226,9 +226,14 @@ def plan_from_effect(doc: Mapping[str, Any], period: str) -> PlanState:
     )
 
 
-def _start_plan(number: NumberState, doc: Mapping[str, Any], period: str) -> None:
+def _start_plan(
+    number: NumberState,
+    doc: Mapping[str, Any],
+    period: str,
+    renewal: Mapping[str, Any] | None = None,
+) -> None:
     number.plan = plan_from_effect(doc, period)
-    number.grant(number.plan, period)
+    number.grant(number.plan, period, None if renewal is None else dict(renewal))
 
 
 def _number_added(account: Account, fact: dict[str, Any], _: Mapping[str, Any]) -> None:
@@ -256,10 +261,14 @@ def _plan_changed(account: Account, fact: dict[str, Any], effects: Mapping[str, 
 
 
 def _call_completed(account: Account, fact: dict[str, Any], effects: Mapping[str, Any]) -> None:
+    number = account.numbers[fact["msisdn"]]
+    renewal = effects.get("renewal")
+    if renewal is not None:  # a call ahead of its period's bill run renewed the plan (V6)
+        _start_plan(number, renewal["plan"], effects["period"], renewal)
     used = effects.get("plan_seconds", 0)
     if not used:
         return
-    batch = account.numbers[fact["msisdn"]].minute_batches[effects["period"]]
+    batch = number.minute_batches[effects["period"]]
     batch.used_seconds += used
     # Plan minutes never go negative (V4): the rules split the call before this point.
     assert 0 <= batch.used_seconds <= batch.granted_seconds, (batch, fact["event_id"])
@@ -298,7 +307,7 @@ def _cycle_started(account: Account, fact: dict[str, Any], effects: Mapping[str,
         if change["action"] == "ended":
             number.plan = None  # its minute batches stay, for late calls of their periods
         else:  # "renewed" or "changed": the terms of the catalog in force (C2, V8)
-            _start_plan(number, change["plan"], period)
+            _start_plan(number, change["plan"], period, change)
     for msisdn, package in effects.get("packages", {}).items():
         _replace_package(account.numbers[msisdn], _package_from(package))
 

@@ -20,6 +20,12 @@ class MinuteBatch:
     increment_seconds: int
     granted_seconds: int
     used_seconds: int = 0
+    # Granted by a renewal (V6, V8), not a purchase: a cancel dated before it may reverse it.
+    renewed: bool = False
+    # The renewal's fee charge and amount, when it charged one (a yearly plan's other months
+    # do not); a reversal credits exactly this.
+    fee_charge_id: str | None = None
+    fee: str | None = None
 
     @property
     def remaining_seconds(self) -> int:
@@ -70,6 +76,9 @@ class PackageState:
     valid_until: str  # exclusive: the first instant it is no longer valid
     renews: bool  # postpaid: charged again at the next period start
     changed_in_period: str | None  # postpaid: one change per period (D6)
+    # The fee charge of the renewal that started it (D4), which a late unsubscribe or port-out
+    # dated before the renewal credits; None for a subscription or a change.
+    renewal_charge_id: str | None = None
 
     def document(self) -> dict[str, object]:
         return dict(self.__dict__)
@@ -112,14 +121,18 @@ class NumberState:
             porting_out=doc["porting_out"],
         )
 
-    def grant(self, plan: PlanState, period: str) -> None:
-        """A full batch of the plan's minutes for the period (V2, V6)."""
+    def grant(self, plan: PlanState, period: str, renewal: dict[str, Any] | None = None) -> None:
+        """A full batch of the plan's minutes for the period (V2, V6); `renewal`: the
+        renewal's fee charge, when a renewal granted it."""
         plan.current_period = period
         self.minute_batches[period] = MinuteBatch(
             plan_id=plan.plan_id,
             countries=plan.countries,
             increment_seconds=plan.increment_seconds,
             granted_seconds=plan.minutes * 60,
+            renewed=renewal is not None,
+            fee_charge_id=None if renewal is None else renewal.get("fee_charge_id"),
+            fee=None if renewal is None else renewal.get("fee"),
         )
         while len(self.minute_batches) > MINUTE_BATCHES_KEPT:
             del self.minute_batches[min(self.minute_batches)]

@@ -65,9 +65,12 @@ class MinutesProjection(Projection):
         account_id = fact["account_id"]
         kind = fact["type"]
         if kind == "call.completed":  # first: most of the facts this view folds
+            msisdn = fact["msisdn"]
+            renewal = effects.get("renewal")
+            if renewal is not None:  # a call ahead of its bill run renewed the plan (V6)
+                self._grant(changes, account_id, msisdn, renewal["plan"], effects["period"])
             if not effects.get("plan_seconds"):
                 return
-            msisdn = fact["msisdn"]
             key = minutes_key(account_id, msisdn, effects["period"])
             doc = changes.get(VIEW, key)
             assert doc is not None, f"minutes used from a batch the view never saw: {key}"

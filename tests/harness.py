@@ -15,7 +15,7 @@ from ledger.application import BatchCounts, DeadLetter, LedgerApp
 from ledger.history import account_history
 from ledger.store import memory_store
 from projections.invoices import read_invoices
-from projections.runner import catch_up, view_documents
+from projections.runner import catch_up, rebuild, view_documents
 from projections.store import MemoryViewStore
 
 
@@ -87,3 +87,18 @@ class Ledger:
     def all_views(self) -> dict[str, dict[str, Any]]:
         """Every view document, for comparing a live ledger with a replay."""
         return view_documents(self.views)
+
+    def assert_replay_matches(self) -> None:
+        """A fresh replay of the stored events gives the live views and account states (R1)."""
+        live = self.all_views()
+        rebuild(self.app, self.views)
+        assert self.all_views() == live
+        live_states = {
+            account.account_id: account.snapshot_document()
+            for account in self.app._accounts.values()
+        }
+        self.app.forget_cached()
+        for account_id, state in live_states.items():
+            replayed = self.app.account(account_id)
+            assert replayed is not None
+            assert replayed.snapshot_document() == state

@@ -724,26 +724,52 @@ def test_D4_I1_the_fee_in_advance_belongs_to_the_period_being_started() -> None:
     ]
 
 
-def test_D4_T2_home_record_logged_before_its_periods_cycle_started_keeps_the_package() -> None:
+def test_D4_T2_home_record_ahead_of_its_periods_bill_run_renews_the_package_and_uses_it() -> None:
     ledger = setup("postpaid")
     feed_ok(
         ledger,
         subscribe("2026-11-14T10:00:00Z", "data-5gb"),
-        # A December record reaches the ledger before December's cycle.started.
+        used("2026-11-20T10:00:00Z", 2_000_000_000),  # 833,333,333 of November's left
+        # A December record reaches the ledger before December's cycle.started: it renews the
+        # package for December as the bill run would, and takes its 1 MB from the new data.
         used("2026-12-01T00:05:00Z", 1_000_000),
-        cycle("2026-12", "2026-12-01T00:10:00Z"),
     )
-    # The package was never unsubscribed: it renews for December with its full fee.
+    assert usage_charges(ledger) == []
     assert package_fees(ledger) == [
         (NUM1, "2026-11", "8.5000", "D4", "invoice"),
         (NUM1, "2026-12", "15.0000", "D4", "invoice"),
     ]
+    assert remaining(ledger) == ("data-5gb", 4_999_000_000)
+    # The bill run finds it renewed: no second fee, no fresh data over what was used.
+    feed_ok(
+        ledger,
+        cycle("2026-12", "2026-12-01T00:10:00Z"),
+        used("2026-11-30T23:00:00Z", 33_333_333),  # a late November record: November's data
+    )
+    assert len(package_fees(ledger)) == 2
     doc = data_of(ledger)
-    assert (doc["package_id"], doc["renews"], doc["valid_until"]) == (
+    assert (doc["package_id"], doc["renews"], doc["valid_until"], doc["remaining_bytes"]) == (
         "data-5gb",
         True,
         "2027-01-01T00:00:00Z",
+        4_999_000_000,
     )
+    assert usage_charges(ledger) == []
+    assert ledger.invoice(ACC, "2026-12")["total"] == "15.00"
+    ledger.assert_replay_matches()
+
+
+def test_D5_T2_a_home_record_ahead_of_the_bill_run_leaves_an_unsubscribed_package_to_end() -> None:
+    ledger = setup("postpaid")
+    feed_ok(
+        ledger,
+        subscribe("2026-11-14T10:00:00Z", "data-5gb"),
+        unsubscribe("2026-11-20T10:00:00Z"),
+        used("2026-12-01T00:05:00Z", 1_000_000),  # ahead of December's bill run
+    )
+    # Unsubscribed: no December fee; the record is PAYG, 1 MB x 0.05 = 0.0500.
+    assert [fee[1] for fee in package_fees(ledger)] == ["2026-11"]
+    assert usage_charges(ledger) == [("payg_data", "0.0500", "invoice")]
 
 
 # ---------------------------------------------------------------------------------------------

@@ -651,6 +651,76 @@ def test_V6_V2_plan_bought_in_a_period_is_not_charged_again_when_that_period_sta
     assert mgu(minutes_of(ledger, "2026-12")) == (500, 0, 500)
 
 
+def test_V6_T2_a_call_ahead_of_its_periods_bill_run_renews_the_plan_and_uses_its_minutes() -> None:
+    ledger = setup("postpaid")
+    feed_ok(
+        ledger,
+        purchase(),
+        call("2026-12-01T00:02:00Z", 600, call_id="early"),  # logged before December's bill run
+    )
+    # The call renews na-500 for December as the bill run would: 9.99 (V6) on December's
+    # invoice, and its 10 min come from December's 500, not PAYG.
+    assert [(c["period"], c["amount"], c["rule"]) for c in fees(ledger)] == [
+        ("2026-11", "9.9900", "V2"),
+        ("2026-12", "9.9900", "V6"),
+    ]
+    assert payg(ledger) == []
+    assert mgu(minutes_of(ledger, "2026-12")) == (500, 10, 490)
+    # The bill run finds the plan renewed: no second fee, no fresh batch over the used one.
+    feed_ok(ledger, cycle("2026-12", "2026-12-01T00:10:00Z"), call("2026-12-02T10:00:00Z", 60))
+    assert len(fees(ledger)) == 2
+    assert mgu(minutes_of(ledger, "2026-12")) == (500, 11, 489)
+    assert ledger.invoice(ACC, "2026-11")["status"] == "closed"
+    assert ledger.invoice(ACC, "2026-12")["total"] == "9.99"
+    # Replayed from the log, state and views are what the live run left.
+    ledger.assert_replay_matches()
+
+
+def test_V6_T2_the_same_call_before_or_after_the_bill_run_costs_the_same() -> None:
+    def december_charges(order: str) -> list[tuple[str, str]]:
+        ledger = setup(recharge="5.00")
+        early = call("2026-12-01T00:02:00Z", 600, call_id="c")
+        bill_run = cycle("2026-12", "2026-12-01T00:10:00Z")
+        feed_ok(ledger, purchase(), *((early, bill_run) if order == "early" else (bill_run, early)))
+        assert mgu(minutes_of(ledger, "2026-12")) == (500, 10, 490)
+        assert ledger.balance(ACC) == "5.0000"
+        return sorted(
+            (c["kind"], c["amount"]) for c in ledger.charges(ACC) if c["period"] == "2026-12"
+        )
+
+    assert december_charges("early") == december_charges("late") == [("plan_fee", "9.9900")]
+
+
+def test_V6_T2_a_call_ahead_of_the_bill_run_leaves_a_cancelled_plan_to_end() -> None:
+    ledger = setup(recharge="1.00")
+    feed_ok(ledger, purchase(), autorenew(False), call("2026-12-01T00:02:00Z", 60, call_id="e"))
+    # Autorenew is off: the plan ends at December's start (V6), so the call is PAYG, 0.0150.
+    assert [c["period"] for c in fees(ledger)] == ["2026-11"]
+    assert [c["amount"] for c in payg(ledger)] == ["0.0150"]
+    assert ledger.minutes(ACC, NUM1, "2026-12") is None
+    feed_ok(ledger, cycle("2026-12", "2026-12-01T00:10:00Z"))
+    assert ledger.account(ACC).numbers[NUM1].plan is None
+
+
+def test_V8_T2_a_call_ahead_of_the_bill_run_takes_a_pending_change_into_effect() -> None:
+    ledger = setup(recharge="1.00")
+    feed_ok(
+        ledger,
+        purchase(),
+        event("plan.changed", ACC, "2026-11-10T10:00:00Z", msisdn=NUM1, plan_id="mexico-500"),
+        call("2026-12-01T00:02:00Z", 60, MX, call_id="e"),  # before December's bill run
+        cycle("2026-12", "2026-12-01T00:10:00Z"),
+    )
+    # December's plan is mexico-500 (V8, 9.99), charged once; the MX call used its minutes.
+    assert [(c["period"], c["rule"]) for c in fees(ledger)] == [
+        ("2026-11", "V2"),
+        ("2026-12", "V8"),
+    ]
+    assert payg(ledger) == []
+    doc = minutes_of(ledger, "2026-12")
+    assert (doc["plan_id"], doc["used_seconds"]) == ("mexico-500", 60)
+
+
 # ---------------------------------------------------------------------------------------------
 # V7: cancelling
 

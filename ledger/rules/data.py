@@ -15,6 +15,7 @@ from ledger.contract import IncomingEvent
 from ledger.frozen import replaced
 from ledger.instants import (
     instant_text,
+    next_period,
     parse_instant,
     period_end,
     period_of,
@@ -330,7 +331,12 @@ def data_used(account: Account, event: IncomingEvent, catalogs: CatalogHistory) 
         )
         return charged("D2", (charge,), effects)
 
-    package, slot = package_at(account, msisdn, event.occurred_at)
+    renewed_fee: tuple[Charge, ...] = ()
+    ahead = package_renewal_ahead(account, event, msisdn, period, catalog)
+    if ahead is None:
+        package, slot = package_at(account, msisdn, event.occurred_at)
+    else:
+        renewed_fee, package, slot = (ahead[0],), ahead[1], "package"
     effects["roaming_bytes"] = 0
     if package is not None and package.unlimited:
         after = package.fup_used_bytes + used
@@ -345,7 +351,7 @@ def data_used(account: Account, event: IncomingEvent, catalogs: CatalogHistory) 
         )
         effects.update(package_bytes=used, payg_bytes=0, throttle_crossed=crossing)
         effects[slot] = snapshot.document()
-        return applied("D3", effects=effects)
+        return charged("D3", renewed_fee, effects)
 
     from_package = min(used, package.remaining_bytes) if package is not None else 0
     payg = used - from_package
@@ -358,7 +364,7 @@ def data_used(account: Account, event: IncomingEvent, catalogs: CatalogHistory) 
             effects["package"] = None  # its validity is over: the number is PAYG now (D9)
     effects.update(package_bytes=from_package, payg_bytes=payg)
     if payg == 0:
-        return applied("D1", effects=effects)
+        return charged("D1", renewed_fee, effects)
     per_mb = catalog.data.payg_per_mb
     why = "no package" if package is None else f"package {package.package_id} used up"
     charge = _per_mb_charge(
@@ -375,7 +381,7 @@ def data_used(account: Account, event: IncomingEvent, catalogs: CatalogHistory) 
         period,
         payer,
     )
-    return charged("D1", (charge,), effects)
+    return charged("D1", (*renewed_fee, charge), effects)
 
 
 def renew_packages(
@@ -386,34 +392,60 @@ def renew_packages(
     was unsubscribed ends. Prepaid packages live by their 30-day validity instead."""
     charges: list[Charge] = []
     changes: dict[str, dict[str, Any] | None] = {}
-    start = period_start(period, account.timezone)
-    until = period_end(period, account.timezone)
     for msisdn in sorted(account.numbers):
-        current = account.numbers[msisdn].package
-        if current is None or current.mode != "postpaid":
+        renewal = renew_package(account, event, msisdn, period, catalog)
+        if renewal is None:
             continue
-        if parse_instant(current.valid_until, "valid_until") > start:
-            continue  # subscribed in the period being started: already charged for it (D4)
-        if not current.renews or current.package_id not in catalog.packages:
-            changes[msisdn] = None
-            continue
-        package = catalog.package(current.package_id)
-        fee = rated(package.fee)
-        charges.append(
-            _package_charge(
-                event,
-                account,
-                catalog,
-                package,
-                fee,
-                "D4",
-                f"{package.name}: full fee {package.fee} for {period}, charged in advance",
-                suffix=f"package_fee:{msisdn}",
-                msisdn=msisdn,
-                period=period,
-            )
-        )
-        changes[msisdn] = _snapshot(
-            package, "postpaid", start, until, package.data_bytes or 0, None
-        ).document()
+        charge, changes[msisdn] = renewal
+        if charge is not None:
+            charges.append(charge)
     return charges, changes
+
+
+def renew_package(
+    account: Account, event: IncomingEvent, msisdn: str, period: str, catalog: CatalogVersion
+) -> tuple[Charge | None, dict[str, Any] | None] | None:
+    """What the start of `period` does to the number's postpaid package (D4): its fee in
+    advance and its new snapshot, or (None, None) when it ends; None when nothing changes (no
+    postpaid package, or one already in that period). The snapshot names its fee charge,
+    which an unsubscribe dated before the renewal may reverse."""
+    current = account.numbers[msisdn].package
+    if current is None or current.mode != "postpaid":
+        return None
+    start = period_start(period, account.timezone)
+    if parse_instant(current.valid_until, "valid_until") > start:
+        return None  # subscribed in the period being started: already charged for it (D4)
+    if not current.renews or current.package_id not in catalog.packages:
+        return None, None
+    package = catalog.package(current.package_id)
+    fee = rated(package.fee)
+    charge = _package_charge(
+        event,
+        account,
+        catalog,
+        package,
+        fee,
+        "D4",
+        f"{package.name}: full fee {package.fee} for {period}, charged in advance",
+        suffix=f"package_fee:{msisdn}",
+        msisdn=msisdn,
+        period=period,
+    )
+    until = period_end(period, account.timezone)
+    renewed = _snapshot(package, "postpaid", start, until, package.data_bytes or 0, None)
+    return charge, replaced(renewed, renewal_charge_id=charge.charge_id).document()
+
+
+def package_renewal_ahead(
+    account: Account, event: IncomingEvent, msisdn: str, period: str, catalog: CatalogVersion
+) -> tuple[Charge, PackageState] | None:
+    """A home record of the period after the account's open one, arriving before that period's
+    bill run: the number's renewing package renews for it now, as the bill run would (D4), so
+    the record is taken from the data the customer pays for, not rated PAYG. None: nothing
+    renews (the bill run ends an unsubscribed package)."""
+    if period != next_period(account.current_period):
+        return None
+    renewal = renew_package(account, event, msisdn, period, catalog)
+    if renewal is None or renewal[0] is None or renewal[1] is None:
+        return None
+    return renewal[0], PackageState.from_document(renewal[1])

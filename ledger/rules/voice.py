@@ -14,8 +14,8 @@ from ledger.account import Account
 from ledger.catalog import CatalogHistory, CatalogVersion, Plan, Rate
 from ledger.contract import IncomingEvent
 from ledger.errors import RejectedEvent
-from ledger.instants import months_between, period_of
-from ledger.money import ZERO, rated
+from ledger.instants import months_between, next_period, period_of
+from ledger.money import ZERO, money_text, rated
 from ledger.outcome import Charge, Outcome, Payer, applied, charged, rejected
 from ledger.state import MinuteBatch
 
@@ -156,11 +156,28 @@ def call_completed(account: Account, event: IncomingEvent, catalogs: CatalogHist
     catalog = catalogs.in_force(account.currency, event.occurred_at)
     rate = destination_rate(catalog, destination)
     period = period_of(event.occurred_at, account.timezone)
-    batch = covering_batch(account, msisdn, rate.country, period)
+    effects: dict[str, Any] = {"period": period, "country": rate.country}
+    renewal_fee, renewal = renewal_ahead(
+        account, msisdn, period, catalog, f"{event.event_id}:plan_fee:{msisdn}"
+    )
+    if renewal is None:
+        batch = covering_batch(account, msisdn, rate.country, period)
+    else:
+        effects["renewal"] = renewal
+        granted = renewal["plan"]
+        batch = (
+            MinuteBatch(
+                plan_id=granted["plan_id"],
+                countries=tuple(granted["countries"]),
+                increment_seconds=granted["increment_seconds"],
+                granted_seconds=granted["minutes"] * SECONDS_PER_MINUTE,
+            )
+            if rate.country in granted["countries"]
+            else None
+        )
 
     plan_seconds = 0
     payg_seconds = duration
-    effects: dict[str, Any] = {"period": period, "country": rate.country}
     if batch is not None and batch.remaining_seconds > 0 and duration > 0:
         wanted = round_up(duration, batch.increment_seconds)
         if wanted <= batch.remaining_seconds:
@@ -176,7 +193,7 @@ def call_completed(account: Account, event: IncomingEvent, catalogs: CatalogHist
             + (f"; minutes ran out, {payg_seconds} s go PAYG" if payg_seconds else "")
         )
 
-    charges: tuple[Charge, ...] = ()
+    charges: tuple[Charge, ...] = () if renewal_fee is None else (renewal_fee,)
     if payg_seconds > 0:
         billed, amount = payg_amount(payg_seconds, rate)
         payer = usage_payer(account)
@@ -186,7 +203,7 @@ def call_completed(account: Account, event: IncomingEvent, catalogs: CatalogHist
             why = f"plan {batch.plan_id} minutes for {period} used up"
         else:
             why = "rest of the call after the plan minutes ran out"
-        charges = (
+        charges += (
             Charge(
                 charge_id=f"{event.event_id}:payg",
                 kind="payg_call",
@@ -212,46 +229,87 @@ def renew_plans(
     """V6, V8: at a period start each plan renews (fee, new minutes), changes, or ends."""
     charges: list[Charge] = []
     changes: dict[str, dict[str, Any]] = {}
-    payer = fee_payer(account)
     for msisdn in sorted(account.numbers):
-        plan = account.numbers[msisdn].plan
-        if plan is None or plan.current_period >= period:
-            continue
-        charge_id = f"{event.event_id}:plan_fee:{msisdn}"
-        if not plan.autorenew:  # cancelled (V7): the latest instruction wins over a change
-            changes[msisdn] = {"action": "ended", "reason": "autorenew off"}
-        elif plan.pending_plan_id is not None and plan.pending_plan_id in catalog.plans:
-            new = catalog.plan(plan.pending_plan_id)
-            why = f"changed from {plan.plan_id} at the start of {period}"
-            charges.append(
-                plan_fee_charge(charge_id, new, catalog, period, msisdn, payer, why, "V8")
-            )
-            changes[msisdn] = {
-                "action": "changed",
-                "plan": plan_document(new, True, plan.channel, period),
-            }
-        elif plan.plan_id in catalog.plans:
-            renewed = catalog.plan(plan.plan_id)
-            months = months_between(plan.started_period, period)
-            if renewed.term == "monthly" or months % 12 == 0:
-                why = f"renewal for {period}" + (
-                    f", the start of year {months // 12 + 1} of the yearly plan"
-                    if renewed.term == "yearly"
-                    else ""
-                )
-                charges.append(
-                    plan_fee_charge(charge_id, renewed, catalog, period, msisdn, payer, why, "V6")
-                )
-            changes[msisdn] = {
-                "action": "renewed",
-                "plan": plan_document(renewed, True, plan.channel, plan.started_period),
-            }
-        else:
-            changes[msisdn] = {
-                "action": "ended",
-                "reason": f"plan {plan.plan_id} is no longer in catalog {catalog.version}",
-            }
+        charge, change = renew_plan(
+            account, msisdn, period, catalog, f"{event.event_id}:plan_fee:{msisdn}"
+        )
+        if charge is not None:
+            charges.append(charge)
+        if change is not None:
+            changes[msisdn] = change
     return charges, changes
+
+
+def renew_plan(
+    account: Account, msisdn: str, period: str, catalog: CatalogVersion, charge_id: str
+) -> tuple[Charge | None, dict[str, Any] | None]:
+    """What the start of `period` does to the number's plan (V6, V8): renews it, changes it or
+    ends it, with the fee it charges; (None, None) when it holds no plan or one that already
+    reached that period. A renewal or change records its fee charge, which a cancel dated
+    before it may reverse."""
+    plan = account.numbers[msisdn].plan
+    if plan is None or plan.current_period >= period:
+        return None, None
+    payer = fee_payer(account)
+    if not plan.autorenew:  # cancelled (V7): the latest instruction wins over a change
+        return None, {"action": "ended", "reason": "autorenew off"}
+    if plan.pending_plan_id is not None and plan.pending_plan_id in catalog.plans:
+        new = catalog.plan(plan.pending_plan_id)
+        why = f"changed from {plan.plan_id} at the start of {period}"
+        charge = plan_fee_charge(charge_id, new, catalog, period, msisdn, payer, why, "V8")
+        return charge, {
+            "action": "changed",
+            "plan": plan_document(new, True, plan.channel, period),
+            **_renewal_fee(charge),
+        }
+    if plan.plan_id not in catalog.plans:
+        return None, {
+            "action": "ended",
+            "reason": f"plan {plan.plan_id} is no longer in catalog {catalog.version}",
+        }
+    renewed = catalog.plan(plan.plan_id)
+    months = months_between(plan.started_period, period)
+    fee: Charge | None = None
+    if renewed.term == "monthly" or months % 12 == 0:
+        why = f"renewal for {period}" + (
+            f", the start of year {months // 12 + 1} of the yearly plan"
+            if renewed.term == "yearly"
+            else ""
+        )
+        fee = plan_fee_charge(charge_id, renewed, catalog, period, msisdn, payer, why, "V6")
+    return fee, {
+        "action": "renewed",
+        "plan": plan_document(renewed, True, plan.channel, plan.started_period),
+        **_renewal_fee(fee),
+    }
+
+
+def renewal_ahead(
+    account: Account, msisdn: str, period: str, catalog: CatalogVersion, charge_id: str
+) -> tuple[Charge | None, dict[str, Any] | None]:
+    """A call of the period after the account's open one, arriving before that period's bill
+    run: the number's plan renews for it now, as the bill run would (V6, V8), so the call is
+    taken from the minutes the customer pays for, not rated PAYG; the bill run then finds the
+    plan renewed and leaves it. A plan that will not renew (autorenew off, gone from the
+    catalog) is left to the bill run to end. (None, None): nothing renews."""
+    plan = account.numbers[msisdn].plan
+    if (
+        plan is None
+        or period != next_period(account.current_period)
+        or plan.current_period != account.current_period
+    ):
+        return None, None
+    charge, change = renew_plan(account, msisdn, period, catalog, charge_id)
+    if change is None or change["action"] == "ended":
+        return None, None
+    return charge, change
+
+
+def _renewal_fee(charge: Charge | None) -> dict[str, str]:
+    """The fee a renewal charged, for its minute batch (`MinuteBatch.fee_charge_id`)."""
+    if charge is None:
+        return {}
+    return {"fee_charge_id": charge.charge_id, "fee": money_text(charge.amount)}
 
 
 @dataclass(frozen=True)
