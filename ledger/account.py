@@ -248,9 +248,20 @@ def _plan_purchased(account: Account, fact: dict[str, Any], effects: Mapping[str
 def _plan_autorenew_changed(
     account: Account, fact: dict[str, Any], effects: Mapping[str, Any]
 ) -> None:
-    plan = account.numbers[fact["msisdn"]].plan
-    assert plan is not None
-    plan.autorenew = effects["autorenew"]
+    number = account.numbers[fact["msisdn"]]
+    assert number.plan is not None
+    number.plan.autorenew = effects["autorenew"]
+    for period in effects.get("reversed_periods", ()):  # a cancel dated before renewals (V7)
+        del number.minute_batches[period]
+    if effects.get("ended"):
+        number.plan = None
+    _reversed_charges(account, fact, effects)
+
+
+def _reversed_charges(account: Account, fact: dict[str, Any], effects: Mapping[str, Any]) -> None:
+    """Renewals a fact dated before them reversed: credited, so no dispute credits them again."""
+    for charge_id in effects.get("reversed_charges", ()):
+        account.credited_charges[charge_id] = fact["event_id"]
 
 
 def _plan_changed(account: Account, fact: dict[str, Any], effects: Mapping[str, Any]) -> None:
@@ -281,6 +292,8 @@ def _package_effect(account: Account, fact: dict[str, Any], effects: Mapping[str
         _replace_package(number, _package_from(effects["package"]))
     if "previous_package" in effects:
         number.previous_package = _package_from(effects["previous_package"])
+    if "reversed_charges" in effects:  # an unsubscribe dated before the renewal (D5)
+        _reversed_charges(account, fact, effects)
 
 
 def _replace_package(number: NumberState, package: PackageState | None) -> None:
@@ -333,8 +346,9 @@ def _port_out_requested(account: Account, fact: dict[str, Any], _: Mapping[str, 
     account.numbers[fact["msisdn"]].porting_out = True
 
 
-def _port_out_completed(account: Account, fact: dict[str, Any], _: Mapping[str, Any]) -> None:
+def _port_out_completed(account: Account, fact: dict[str, Any], effects: Mapping[str, Any]) -> None:
     del account.numbers[fact["msisdn"]]  # billing for it stops; later usage is unknown (P2)
+    _reversed_charges(account, fact, effects)  # renewals made after its date (P2)
 
 
 def _refund_requested(account: Account, fact: dict[str, Any], effects: Mapping[str, Any]) -> None:

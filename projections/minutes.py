@@ -50,6 +50,7 @@ class MinutesProjection(Projection):
     FACT_TYPES = frozenset(
         {
             "plan.purchased",
+            "plan.autorenew_changed",
             "call.completed",
             "cycle.started",
             "port_in.completed",
@@ -95,6 +96,9 @@ class MinutesProjection(Projection):
             for msisdn, change in effects.get("plans", {}).items():
                 if change["action"] in ("changed", "renewed"):
                     self._grant(changes, account_id, msisdn, change["plan"], period)
+        elif kind == "plan.autorenew_changed":  # a cancel dated before renewals (V7)
+            for period in effects.get("reversed_periods", ()):
+                changes.delete(VIEW, minutes_key(account_id, fact["msisdn"], period))
         elif kind == "port_in.completed":  # the ported number keeps the minutes (P1)
             old, new = fact["msisdn"], effects["replaced_by"]
             held = changes.get(PLANS_VIEW, f"{account_id}|{old}")

@@ -22,6 +22,7 @@ from typing import Any
 
 import orjson
 
+from ledger.account import Account
 from ledger.instants import instant_text, parse_instant
 from ledger.rules.voice import authorize
 from projections.invoices import CHARGES_PER_CHUNK, read_invoices
@@ -965,6 +966,47 @@ def test_P2_completion_removes_every_minutes_view_of_the_number() -> None:
     # Four periods of minutes were granted; none may survive the number leaving.
     leftover = sorted(key for key, _ in ledger.views.scan("minutes", f"{ACC}|{NUM1}|"))
     assert leftover == []
+
+
+def test_P2_T2_a_completion_logged_after_the_bill_run_credits_the_renewals_made_since() -> None:
+    ledger = setup("postpaid", numbers=(NUM1, NUM2))
+    feed_ok(
+        ledger,
+        purchase("2026-11-02T10:00:00Z", NUM1),
+        purchase("2026-11-02T10:05:00Z", NUM2),
+        subscribe("2026-11-02T11:00:00Z", "data-5gb", NUM1),  # 29/30 x 15.00 = 14.5000
+        port("port_out.requested", "2026-11-20T10:00:00Z", NUM1),  # 15.00
+        cycle("2026-12"),  # renews both plans (9.99 each) and NUM1's package (15.00)
+        call("2026-12-02T10:00:00Z", 60, US, NUM2),
+        # The carrier's completion, dated 28 November, reaches the ledger after the bill run.
+        port("port_out.completed", "2026-11-28T10:00:00Z", NUM1),
+    )
+    # Billing for NUM1 stopped on 28 November: December's renewals of its plan and package
+    # are credited in full, each on a line of its own that says why.
+    credits = [c for c in last(ledger)["charges"] if c["amount"].startswith("-")]
+    assert [(c["kind"], c["amount"], c["rule"], c["period"]) for c in credits] == [
+        ("plan_fee", "-9.9900", "P2", "2026-12"),
+        ("package_fee", "-15.0000", "P2", "2026-12"),
+    ]
+    assert numbers(ledger) == {NUM2}
+    december = invoice_of(ledger, "2026-12")
+    # 9.99 + 9.99 + 15.00 - 9.99 - 15.00 = 9.99: only NUM2's plan is left to pay.
+    assert december["total"] == "9.99"
+    credit_lines = [ln for ln in december["lines"] if ln["kind"] == "credits"]
+    assert len(credit_lines) == 2
+    assert all("ported out at 2026-11-28T10:00:00Z" in ln["description"] for ln in credit_lines)
+    # The credited renewals are settled: a dispute of one is denied as already credited.
+    renewal = f"cycle-2026-12:plan_fee:{NUM1}"
+    feed_ok(
+        ledger,
+        event("refund.requested", ACC, "2026-12-05T10:00:00Z", charge_id=renewal, reason="x"),
+    )
+    *_, decision = ledger.app.account_events(ACC)
+    assert isinstance(decision, Account.FactApplied)
+    assert decision.outcome["effects"]["decision"] == "denied"
+    assert "already credited" in decision.outcome["effects"]["evidence"]
+    assert invoice_of(ledger, "2026-12")["total"] == "9.99"
+    ledger.assert_replay_matches()
 
 
 def test_P2_completion_without_a_request_charges_the_fee_at_completion() -> None:

@@ -845,6 +845,52 @@ def test_D5_unsubscribing_other_packages_keeps_the_data_to_the_period_end_no_fur
     assert package_fees(ledger) == [(NUM1, "2026-11", "8.5000", "D4", "invoice")]
 
 
+def test_D5_T2_an_unsubscribe_logged_after_the_bill_run_reverses_the_unused_renewal() -> None:
+    ledger = setup("postpaid")
+    feed_ok(
+        ledger,
+        subscribe("2026-11-14T10:00:00Z", "data-5gb"),  # 8.5000
+        cycle("2026-12"),  # renews: 15.0000 in advance
+        # Dated in November, logged after December's bill run: it used to be rejected ("no
+        # active package") and the package renewed every month after.
+        unsubscribe("2026-11-28T10:00:00Z"),
+        used("2026-11-29T10:00:00Z", 1_000_000),  # a late November record: November's data
+    )
+    unsubscribed = ledger.history(ACC)[-2]
+    assert (unsubscribed["status"], unsubscribed["rule"]) == ("applied", "D5")
+    assert [(c["kind"], c["amount"], c["period"]) for c in unsubscribed["charges"]] == [
+        ("package_fee", "-15.0000", "2026-12")
+    ]
+    assert remaining(ledger) == (None, 0)
+    assert usage_charges(ledger) == []
+    feed_ok(ledger, used("2026-12-03T10:00:00Z", 1_000_000), cycle("2027-01"))
+    assert usage_charges(ledger) == [("payg_data", "0.0500", "invoice")]
+    assert [fee[1:3] for fee in package_fees(ledger)] == [
+        ("2026-11", "8.5000"),
+        ("2026-12", "15.0000"),
+        ("2026-12", "-15.0000"),
+    ]
+    ledger.assert_replay_matches()
+
+
+def test_D5_T2_an_unsubscribe_logged_after_the_renewed_data_was_used_stops_further_fees() -> None:
+    ledger = setup("postpaid")
+    feed_ok(
+        ledger,
+        subscribe("2026-11-14T10:00:00Z", "data-5gb"),
+        cycle("2026-12"),
+        used("2026-12-02T10:00:00Z", 1_000_000),  # December's data in use
+        unsubscribe("2026-11-28T10:00:00Z"),
+        cycle("2027-01"),
+    )
+    # The December renewal stands (its data was used); no January fee, the package ends.
+    assert [fee[1:3] for fee in package_fees(ledger)] == [
+        ("2026-11", "8.5000"),
+        ("2026-12", "15.0000"),
+    ]
+    assert remaining(ledger) == (None, 0)
+
+
 def test_D5_a_new_subscription_after_an_unsubscribe_keeps_the_data_left_to_the_period_end() -> None:
     ledger = setup("postpaid")
     feed_ok(

@@ -742,6 +742,56 @@ def test_V7_autorenew_off_keeps_the_plan_and_its_minutes_to_the_period_end_no_re
     assert ledger.balance(ACC) == "3.0000"
 
 
+def test_V7_T2_a_cancel_logged_after_the_bill_run_reverses_the_unused_renewal() -> None:
+    ledger = setup("postpaid")
+    feed_ok(
+        ledger,
+        purchase(),
+        cycle("2026-12"),  # renews: 9.99 for December
+        autorenew(False, "2026-11-28T12:00:00Z"),  # dated in November, logged after it
+    )
+    # The cancel came before December: the renewal is reversed (9.99 credited, V7), December's
+    # minutes are withdrawn and the plan has ended, as if the cancel had arrived in time.
+    outcome = ledger.last_outcome(ACC)
+    assert (outcome["status"], outcome["rule"]) == ("applied", "V7")
+    assert [(c["kind"], c["amount"], c["period"]) for c in outcome["charges"]] == [
+        ("plan_fee", "-9.9900", "2026-12")
+    ]
+    assert ledger.account(ACC).numbers[NUM1].plan is None
+    assert ledger.minutes(ACC, NUM1, "2026-12") is None
+    assert ledger.invoice(ACC, "2026-12")["total"] == "0.00"
+    # November's minutes stay for late November calls; December's calls are PAYG.
+    feed_ok(ledger, call("2026-11-29T10:00:00Z", 60, call_id="n"), call("2026-12-02T10:00:00Z", 60))
+    assert mgu(minutes_of(ledger, "2026-11")) == (500, 1, 499)
+    assert [c["amount"] for c in payg(ledger)] == ["0.0150"]
+    # No renewal in January.
+    feed_ok(ledger, cycle("2027-01"))
+    assert [c["period"] for c in fees(ledger) if not c["amount"].startswith("-")] == [
+        "2026-11",
+        "2026-12",
+    ]
+    ledger.assert_replay_matches()
+
+
+def test_V7_T2_a_cancel_logged_after_the_renewed_minutes_were_used_ends_the_plan_next_period() -> (
+    None
+):
+    ledger = setup("postpaid")
+    feed_ok(
+        ledger,
+        purchase(),
+        cycle("2026-12"),
+        call("2026-12-02T10:00:00Z", 60),  # the customer used December's minutes
+        autorenew(False, "2026-11-28T12:00:00Z"),
+        cycle("2027-01"),
+    )
+    # The renewal stands (service taken, V7: no refund); the plan ends at January's start.
+    assert all(not c["amount"].startswith("-") for c in ledger.charges(ACC))
+    assert [c["period"] for c in fees(ledger)] == ["2026-11", "2026-12"]
+    assert mgu(minutes_of(ledger, "2026-12")) == (500, 1, 499)
+    assert ledger.account(ACC).numbers[NUM1].plan is None
+
+
 def test_V7_switching_autorenew_back_on_before_the_period_end_renews() -> None:
     ledger = setup()
     feed_ok(

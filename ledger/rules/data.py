@@ -24,7 +24,7 @@ from ledger.instants import (
 )
 from ledger.money import rated
 from ledger.outcome import Charge, Outcome, Payer, applied, charged, rejected
-from ledger.rules.voice import usage_payer
+from ledger.rules.voice import renewal_credit, usage_payer
 from ledger.state import PackageState
 
 BYTES_PER_MB = 1_000_000
@@ -257,19 +257,83 @@ def package_changed(account: Account, event: IncomingEvent, catalogs: CatalogHis
     )
 
 
-def package_unsubscribed(account: Account, event: IncomingEvent, _: CatalogHistory) -> Outcome:
+def package_unsubscribed(
+    account: Account, event: IncomingEvent, catalogs: CatalogHistory
+) -> Outcome:
     """D5, D9: Data Unlimited stops at once; other packages' data stays usable."""
     msisdn = event.fields["msisdn"]
     current = current_package(account, msisdn, event.occurred_at)
     if current is None:
-        return rejected("D5", f"{msisdn} has no active package")
+        renewed = renewed_after(account, msisdn, event.occurred_at)
+        if renewed is None:
+            return rejected("D5", f"{msisdn} has no active package")
+        return _unsubscribe_renewed(account, event, catalogs, renewed)
     rule = "D9" if account.billing_mode == "prepaid" else "D5"
+    return applied(rule, effects=_unsubscribed(current, event.occurred_at))
+
+
+def _unsubscribed(current: PackageState, at: datetime) -> dict[str, Any]:
+    """The effects of unsubscribing the package at that instant (D5, D9)."""
     if current.unlimited:
         # It stops at once: late records from before this instant still find it (T2).
-        ended = replaced(current, valid_until=instant_text(event.occurred_at))
-        return applied(rule, effects={"package": None, "previous_package": ended.document()})
-    kept = replaced(current, renews=False)
-    return applied(rule, effects={"package": kept.document()})
+        ended = replaced(current, valid_until=instant_text(at))
+        return {"package": None, "previous_package": ended.document()}
+    return {"package": replaced(current, renews=False).document()}
+
+
+def renewed_after(account: Account, msisdn: str, at: datetime) -> PackageState | None:
+    """The number's postpaid package if a bill run renewed it after that instant, from the
+    package that was in force then: a fact dated before the renewal reached the ledger after
+    it (T2)."""
+    number = account.numbers[msisdn]
+    package = number.package
+    if (
+        package is None
+        or package.renewal_charge_id is None
+        or parse_instant(package.valid_from, "valid_from") <= at
+        or not _in_force(number.previous_package, at)
+    ):
+        return None
+    return package
+
+
+def _unsubscribe_renewed(
+    account: Account, event: IncomingEvent, catalogs: CatalogHistory, renewed: PackageState
+) -> Outcome:
+    """D5 as of the unsubscribe's date, which the bill run's renewal followed: a renewal whose
+    data nothing has used is reversed (fee credited) and the package ends as it would have;
+    one already used stands (the customer took the service) and renews no more."""
+    at = event.occurred_at
+    msisdn = event.fields["msisdn"]
+    before = account.numbers[msisdn].previous_package
+    assert before is not None and renewed.renewal_charge_id is not None
+    untouched = (
+        renewed.remaining_bytes == renewed.data_bytes
+        and renewed.fup_used_bytes == 0
+        and renewed.renewal_charge_id not in account.credited_charges
+    )
+    if not untouched:
+        return applied("D5", effects={"package": replaced(renewed, renews=False).document()})
+    period = period_of(parse_instant(renewed.valid_from, "valid_from"), account.timezone)
+    credit = renewal_credit(
+        event,
+        catalogs.in_force(account.currency, at),
+        "package_fee",
+        period,
+        renewed.renewal_charge_id,
+        renewed.fee,
+        usage_payer(account),
+        msisdn,
+        "D5",
+        f"unsubscribed at {instant_text(at)}",
+    )
+    ended = _unsubscribed(before, at)
+    effects = {
+        "package": None,
+        "previous_package": ended.get("previous_package", ended.get("package")),
+        "reversed_charges": [renewed.renewal_charge_id],
+    }
+    return charged("D5", (credit,), effects)
 
 
 def _per_mb_charge(

@@ -6,9 +6,9 @@ from typing import Any
 from ledger.account import Account
 from ledger.catalog import CatalogHistory, CatalogVersion
 from ledger.contract import IncomingEvent
-from ledger.instants import period_of
+from ledger.instants import instant_text, parse_instant, period_of
 from ledger.outcome import Charge, Outcome, applied, charged, rejected
-from ledger.rules.voice import fee_payer
+from ledger.rules.voice import fee_payer, renewal_credit, usage_payer
 
 
 def port_in_requested(account: Account, event: IncomingEvent, _: CatalogHistory) -> Outcome:
@@ -75,11 +75,53 @@ def port_out_completed(account: Account, event: IncomingEvent, catalogs: Catalog
     The fee is mandatory: a completion that arrives without a request charges it here.
     """
     msisdn = event.fields["msisdn"]
+    catalog = catalogs.in_force(account.currency, event.occurred_at)
     charges: tuple[Charge, ...] = ()
     if not account.numbers[msisdn].porting_out:
-        catalog = catalogs.in_force(account.currency, event.occurred_at)
         charges = (port_out_fee(account, event, catalog, "charged at completion (no request)"),)
-    return charged("P2", charges, {"removed": True, **_number_views(account, msisdn)})
+    credits, reversed_charges = _renewals_after_completion(account, event, catalog)
+    effects = {"removed": True, **_number_views(account, msisdn)}
+    if reversed_charges:
+        effects["reversed_charges"] = reversed_charges
+    return charged("P2", charges + credits, effects)
+
+
+def _renewals_after_completion(
+    account: Account, event: IncomingEvent, catalog: CatalogVersion
+) -> tuple[tuple[Charge, ...], list[str]]:
+    """A completion dated before a bill run but logged after it: billing for the number
+    stopped at its date, so the renewals made for it since (plan and package fees) are
+    credited in full, used or not (P2). With the ids of the renewal charges credited."""
+    msisdn = event.fields["msisdn"]
+    number = account.numbers[msisdn]
+    at = event.occurred_at
+    why = f"ported out at {instant_text(at)}"
+    since = period_of(at, account.timezone)
+    renewals = [
+        ("plan_fee", period, batch.fee_charge_id, batch.fee, fee_payer(account))
+        for period, batch in sorted(number.minute_batches.items())
+        if period > since and batch.renewed
+    ] + [
+        (
+            "package_fee",
+            period_of(parse_instant(package.valid_from, "valid_from"), account.timezone),
+            package.renewal_charge_id,
+            package.fee,
+            usage_payer(account),
+        )
+        for package in (number.previous_package, number.package)
+        if package is not None and parse_instant(package.valid_from, "valid_from") > at
+    ]
+    credits: list[Charge] = []
+    reversed_charges: list[str] = []
+    for kind, period, charge_id, fee, payer in renewals:
+        if charge_id is None or fee is None or charge_id in account.credited_charges:
+            continue  # no fee (a yearly plan's month), or credited already
+        credits.append(
+            renewal_credit(event, catalog, kind, period, charge_id, fee, payer, msisdn, "P2", why)
+        )
+        reversed_charges.append(charge_id)
+    return tuple(credits), reversed_charges
 
 
 def _number_views(account: Account, msisdn: str) -> dict[str, Any]:

@@ -14,10 +14,10 @@ from ledger.account import Account
 from ledger.catalog import CatalogHistory, CatalogVersion, Plan, Rate
 from ledger.contract import IncomingEvent
 from ledger.errors import RejectedEvent
-from ledger.instants import months_between, next_period, period_of
+from ledger.instants import instant_text, months_between, next_period, period_of
 from ledger.money import ZERO, money_text, rated
 from ledger.outcome import Charge, Outcome, Payer, applied, charged, rejected
-from ledger.state import MinuteBatch
+from ledger.state import MinuteBatch, NumberState
 
 SECONDS_PER_MINUTE = 60
 # Explicit limit on what `authorize` grants at once: a day, whatever the balance buys.
@@ -104,12 +104,106 @@ def plan_purchased(account: Account, event: IncomingEvent, catalogs: CatalogHist
     return applied("V2", charges=(charge,), effects={"plan": doc, "period": period})
 
 
-def plan_autorenew_changed(account: Account, event: IncomingEvent, _: CatalogHistory) -> Outcome:
-    """V7: cancelling is autorenew off; the plan and its minutes last to the period's end."""
+def plan_autorenew_changed(
+    account: Account, event: IncomingEvent, catalogs: CatalogHistory
+) -> Outcome:
+    """V7: cancelling is autorenew off; the plan and its minutes last to the period's end.
+
+    A cancel dated before a renewal that has already happened (it reached the ledger after
+    the bill run) takes effect as of its date: the renewals since, whose minutes nothing has
+    used, are reversed (fee credited, minutes withdrawn) and the plan ends. A renewal whose
+    minutes were used stands: the customer took the service, and the plan ends at the next
+    period start as any cancel does.
+    """
     msisdn = event.fields["msisdn"]
-    if account.numbers[msisdn].plan is None:
+    number = account.numbers[msisdn]
+    if number.plan is None:
         return rejected("V7", f"{msisdn} has no active plan")
-    return applied("V7", effects={"autorenew": event.fields["enabled"]})
+    enabled: bool = event.fields["enabled"]
+    undone = [] if enabled else unused_renewals_after(account, number, event.occurred_at)
+    if not undone:
+        return applied("V7", effects={"autorenew": enabled})
+    catalog = catalogs.in_force(account.currency, event.occurred_at)
+    why = f"autorenew switched off at {instant_text(event.occurred_at)}"
+    credits = tuple(
+        renewal_credit(
+            event,
+            catalog,
+            "plan_fee",
+            period,
+            charge_id,
+            fee,
+            fee_payer(account),
+            msisdn,
+            "V7",
+            why,
+        )
+        for period, charge_id, fee in undone
+        if charge_id is not None and fee is not None
+    )
+    return charged(
+        "V7",
+        credits,
+        {
+            "autorenew": False,
+            "ended": True,
+            "reversed_periods": sorted(period for period, _, _ in undone),
+            "reversed_charges": sorted(charge_id for _, charge_id, _ in undone if charge_id),
+        },
+    )
+
+
+def unused_renewals_after(
+    account: Account, number: NumberState, at: datetime
+) -> list[tuple[str, str | None, str | None]]:
+    """(period, fee charge id, fee) of the number's renewals made for periods after the one
+    of `at` whose minutes nothing has used, latest first: a run that stops at a purchase, a
+    used batch or a fee already credited."""
+    since = period_of(at, account.timezone)
+    undone: list[tuple[str, str | None, str | None]] = []
+    for period in sorted(number.minute_batches, reverse=True):
+        batch = number.minute_batches[period]
+        if (
+            period <= since
+            or not batch.renewed
+            or batch.used_seconds
+            or batch.fee_charge_id in account.credited_charges
+        ):
+            break
+        undone.append((period, batch.fee_charge_id, batch.fee))
+    return undone
+
+
+def renewal_credit(
+    event: IncomingEvent,
+    catalog: CatalogVersion,
+    kind: str,
+    period: str,
+    fee_charge_id: str,
+    fee: str,
+    payer: Payer,
+    msisdn: str,
+    rule: str,
+    why: str,
+) -> Charge:
+    """The whole fee of a renewal that a fact dated before it says should not have been made
+    (a cancel, an unsubscribe, a port-out), credited on the renewal's own period: a
+    correction of the bill run, where a refund (F1) would re-rate a charge rightly made."""
+    amount = rated(Decimal(fee))
+    return Charge(
+        charge_id=f"{event.event_id}:reversal:{kind}:{period}",
+        kind=kind,
+        amount=-amount,
+        rule=rule,
+        catalog_version=catalog.version,
+        rate=f"reverses {fee_charge_id}",
+        arithmetic=f"credit {money_text(amount)} of {fee_charge_id}, the renewal for {period}: "
+        f"{why}, before the renewal",
+        period=period,
+        payer=payer,
+        msisdn=msisdn,
+        label=f"renewal for {period} reversed, {why}",
+    )
 
 
 def plan_changed(account: Account, event: IncomingEvent, _: CatalogHistory) -> Outcome:
