@@ -242,7 +242,13 @@ def _number_added(account: Account, fact: dict[str, Any], _: Mapping[str, Any]) 
 
 
 def _plan_purchased(account: Account, fact: dict[str, Any], effects: Mapping[str, Any]) -> None:
-    _start_plan(account.numbers[fact["msisdn"]], effects["plan"], effects["period"])
+    number = account.numbers[fact["msisdn"]]
+    _start_plan(number, effects["plan"], effects["period"])
+    for renewal in effects.get("renewals", ()):  # bill runs since its date (T2)
+        if renewal["action"] == "ended":
+            number.plan = None
+        else:
+            _start_plan(number, renewal["plan"], renewal["period"], renewal)
 
 
 def _plan_autorenew_changed(

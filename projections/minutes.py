@@ -91,6 +91,11 @@ class MinutesProjection(Projection):
             )
         elif kind == "plan.purchased":
             self._grant(changes, account_id, fact["msisdn"], effects["plan"], effects["period"])
+            for renewal in effects.get("renewals", ()):  # bill runs since its date (T2)
+                if renewal["action"] != "ended":
+                    self._grant(
+                        changes, account_id, fact["msisdn"], renewal["plan"], renewal["period"]
+                    )
         elif kind == "cycle.started":
             period = effects["period"]
             for msisdn, change in effects.get("plans", {}).items():

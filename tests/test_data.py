@@ -695,6 +695,30 @@ def test_D4_at_cycle_started_each_active_package_is_charged_in_full_for_the_new_
     assert ledger.balance(ACC) == "0.0000"
 
 
+def test_D4_T2_a_subscription_logged_after_the_bill_run_is_renewed_into_the_started_period() -> (
+    None
+):
+    ledger = setup("postpaid")
+    feed_ok(
+        ledger,
+        cycle("2026-12"),
+        subscribe("2026-11-28T10:00:00Z", "data-5gb"),  # 3/30 x 15.00 = 1.5000, logged late
+        used("2026-12-02T10:00:00Z", 100_000_000),
+        used("2026-11-29T10:00:00Z", 1_000_000),  # a late November record: November's data
+    )
+    # November's prorated fee and the December renewal the bill run would have charged in
+    # advance; December's record comes from December's 5 GB, not PAYG (it used to be 5.00).
+    assert package_fees(ledger) == [
+        (NUM1, "2026-11", "1.5000", "D4", "invoice"),
+        (NUM1, "2026-12", "15.0000", "D4", "invoice"),
+    ]
+    assert usage_charges(ledger) == []
+    assert remaining(ledger) == ("data-5gb", 4_900_000_000)
+    feed_ok(ledger, cycle("2027-01"))
+    assert [fee[1] for fee in package_fees(ledger)] == ["2026-11", "2026-12", "2027-01"]
+    ledger.assert_replay_matches()
+
+
 def test_D4_package_subscribed_in_a_period_is_not_charged_again_when_that_period_starts() -> None:
     ledger = setup("postpaid")
     # The subscription at 00:05 on 1 December is logged before December's cycle.started.

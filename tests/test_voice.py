@@ -643,6 +643,53 @@ def test_V7_V8_cancelling_after_a_plan_change_request_ends_the_plan() -> None:
     assert ledger.minutes(ACC, NUM1, "2026-12") is None
 
 
+def test_V2_V6_T2_a_purchase_logged_after_the_bill_run_is_renewed_into_the_started_period() -> None:
+    ledger = setup("postpaid")
+    feed_ok(
+        ledger,
+        cycle("2026-12"),
+        purchase("2026-11-28T12:00:00Z"),  # dated in November, logged after December's bill run
+        call("2026-12-02T10:00:00Z", 120),
+    )
+    # November's fee (V2) and the renewal December's bill run would have made (V6), both on
+    # December's invoice (November's is closed); December's call takes December's minutes.
+    assert [(c["period"], c["billed_period"], c["rule"]) for c in fees(ledger)] == [
+        ("2026-11", "2026-12", "V2"),
+        ("2026-12", "2026-12", "V6"),
+    ]
+    assert payg(ledger) == []
+    assert mgu(minutes_of(ledger, "2026-11")) == (500, 0, 500)
+    assert mgu(minutes_of(ledger, "2026-12")) == (500, 2, 498)
+    # January renews it as usual, once.
+    feed_ok(ledger, cycle("2027-01"))
+    assert [c["period"] for c in fees(ledger)] == ["2026-11", "2026-12", "2027-01"]
+    ledger.assert_replay_matches()
+
+
+def test_V2_T2_a_late_purchase_with_autorenew_off_is_not_renewed() -> None:
+    ledger = setup("postpaid")
+    feed_ok(ledger, cycle("2026-12"), purchase("2026-11-28T12:00:00Z", autorenew=False))
+    assert [c["period"] for c in fees(ledger)] == ["2026-11"]
+    assert ledger.minutes(ACC, NUM1, "2026-12") is None
+    assert ledger.account(ACC).numbers[NUM1].plan is None
+
+
+def test_V2_T2_a_purchase_dated_more_than_twelve_periods_back_is_rejected() -> None:
+    ledger = setup("postpaid")
+    feed_ok(
+        ledger,
+        *(
+            cycle(f"{year}-{month:02d}")
+            for year, month in [(2026, 12)] + [(2027, m) for m in range(1, 13)]
+        ),
+    )
+    feed_ok(ledger, purchase("2026-11-28T12:00:00Z"))
+    outcome = ledger.last_outcome(ACC)
+    assert (outcome["status"], outcome["rule"]) == ("rejected", "V2")
+    assert "13 periods before the open one (2027-12)" in outcome["reason"]
+    assert fees(ledger) == []
+
+
 def test_V6_V2_plan_bought_in_a_period_is_not_charged_again_when_that_period_starts() -> None:
     ledger = setup()
     # The purchase at 00:05 on 1 December is logged before December's cycle.started.

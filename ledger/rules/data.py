@@ -15,6 +15,7 @@ from ledger.contract import IncomingEvent
 from ledger.frozen import replaced
 from ledger.instants import (
     instant_text,
+    months_between,
     next_period,
     parse_instant,
     period_end,
@@ -24,7 +25,7 @@ from ledger.instants import (
 )
 from ledger.money import rated
 from ledger.outcome import Charge, Outcome, Payer, applied, charged, rejected
-from ledger.rules.voice import renewal_credit, usage_payer
+from ledger.rules.voice import MAX_CATCH_UP_PERIODS, renewal_credit, usage_payer
 from ledger.state import PackageState
 
 BYTES_PER_MB = 1_000_000
@@ -212,7 +213,8 @@ def package_subscribed(account: Account, event: IncomingEvent, catalogs: Catalog
         return _prepaid_purchase(account, event, catalog, package, "D7")
     current = current_package(account, msisdn, event.occurred_at)
     if current is None:
-        return _postpaid_start(account, event, catalog, package, 0, "D4", None, "subscription")
+        started = _postpaid_start(account, event, catalog, package, 0, "D4", None, "subscription")
+        return _renewed_since(account, event, catalogs, started)
     if current.renews:
         return rejected(
             "D6", f"{msisdn} already has package {current.package_id}; use package.changed"
@@ -229,6 +231,43 @@ def package_subscribed(account: Account, event: IncomingEvent, catalogs: Catalog
         None,
         f"subscription; data kept from {current.package_id} after its unsubscribe",
     )
+
+
+def _renewed_since(
+    account: Account, event: IncomingEvent, catalogs: CatalogHistory, started: Outcome
+) -> Outcome:
+    """A postpaid subscription dated before bill runs but logged after them (T2): the
+    renewals those bill runs would have made of it (D4), each period's fee in advance with
+    its own catalog (C2), up to the account's open period. Its package is then the last
+    renewal, and the subscription's own is kept for late records of its period. Only for a
+    number without a package of its own since: one subscribed meanwhile is not overlaid."""
+    msisdn = event.fields["msisdn"]
+    if account.numbers[msisdn].package is not None:
+        return started
+    period = period_of(event.occurred_at, account.timezone)
+    late = months_between(period, account.current_period)
+    if late > MAX_CATCH_UP_PERIODS:
+        return rejected(
+            "D4",
+            f"subscription dated in {period}, {late} periods before the open one "
+            f"({account.current_period}); at most {MAX_CATCH_UP_PERIODS} are renewed late",
+        )
+    subscribed = PackageState.from_document(started.effects["package"])
+    package = subscribed
+    fees: list[Charge] = []
+    while period < account.current_period:
+        period = next_period(period)
+        catalog = catalogs.in_force(account.currency, period_start(period, account.timezone))
+        renewal = renew_package(account, event, msisdn, period, catalog, package, f":{period}")
+        if renewal is None or renewal[0] is None or renewal[1] is None:
+            break  # gone from the catalog: it ends, as the bill run would end it
+        assert len(fees) < MAX_CATCH_UP_PERIODS
+        fees.append(renewal[0])
+        package = PackageState.from_document(renewal[1])
+    if not fees:
+        return started
+    effects = {"package": package.document(), "previous_package": subscribed.document()}
+    return charged("D4", (*started.charges, *fees), effects)
 
 
 def package_changed(account: Account, event: IncomingEvent, catalogs: CatalogHistory) -> Outcome:
@@ -467,13 +506,21 @@ def renew_packages(
 
 
 def renew_package(
-    account: Account, event: IncomingEvent, msisdn: str, period: str, catalog: CatalogVersion
+    account: Account,
+    event: IncomingEvent,
+    msisdn: str,
+    period: str,
+    catalog: CatalogVersion,
+    current: PackageState | None = None,
+    suffix: str = "",
 ) -> tuple[Charge | None, dict[str, Any] | None] | None:
-    """What the start of `period` does to the number's postpaid package (D4): its fee in
-    advance and its new snapshot, or (None, None) when it ends; None when nothing changes (no
-    postpaid package, or one already in that period). The snapshot names its fee charge,
-    which an unsubscribe dated before the renewal may reverse."""
-    current = account.numbers[msisdn].package
+    """What the start of `period` does to the number's postpaid package (or to `current`, one
+    not on the number yet) (D4): its fee in advance and its new snapshot, or (None, None) when
+    it ends; None when nothing changes (no postpaid package, or one already in that period).
+    The snapshot names its fee charge, which an unsubscribe dated before the renewal may
+    reverse."""
+    if current is None:
+        current = account.numbers[msisdn].package
     if current is None or current.mode != "postpaid":
         return None
     start = period_start(period, account.timezone)
@@ -491,7 +538,7 @@ def renew_package(
         fee,
         "D4",
         f"{package.name}: full fee {package.fee} for {period}, charged in advance",
-        suffix=f"package_fee:{msisdn}",
+        suffix=f"package_fee:{msisdn}{suffix}",
         msisdn=msisdn,
         period=period,
     )

@@ -10,16 +10,19 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
-from ledger.account import Account
+from ledger.account import Account, plan_from_effect
 from ledger.catalog import CatalogHistory, CatalogVersion, Plan, Rate
 from ledger.contract import IncomingEvent
 from ledger.errors import RejectedEvent
-from ledger.instants import instant_text, months_between, next_period, period_of
+from ledger.instants import instant_text, months_between, next_period, period_of, period_start
 from ledger.money import ZERO, money_text, rated
 from ledger.outcome import Charge, Outcome, Payer, applied, charged, rejected
-from ledger.state import MinuteBatch, NumberState
+from ledger.state import MinuteBatch, NumberState, PlanState
 
 SECONDS_PER_MINUTE = 60
+# Explicit limit: how many periods a late purchase is renewed through (T2); one dated further
+# back than this is rejected with the reason.
+MAX_CATCH_UP_PERIODS = 12
 # Explicit limit on what `authorize` grants at once: a day, whatever the balance buys.
 MAX_AUTHORIZED_SECONDS = 24 * 3600
 
@@ -91,6 +94,13 @@ def plan_purchased(account: Account, event: IncomingEvent, catalogs: CatalogHist
     catalog = catalogs.in_force(account.currency, event.occurred_at)
     plan = catalog.plan(event.fields["plan_id"])
     period = period_of(event.occurred_at, account.timezone)
+    late = months_between(period, account.current_period)
+    if late > MAX_CATCH_UP_PERIODS:
+        return rejected(
+            "V2",
+            f"purchase dated in {period}, {late} periods before the open one "
+            f"({account.current_period}); at most {MAX_CATCH_UP_PERIODS} are renewed late",
+        )
     charge = plan_fee_charge(
         f"{event.event_id}:fee",
         plan,
@@ -101,7 +111,37 @@ def plan_purchased(account: Account, event: IncomingEvent, catalogs: CatalogHist
         "charged at purchase",
     )
     doc = plan_document(plan, event.fields["autorenew"], event.fields["channel"], period)
-    return applied("V2", charges=(charge,), effects={"plan": doc, "period": period})
+    effects: dict[str, Any] = {"plan": doc, "period": period}
+    renewals, fees = _renewals_since(account, event, catalogs, plan_from_effect(doc, period))
+    if renewals:
+        effects["renewals"] = renewals
+    return applied("V2", charges=(charge, *fees), effects=effects)
+
+
+def _renewals_since(
+    account: Account, event: IncomingEvent, catalogs: CatalogHistory, plan: PlanState
+) -> tuple[list[dict[str, Any]], list[Charge]]:
+    """A purchase dated before bill runs but logged after them (T2): the renewals those bill
+    runs would have made of it (V6), each period's with its own fee and catalog (C2), up to
+    the account's open period. A plan that ends on the way (autorenew off, gone from the
+    catalog) stops there."""
+    msisdn = event.fields["msisdn"]
+    renewals: list[dict[str, Any]] = []
+    fees: list[Charge] = []
+    period = plan.current_period
+    while period < account.current_period:
+        period = next_period(period)
+        catalog = catalogs.in_force(account.currency, period_start(period, account.timezone))
+        charge_id = f"{event.event_id}:plan_fee:{period}"
+        fee, change = renew_plan(account, msisdn, period, catalog, charge_id, plan)
+        assert change is not None and len(renewals) < MAX_CATCH_UP_PERIODS
+        renewals.append({"period": period, **change})
+        if fee is not None:
+            fees.append(fee)
+        if change["action"] == "ended":
+            break
+        plan = plan_from_effect(change["plan"], period)
+    return renewals, fees
 
 
 def plan_autorenew_changed(
@@ -335,13 +375,19 @@ def renew_plans(
 
 
 def renew_plan(
-    account: Account, msisdn: str, period: str, catalog: CatalogVersion, charge_id: str
+    account: Account,
+    msisdn: str,
+    period: str,
+    catalog: CatalogVersion,
+    charge_id: str,
+    plan: PlanState | None = None,
 ) -> tuple[Charge | None, dict[str, Any] | None]:
-    """What the start of `period` does to the number's plan (V6, V8): renews it, changes it or
-    ends it, with the fee it charges; (None, None) when it holds no plan or one that already
-    reached that period. A renewal or change records its fee charge, which a cancel dated
-    before it may reverse."""
-    plan = account.numbers[msisdn].plan
+    """What the start of `period` does to the number's plan (or to `plan`, one not on the
+    number yet) (V6, V8): renews it, changes it or ends it, with the fee it charges; (None,
+    None) when it holds no plan or one that already reached that period. A renewal or change
+    records its fee charge, which a cancel dated before it may reverse."""
+    if plan is None:
+        plan = account.numbers[msisdn].plan
     if plan is None or plan.current_period >= period:
         return None, None
     payer = fee_payer(account)
