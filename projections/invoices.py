@@ -66,6 +66,7 @@ _CHARGE_LINE_KINDS = {
 }
 USAGE_CHARGE_KINDS = frozenset({"payg_call", "payg_data", "roaming_data"})
 _PAYERS = {"balance": "from balance", "payment_method": "to payment method", "invoice": ""}
+_CREDITED_TO = {"balance": "balance", "payment_method": "payment method"}
 # The document's layout: 1 listed every charge id on its line, 2 held each line's text and key.
 LAYOUT = 3
 
@@ -100,8 +101,10 @@ def line_description(line: dict[str, Any], billed_period: str, billing_mode: str
     if line["msisdn"]:
         text += f", {line['msisdn']}"
     if billing_mode == "prepaid":
-        credited = kind == "credits" and line["payer"] == "balance"
-        text += " (credited to balance)" if credited else f" (paid {_PAYERS[line['payer']]})"
+        if kind == "credits":  # back where it was paid from (F1): the balance or the card
+            text += f" (credited to {_CREDITED_TO[line['payer']]})"
+        else:
+            text += f" (paid {_PAYERS[line['payer']]})"
     return text
 
 

@@ -471,6 +471,8 @@ def test_c4_plan_fee_under_a_corrected_fee_is_credited_to_the_payment_method() -
     assert outcome["balance_delta"] == "0.0000"
     assert ledger.balance(ACC) == "10.0000"
     assert charge_of(ledger, "buy:fee")["amount"] == "9.9900"  # the original stays
+    [line] = lines_of(ledger, "2026-11", "credits")
+    assert line["description"].endswith("(credited to payment method)")
 
 
 def test_c4_prorated_package_fee_is_credited_the_prorated_difference() -> None:
@@ -634,6 +636,8 @@ def test_f1_charge_rated_as_charged_is_denied_citing_its_clause(
     balance = ledger.balance(ACC)
     invoice = ledger.invoice(ACC, "2026-11")
     outcome = dispute(ledger, charge_id, "refund-1", reason="I want my money back")
+    if (kind, mode) == ("plan_fee", "postpaid"):
+        clause = "cancel_or_downgrade"  # the prepaid-plans clause is not a postpaid customer's
     assert_denied(outcome, clause, amount)
     assert ledger.balance(ACC) == balance
     after = ledger.invoice(ACC, "2026-11")
@@ -1038,7 +1042,7 @@ def test_f1_cli_dispute_denial_prints_the_decision_and_the_policy(
     ]
     doc = json.loads(cli_dispute(sqlite_url, "buy:fee", "d-2", "--json").stdout)
     assert (doc["account_id"], doc["event_id"], doc["charge_id"]) == (ACC, "d-2", "buy:fee")
-    assert (doc["decision"], doc["clause"]) == ("denied", "prepaid_plans")
+    assert (doc["decision"], doc["clause"]) == ("denied", "cancel_or_downgrade")  # postpaid
     assert doc["policy"] in refund_policy()
     assert (doc["charged"], doc["rerated"], doc["credited"]) == ("9.9900", "9.9900", "0.0000")
     invoice = run_json("--store", sqlite_url, "invoice", ACC)

@@ -102,6 +102,8 @@ def refund_requested(
             under=again,
         )
     clause = CLAUSE_FOR_KIND.get(charge.kind)
+    if charge.kind == "plan_fee" and account.billing_mode == "postpaid":
+        clause = "cancel_or_downgrade"  # "prepaid plans are non-refundable" is not theirs
     why = (
         f"re-rated under catalog {again.catalog_version}: {money_text(again.amount)}, as charged"
         if again is not None
