@@ -614,8 +614,33 @@ def _cell(value: object) -> str:
     return str(value)
 
 
+# Control characters in text from outside (a carrier's surcharge description) are shown
+# escaped, so a newline never breaks a table row in two.
+_ESCAPED_CONTROLS = {code: f"\\x{code:02x}" for code in (*range(32), 127)} | {
+    ord("\n"): "\\n",
+    ord("\r"): "\\r",
+    ord("\t"): "\\t",
+}
+# A CSV cell a spreadsheet would run as a formula (CSV injection) starts with one of these.
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+_NUMBER = re.compile(r"-?[0-9]+(\.[0-9]+)?")
+
+
+def _spreadsheet_safe(value: object) -> object:
+    """A text cell that would start a formula gets a leading apostrophe, the spreadsheets' own
+    mark for text; amounts (`-9.9900`) stay numbers."""
+    if (
+        isinstance(value, str)
+        and value.startswith(_FORMULA_STARTS)
+        and not _NUMBER.fullmatch(value)
+    ):
+        return "'" + value
+    return value
+
+
 def _table(headers: list[str], rows: list[list[str]]) -> str:
     """A plain aligned table for people; numbers right-aligned."""
+    rows = [[cell.translate(_ESCAPED_CONTROLS) for cell in row] for row in rows]
     widths = [
         max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)
     ]
@@ -1008,7 +1033,11 @@ def export(
                 writer = csv.DictWriter(stream, fieldnames=columns, lineterminator="\n")
                 writer.writeheader()
                 writer.writerows(
-                    {key: "" if row[key] is None else row[key] for key in columns} for row in rows
+                    {
+                        key: "" if row[key] is None else _spreadsheet_safe(row[key])
+                        for key in columns
+                    }
+                    for row in rows
                 )
         if output != "-":
             click.echo(f"export: {len(rows)} {what} rows written to {output}", err=True)

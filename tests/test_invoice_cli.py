@@ -815,3 +815,44 @@ def test_rebuild_gives_the_same_invoice_json(tmp_path: Path, sqlite_url: str) ->
     }
     assert after == before
     assert run("--store", sqlite_url, "--json", "invoice", POSTPAID).stdout == default_before
+
+
+def test_S1_outside_text_neither_runs_as_a_spreadsheet_formula_nor_breaks_the_table(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    """A carrier's description is kept as given, but a CSV cell that would start a formula
+    gets a leading apostrophe (amounts stay numbers), and a newline is shown escaped in the
+    invoice table, so each line stays one row."""
+    ingest_events(
+        tmp_path,
+        sqlite_url,
+        catalog_published(),
+        opened(POSTPAID, "postpaid"),
+        event(
+            "surcharge.applied",
+            POSTPAID,
+            "2026-11-06T10:00:00Z",
+            amount="1.25",
+            kind="carrier",
+            description="=1+2\nsecond line",
+            event_id="p-sur",
+        ),
+        event(
+            "adjustment.posted",
+            POSTPAID,
+            "2026-11-07T10:00:00Z",
+            amount="-2.00",
+            reason="@goodwill",
+            approved_by="supervisor",
+            event_id="p-adj",
+        ),
+    )
+    rows = csv_rows(run("--store", sqlite_url, "export", "charges").stdout)
+    assert [(row["label"], row["amount"]) for row in rows] == [
+        ("'=1+2\nsecond line", "1.2500"),
+        ("'@goodwill (approved by supervisor)", "-2.0000"),
+    ]
+    text = run("--store", sqlite_url, "invoice", POSTPAID, "--period", "2026-11").stdout
+    [surcharge] = [line for line in text.splitlines() if line.startswith("Surcharges")]
+    assert "Surcharges: =1+2\\nsecond line" in surcharge and surcharge.endswith("1")
+    assert "second line" not in text.replace(surcharge, "")
