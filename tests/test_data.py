@@ -719,6 +719,17 @@ def test_D4_T2_a_subscription_logged_after_the_bill_run_is_renewed_into_the_star
     ledger.assert_replay_matches()
 
 
+def test_D4_T2_a_subscription_dated_more_than_twelve_periods_back_is_rejected() -> None:
+    ledger = setup("postpaid")
+    periods = ["2026-12", *(f"2027-{month:02d}" for month in range(1, 13))]
+    feed_ok(ledger, *(cycle(period) for period in periods))
+    feed_ok(ledger, subscribe("2026-11-28T10:00:00Z", "data-5gb"))
+    outcome = ledger.last_outcome(ACC)
+    assert (outcome["status"], outcome["rule"]) == ("rejected", "D4")
+    assert "13 periods before the open one (2027-12)" in outcome["reason"]
+    assert package_fees(ledger) == []
+
+
 def test_D4_package_subscribed_in_a_period_is_not_charged_again_when_that_period_starts() -> None:
     ledger = setup("postpaid")
     # The subscription at 00:05 on 1 December is logged before December's cycle.started.

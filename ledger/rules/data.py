@@ -15,7 +15,6 @@ from ledger.contract import IncomingEvent
 from ledger.frozen import replaced
 from ledger.instants import (
     instant_text,
-    months_between,
     next_period,
     parse_instant,
     period_end,
@@ -25,7 +24,12 @@ from ledger.instants import (
 )
 from ledger.money import rated
 from ledger.outcome import Charge, Outcome, Payer, applied, charged, rejected
-from ledger.rules.voice import MAX_CATCH_UP_PERIODS, renewal_credit, usage_payer
+from ledger.rules.voice import (
+    MAX_CATCH_UP_PERIODS,
+    renewal_credit,
+    too_late_to_renew,
+    usage_payer,
+)
 from ledger.state import PackageState
 
 BYTES_PER_MB = 1_000_000
@@ -245,13 +249,9 @@ def _renewed_since(
     if account.numbers[msisdn].package is not None:
         return started
     period = period_of(event.occurred_at, account.timezone)
-    late = months_between(period, account.current_period)
-    if late > MAX_CATCH_UP_PERIODS:
-        return rejected(
-            "D4",
-            f"subscription dated in {period}, {late} periods before the open one "
-            f"({account.current_period}); at most {MAX_CATCH_UP_PERIODS} are renewed late",
-        )
+    too_late = too_late_to_renew(account, period, "D4", "subscription")
+    if too_late is not None:
+        return too_late
     subscribed = PackageState.from_document(started.effects["package"])
     package = subscribed
     fees: list[Charge] = []

@@ -94,13 +94,9 @@ def plan_purchased(account: Account, event: IncomingEvent, catalogs: CatalogHist
     catalog = catalogs.in_force(account.currency, event.occurred_at)
     plan = catalog.plan(event.fields["plan_id"])
     period = period_of(event.occurred_at, account.timezone)
-    late = months_between(period, account.current_period)
-    if late > MAX_CATCH_UP_PERIODS:
-        return rejected(
-            "V2",
-            f"purchase dated in {period}, {late} periods before the open one "
-            f"({account.current_period}); at most {MAX_CATCH_UP_PERIODS} are renewed late",
-        )
+    too_late = too_late_to_renew(account, period, "V2", "purchase")
+    if too_late is not None:
+        return too_late
     charge = plan_fee_charge(
         f"{event.event_id}:fee",
         plan,
@@ -116,6 +112,19 @@ def plan_purchased(account: Account, event: IncomingEvent, catalogs: CatalogHist
     if renewals:
         effects["renewals"] = renewals
     return applied("V2", charges=(charge, *fees), effects=effects)
+
+
+def too_late_to_renew(account: Account, period: str, rule: str, what: str) -> Outcome | None:
+    """A rejection when a purchase or subscription of that period is dated further back than
+    late ones are renewed (MAX_CATCH_UP_PERIODS); None when it is not."""
+    late = months_between(period, account.current_period)
+    if late <= MAX_CATCH_UP_PERIODS:
+        return None
+    return rejected(
+        rule,
+        f"{what} dated in {period}, {late} periods before the open one "
+        f"({account.current_period}); at most {MAX_CATCH_UP_PERIODS} are renewed late",
+    )
 
 
 def _renewals_since(
