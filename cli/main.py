@@ -623,12 +623,13 @@ _ESCAPED_CONTROLS = {code: f"\\x{code:02x}" for code in (*range(32), 127)} | {
 }
 # A CSV cell a spreadsheet would run as a formula (CSV injection) starts with one of these.
 _FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
-_NUMBER = re.compile(r"-?[0-9]+(\.[0-9]+)?")
+_NUMBER = re.compile(r"[+-]?[0-9]+(\.[0-9]+)?")
 
 
 def _spreadsheet_safe(value: object) -> object:
     """A text cell that would start a formula gets a leading apostrophe, the spreadsheets' own
-    mark for text; amounts (`-9.9900`) stay numbers."""
+    mark for text; amounts (`-9.9900`) and phone numbers (`+14155550101`) stay as they are:
+    digits alone run nothing."""
     if (
         isinstance(value, str)
         and value.startswith(_FORMULA_STARTS)

@@ -828,6 +828,7 @@ def test_S1_outside_text_neither_runs_as_a_spreadsheet_formula_nor_breaks_the_ta
         sqlite_url,
         catalog_published(),
         opened(POSTPAID, "postpaid"),
+        event("number.added", POSTPAID, "2026-11-01T09:30:00Z", msisdn=NUM_P),
         event(
             "surcharge.applied",
             POSTPAID,
@@ -835,6 +836,7 @@ def test_S1_outside_text_neither_runs_as_a_spreadsheet_formula_nor_breaks_the_ta
             amount="1.25",
             kind="carrier",
             description="=1+2\nsecond line",
+            msisdn=NUM_P,
             event_id="p-sur",
         ),
         event(
@@ -848,9 +850,9 @@ def test_S1_outside_text_neither_runs_as_a_spreadsheet_formula_nor_breaks_the_ta
         ),
     )
     rows = csv_rows(run("--store", sqlite_url, "export", "charges").stdout)
-    assert [(row["label"], row["amount"]) for row in rows] == [
-        ("'=1+2\nsecond line", "1.2500"),
-        ("'@goodwill (approved by supervisor)", "-2.0000"),
+    assert [(row["label"], row["amount"], row["msisdn"]) for row in rows] == [
+        ("'=1+2\nsecond line", "1.2500", NUM_P),  # the phone number stays as it is
+        ("'@goodwill (approved by supervisor)", "-2.0000", ""),
     ]
     text = run("--store", sqlite_url, "invoice", POSTPAID, "--period", "2026-11").stdout
     [surcharge] = [line for line in text.splitlines() if line.startswith("Surcharges")]
