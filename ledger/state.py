@@ -35,6 +35,20 @@ class MinuteBatch:
     def from_document(cls, doc: dict[str, Any]) -> "MinuteBatch":
         return cls(**{**doc, "countries": tuple(doc["countries"])})
 
+    @classmethod
+    def granted(cls, plan: "PlanState", renewal: dict[str, Any] | None = None) -> "MinuteBatch":
+        """A full batch of the plan's minutes (V2, V6); `renewal`: the renewal's fee charge,
+        when a renewal granted it."""
+        return cls(
+            plan_id=plan.plan_id,
+            countries=plan.countries,
+            increment_seconds=plan.increment_seconds,
+            granted_seconds=plan.minutes * 60,
+            renewed=renewal is not None,
+            fee_charge_id=None if renewal is None else renewal.get("fee_charge_id"),
+            fee=None if renewal is None else renewal.get("fee"),
+        )
+
 
 @dataclass
 class PlanState:
@@ -125,14 +139,6 @@ class NumberState:
         """A full batch of the plan's minutes for the period (V2, V6); `renewal`: the
         renewal's fee charge, when a renewal granted it."""
         plan.current_period = period
-        self.minute_batches[period] = MinuteBatch(
-            plan_id=plan.plan_id,
-            countries=plan.countries,
-            increment_seconds=plan.increment_seconds,
-            granted_seconds=plan.minutes * 60,
-            renewed=renewal is not None,
-            fee_charge_id=None if renewal is None else renewal.get("fee_charge_id"),
-            fee=None if renewal is None else renewal.get("fee"),
-        )
+        self.minute_batches[period] = MinuteBatch.granted(plan, renewal)
         while len(self.minute_batches) > MINUTE_BATCHES_KEPT:
             del self.minute_batches[min(self.minute_batches)]

@@ -15,7 +15,6 @@ from ledger.contract import IncomingEvent
 from ledger.frozen import replaced
 from ledger.instants import (
     instant_text,
-    next_period,
     parse_instant,
     period_end,
     period_of,
@@ -25,7 +24,8 @@ from ledger.instants import (
 from ledger.money import rated
 from ledger.outcome import Charge, Outcome, Payer, applied, charged, rejected
 from ledger.rules.voice import (
-    MAX_CATCH_UP_PERIODS,
+    ahead_of_bill_run,
+    periods_started_since,
     renewal_credit,
     too_late_to_renew,
     usage_payer,
@@ -255,15 +255,14 @@ def _renewed_since(
     subscribed = PackageState.from_document(started.effects["package"])
     package = subscribed
     fees: list[Charge] = []
-    while period < account.current_period:
-        period = next_period(period)
-        catalog = catalogs.in_force(account.currency, period_start(period, account.timezone))
-        renewal = renew_package(account, event, msisdn, period, catalog, package, f":{period}")
+    for started_period, catalog in periods_started_since(account, catalogs, period):
+        renewal = renew_package(
+            account, event, msisdn, started_period, catalog, package, f":{started_period}"
+        )
         if renewal is None or renewal[0] is None or renewal[1] is None:
             break  # gone from the catalog: it ends, as the bill run would end it
-        assert len(fees) < MAX_CATCH_UP_PERIODS
         fees.append(renewal[0])
-        package = PackageState.from_document(renewal[1])
+        package = renewal[1]
     if not fees:
         return started
     effects = {"package": package.document(), "previous_package": subscribed.document()}
@@ -308,16 +307,18 @@ def package_unsubscribed(
             return rejected("D5", f"{msisdn} has no active package")
         return _unsubscribe_renewed(account, event, catalogs, renewed)
     rule = "D9" if account.billing_mode == "prepaid" else "D5"
-    return applied(rule, effects=_unsubscribed(current, event.occurred_at))
+    ended = _unsubscribed(current, event.occurred_at)
+    if current.unlimited:  # stopped: late records from before this instant still find it (T2)
+        return applied(rule, effects={"package": None, "previous_package": ended.document()})
+    return applied(rule, effects={"package": ended.document()})
 
 
-def _unsubscribed(current: PackageState, at: datetime) -> dict[str, Any]:
-    """The effects of unsubscribing the package at that instant (D5, D9)."""
+def _unsubscribed(current: PackageState, at: datetime) -> PackageState:
+    """The package unsubscribed at that instant (D5, D9): Data Unlimited stops then, other
+    packages renew no more and their data stays usable."""
     if current.unlimited:
-        # It stops at once: late records from before this instant still find it (T2).
-        ended = replaced(current, valid_until=instant_text(at))
-        return {"package": None, "previous_package": ended.document()}
-    return {"package": replaced(current, renews=False).document()}
+        return replaced(current, valid_until=instant_text(at))
+    return replaced(current, renews=False)
 
 
 def renewed_after(account: Account, msisdn: str, at: datetime) -> PackageState | None:
@@ -366,10 +367,9 @@ def _unsubscribe_renewed(
         "D5",
         f"unsubscribed at {instant_text(at)}",
     )
-    ended = _unsubscribed(before, at)
     effects = {
         "package": None,
-        "previous_package": ended.get("previous_package", ended.get("package")),
+        "previous_package": _unsubscribed(before, at).document(),
         "reversed_charges": [renewed.renewal_charge_id],
     }
     return charged("D5", (credit,), effects)
@@ -499,7 +499,8 @@ def renew_packages(
         renewal = renew_package(account, event, msisdn, period, catalog)
         if renewal is None:
             continue
-        charge, changes[msisdn] = renewal
+        charge, renewed = renewal
+        changes[msisdn] = None if renewed is None else renewed.document()
         if charge is not None:
             charges.append(charge)
     return charges, changes
@@ -513,7 +514,7 @@ def renew_package(
     catalog: CatalogVersion,
     current: PackageState | None = None,
     suffix: str = "",
-) -> tuple[Charge | None, dict[str, Any] | None] | None:
+) -> tuple[Charge | None, PackageState | None] | None:
     """What the start of `period` does to the number's postpaid package (or to `current`, one
     not on the number yet) (D4): its fee in advance and its new snapshot, or (None, None) when
     it ends; None when nothing changes (no postpaid package, or one already in that period).
@@ -544,7 +545,7 @@ def renew_package(
     )
     until = period_end(period, account.timezone)
     renewed = _snapshot(package, "postpaid", start, until, package.data_bytes or 0, None)
-    return charge, replaced(renewed, renewal_charge_id=charge.charge_id).document()
+    return charge, replaced(renewed, renewal_charge_id=charge.charge_id)
 
 
 def package_renewal_ahead(
@@ -554,9 +555,9 @@ def package_renewal_ahead(
     bill run: the number's renewing package renews for it now, as the bill run would (D4), so
     the record is taken from the data the customer pays for, not rated PAYG. None: nothing
     renews (the bill run ends an unsubscribed package)."""
-    if period != next_period(account.current_period):
+    if not ahead_of_bill_run(account, period):
         return None
     renewal = renew_package(account, event, msisdn, period, catalog)
     if renewal is None or renewal[0] is None or renewal[1] is None:
         return None
-    return renewal[0], PackageState.from_document(renewal[1])
+    return renewal[0], renewal[1]

@@ -5,6 +5,7 @@ plan's increment and taken from the minutes of its own period; when the minutes 
 the call, the rest is rated PAYG at the destination's rate, rounded up to the rate's increment.
 """
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -127,6 +128,24 @@ def too_late_to_renew(account: Account, period: str, rule: str, what: str) -> Ou
     )
 
 
+def periods_started_since(
+    account: Account, catalogs: CatalogHistory, period: str
+) -> Iterator[tuple[str, CatalogVersion]]:
+    """Each period the account has started after `period`, with the catalog in force at its
+    start (C2): the bill runs a late purchase or subscription missed. At most
+    MAX_CATCH_UP_PERIODS (`too_late_to_renew` refuses one dated further back)."""
+    assert months_between(period, account.current_period) <= MAX_CATCH_UP_PERIODS
+    while period < account.current_period:
+        period = next_period(period)
+        yield period, catalogs.in_force(account.currency, period_start(period, account.timezone))
+
+
+def ahead_of_bill_run(account: Account, period: str) -> bool:
+    """The period after the account's open one: its records can arrive before its bill run.
+    The string comparison first: it settles almost every record at no cost."""
+    return period > account.current_period and period == next_period(account.current_period)
+
+
 def _renewals_since(
     account: Account, event: IncomingEvent, catalogs: CatalogHistory, plan: PlanState
 ) -> tuple[list[dict[str, Any]], list[Charge]]:
@@ -137,13 +156,10 @@ def _renewals_since(
     msisdn = event.fields["msisdn"]
     renewals: list[dict[str, Any]] = []
     fees: list[Charge] = []
-    period = plan.current_period
-    while period < account.current_period:
-        period = next_period(period)
-        catalog = catalogs.in_force(account.currency, period_start(period, account.timezone))
+    for period, catalog in periods_started_since(account, catalogs, plan.current_period):
         charge_id = f"{event.event_id}:plan_fee:{period}"
         fee, change = renew_plan(account, msisdn, period, catalog, charge_id, plan)
-        assert change is not None and len(renewals) < MAX_CATCH_UP_PERIODS
+        assert change is not None
         renewals.append({"period": period, **change})
         if fee is not None:
             fees.append(fee)
@@ -307,17 +323,8 @@ def call_completed(account: Account, event: IncomingEvent, catalogs: CatalogHist
         batch = covering_batch(account, msisdn, rate.country, period)
     else:
         effects["renewal"] = renewal
-        granted = renewal["plan"]
-        batch = (
-            MinuteBatch(
-                plan_id=granted["plan_id"],
-                countries=tuple(granted["countries"]),
-                increment_seconds=granted["increment_seconds"],
-                granted_seconds=granted["minutes"] * SECONDS_PER_MINUTE,
-            )
-            if rate.country in granted["countries"]
-            else None
-        )
+        renewed = MinuteBatch.granted(plan_from_effect(renewal["plan"], period))
+        batch = renewed if rate.country in renewed.countries else None
 
     plan_seconds = 0
     payg_seconds = duration
@@ -444,7 +451,7 @@ def renewal_ahead(
     plan = account.numbers[msisdn].plan
     if (
         plan is None
-        or period != next_period(account.current_period)
+        or not ahead_of_bill_run(account, period)
         or plan.current_period != account.current_period
     ):
         return None, None
