@@ -436,13 +436,23 @@ def consume(
                 on_batch=on_batch,
                 on_wait=on_batch,
             )
-        doc = {"events": _counts_doc(report.totals), "catalog": _counts_doc(report.catalog)}
+        # The retries ride out outages of the store or broker: a supervisor reads them here
+        # even when no progress line was due between the outage and the stop.
+        doc = {
+            "events": _counts_doc(report.totals),
+            "catalog": _counts_doc(report.catalog),
+            "retries": report.retries,
+            "last_error": report.last_error,
+        }
+        retried = (
+            f"; {report.retries} retries, last after {report.last_error}" if report.retries else ""
+        )
         context.emit(
             doc,
             f"consumed {report.totals.consumed} events: {report.totals.applied} applied, "
             f"{report.totals.duplicates} duplicates, "
             f"{len(report.totals.dead_letters)} dead-lettered; "
-            f"{report.catalog.applied} catalog versions",
+            f"{report.catalog.applied} catalog versions{retried}",
         )
 
 

@@ -273,6 +273,7 @@ def test_G1_consume_stopped_by_a_signal_finishes_its_batch_and_a_restart_resumes
             "duplicates": 0,
             "dead_lettered": 0,
         }
+        assert (summary["retries"], summary["last_error"]) == (0, None)  # no outage here
     else:
         match = SUMMARY.fullmatch(out.strip())
         assert match is not None, out
@@ -309,6 +310,8 @@ def test_G1_consume_stopped_by_a_signal_finishes_its_batch_and_a_restart_resumes
     assert json.loads(out) == {
         "events": {"consumed": rest, "applied": rest, "duplicates": 0, "dead_lettered": 0},
         "catalog": {"consumed": 0, "applied": 0, "duplicates": 0, "dead_lettered": 0},
+        "retries": 0,
+        "last_error": None,
     }
     assert not [line for line in second.stderr if line.startswith("consume:")], second.stderr
 
@@ -572,6 +575,8 @@ def test_G2_bad_records_through_kafka_reach_the_dead_letter_topic_and_audit_find
     assert json.loads(out) == {
         "events": {"consumed": 7, "applied": 4, "duplicates": 0, "dead_lettered": 3},
         "catalog": {"consumed": 1, "applied": 1, "duplicates": 0, "dead_lettered": 0},
+        "retries": 0,
+        "last_error": None,
     }
     assert balances(sqlite_url, "ACC-K") == {"ACC-K": "6.6000"}  # the consumer went on
 

@@ -788,6 +788,7 @@ def test_G1_postgres_restart_mid_run_loses_and_duplicates_nothing(
     assert consumer.alive(), f"the consumer died in the database restart: {consumer.describe()}"
     report = consumer.stop()
     assert report["events"]["consumed"] > 0
-    # It felt the outage: its progress line counts the retries and names the last error.
-    assert " retries, last after " in consumer.stderr.read_text(), consumer.describe()
+    # It felt the outage: its report counts the retries and names the last error (a progress
+    # line says so too when one falls due before the stop; that depends on timing).
+    assert report["retries"] > 0 and report["last_error"], report
     assert_like_reference(rig, reference, ends)
