@@ -1052,6 +1052,44 @@ def test_V9_authorize_counts_only_the_minutes_of_the_period_at_that_instant() ->
     assert ask(ledger, US, "2026-12-01T00:00:01Z").allowed is False
 
 
+def test_V9_T2_authorize_ahead_of_the_bill_run_counts_the_plans_renewal() -> None:
+    ledger = setup()  # prepaid, no balance: only plan minutes let it call
+    feed_ok(ledger, purchase(), call("2026-11-20T10:00:00Z", 30000))  # November's 500 min used
+    assert ask(ledger, US, "2026-11-30T23:00:00Z").allowed is False
+    # Between December's start and its bill run the first call record would renew na-500
+    # (V6; its fee goes to the payment method, not the balance), so authorize counts
+    # December's 500 fresh minutes, for covered destinations only, and changes nothing.
+    early = ask(ledger, US, "2026-12-01T00:01:00Z")
+    assert (early.allowed, early.plan_seconds, early.payg_seconds) == (True, 30000, 0)
+    assert ask(ledger, GB_LANDLINE, "2026-12-01T00:01:00Z").allowed is False
+    assert ledger.minutes(ACC, NUM1, "2026-12") is None and len(fees(ledger)) == 1
+    # Two periods ahead (a bill run missed) nothing renews: refused.
+    assert ask(ledger, US, "2027-01-01T00:01:00Z").allowed is False
+    # The call then made is taken from those minutes, and the bill run agrees.
+    feed_ok(ledger, call("2026-12-01T00:02:00Z", 600, call_id="early"))
+    assert ask(ledger, US, "2026-12-01T00:15:00Z").plan_seconds == 29400
+    feed_ok(ledger, cycle("2026-12", "2026-12-01T00:20:00Z"))
+    assert ask(ledger, US, "2026-12-01T00:30:00Z").plan_seconds == 29400
+
+
+def test_V9_T2_authorize_ahead_of_the_bill_run_counts_no_renewal_for_a_cancelled_plan() -> None:
+    ledger = setup()
+    feed_ok(ledger, purchase(), autorenew(False))
+    assert ask(ledger, US, "2026-12-01T00:01:00Z").allowed is False  # the plan ends (V6, V7)
+
+
+def test_V8_T2_authorize_ahead_of_the_bill_run_counts_the_changed_plans_minutes() -> None:
+    ledger = setup()
+    feed_ok(
+        ledger,
+        purchase(),
+        event("plan.changed", ACC, "2026-11-10T10:00:00Z", msisdn=NUM1, plan_id="mexico-500"),
+    )
+    # December's plan is mexico-500 (V8): Mexico is covered from December's start, not before.
+    assert ask(ledger, MX, "2026-11-30T23:00:00Z").allowed is False
+    assert ask(ledger, MX, "2026-12-01T00:01:00Z").plan_seconds == 30000
+
+
 def test_V9_authorize_for_a_number_not_on_the_account_is_an_error() -> None:
     ledger = setup()
     with pytest.raises(RejectedEvent, match="unknown number"):

@@ -302,6 +302,24 @@ def covering_batch(account: Account, msisdn: str, country: str, period: str) -> 
     return batch if batch is not None and country in batch.countries else None
 
 
+def minutes_for_call(
+    account: Account,
+    msisdn: str,
+    country: str,
+    period: str,
+    catalog: CatalogVersion,
+    charge_id: str,
+) -> tuple[Charge | None, dict[str, Any] | None, MinuteBatch | None]:
+    """The plan minutes a call of `period` to `country` is taken from (V3): the period's batch,
+    or the one the plan's renewal ahead of the bill run grants, with that renewal and its fee
+    (`renewal_ahead`); no batch when none covers the country."""
+    renewal_fee, renewal = renewal_ahead(account, msisdn, period, catalog, charge_id)
+    if renewal is None:
+        return None, None, covering_batch(account, msisdn, country, period)
+    renewed = MinuteBatch.granted(plan_from_effect(renewal["plan"], period))
+    return renewal_fee, renewal, renewed if country in renewed.countries else None
+
+
 def payg_amount(seconds: int, rate: Rate) -> tuple[int, Decimal]:
     billed = round_up(seconds, rate.increment_seconds)
     return billed, rated(Decimal(billed) * rate.per_minute / SECONDS_PER_MINUTE)
@@ -316,15 +334,11 @@ def call_completed(account: Account, event: IncomingEvent, catalogs: CatalogHist
     rate = destination_rate(catalog, destination)
     period = period_of(event.occurred_at, account.timezone)
     effects: dict[str, Any] = {"period": period, "country": rate.country}
-    renewal_fee, renewal = renewal_ahead(
-        account, msisdn, period, catalog, f"{event.event_id}:plan_fee:{msisdn}"
+    renewal_fee, renewal, batch = minutes_for_call(
+        account, msisdn, rate.country, period, catalog, f"{event.event_id}:plan_fee:{msisdn}"
     )
-    if renewal is None:
-        batch = covering_batch(account, msisdn, rate.country, period)
-    else:
+    if renewal is not None:
         effects["renewal"] = renewal
-        renewed = MinuteBatch.granted(plan_from_effect(renewal["plan"], period))
-        batch = renewed if rate.country in renewed.countries else None
 
     plan_seconds = 0
     payg_seconds = duration
@@ -501,7 +515,9 @@ def authorize(
     if account.blocked:
         return Authorization(False, 0, 0, 0, rate.country, "account is blocked (B2)")
     period = period_of(at, account.timezone)
-    batch = covering_batch(account, msisdn, rate.country, period)
+    # Between a period's start and its bill run the plan's renewal is counted as the call
+    # record would make it: its fee goes to the payment method or invoice, never the balance.
+    _, _, batch = minutes_for_call(account, msisdn, rate.country, period, catalog, "authorize")
     plan_seconds = batch.remaining_seconds if batch is not None else 0
     if account.billing_mode == "postpaid":
         return Authorization(
