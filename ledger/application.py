@@ -38,6 +38,7 @@ from ledger.recorder import WHOLE_LOG, Alongside, LedgerPostgresRecorder, LogPar
 from ledger.recorder_memory import LedgerMemoryRecorder
 from ledger.recorder_sqlite import LedgerSQLiteRecorder
 from ledger.records import LedgerEventStore
+from ledger.rerate import call_key
 from ledger.rules import decide
 from ledger.rules.refunds import DisputeEvidence
 from ledger.store import StoreConfig, schema_lock
@@ -506,7 +507,7 @@ class LedgerApp(Application[UUID]):
             if not isinstance(event, Account.FactApplied):
                 continue
             fact, charges = event.fact, event.outcome["charges"]
-            call = (fact["msisdn"], fact["call_id"]) if fact["type"] == "call.completed" else None
+            call = call_key(fact)
             for doc in charges:
                 if doc["charge_id"] != charge_id:
                     continue

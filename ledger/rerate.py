@@ -16,7 +16,7 @@ from ledger.contract import parse_document
 from ledger.errors import LedgerError
 from ledger.ids import account_stream_id
 from ledger.money import ZERO, money_text
-from ledger.outcome import Outcome
+from ledger.outcome import Outcome, rejected
 
 
 def corrected_history(
@@ -99,6 +99,7 @@ def _rate_again(
     account: Account | None = None
     differences: list[ChargeDifference] = []
     unrated: list[str] = []
+    calls_seen: set[tuple[str, str]] = set()
     for event in stored:
         if isinstance(event, Account.Opened):
             account = Account.open(account_stream_id(event.fact["account_id"]), event.fact)
@@ -112,15 +113,32 @@ def _rate_again(
             account.record(fact, original)
             account.collect_events()
             continue
-        try:
-            outcome = decide_again(account, fact, catalogs)
-        except LedgerError as error:
-            unrated.append(f"{fact['event_id']}: {error.reason}")
-            outcome = original  # keep the account's state moving as it did
+        call = call_key(fact)
+        if call is not None and call in calls_seen:
+            # F1: a second record of one call owes nothing, and takes no plan minutes a later
+            # call would have used: rated again, it charges and moves nothing.
+            outcome = rejected(
+                "F1", f"repeats call {call[1]} on {call[0]}: a duplicate record owes nothing"
+            )
+        else:
+            try:
+                outcome = decide_again(account, fact, catalogs)
+            except LedgerError as error:
+                unrated.append(f"{fact['event_id']}: {error.reason}")
+                outcome = original  # keep the account's state moving as it did
+        if call is not None:
+            calls_seen.add(call)
         account.record(fact, outcome)
         account.collect_events()  # nothing is stored: drop the pending event
         differences.extend(_compare(fact["event_id"], original, outcome))
     return account, differences, unrated
+
+
+def call_key(fact: dict[str, Any]) -> tuple[str, str] | None:
+    """(msisdn, call_id) of a call record: the records of one call share it (F1)."""
+    if fact["type"] != "call.completed":
+        return None
+    return fact["msisdn"], fact["call_id"]
 
 
 def decide_again(account: Account, fact: dict[str, Any], catalogs: CatalogHistory) -> Outcome:

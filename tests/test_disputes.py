@@ -331,6 +331,43 @@ def test_f1_duplicate_of_a_call_taken_from_plan_minutes_is_credited() -> None:
     assert ledger.balance(ACC) == "10.0000"
 
 
+def test_f1_minutes_a_duplicate_took_are_owed_back_to_the_calls_that_then_paid_payg() -> None:
+    """F1: the duplicate of a 400 min call took the plan's last 100 minutes and 300 min PAYG;
+    a genuine 100 min call after it found the minutes used up and paid PAYG too. Without the
+    duplicate both calls fit in the 500 minutes, so everything charged is owed back: the
+    duplicate's charge in full, and the genuine call's, re-rated in the account as it would
+    be without the duplicate (which a what-if replay shows too)."""
+    ledger = setup("prepaid")
+    feed_ok(
+        ledger,
+        purchase("buy"),
+        call("first", seconds=400 * 60, call_id="call-400"),
+        call("again", "2026-11-05T10:05:00Z", seconds=400 * 60, call_id="call-400"),
+        call("other", "2026-11-05T18:00:00Z", seconds=100 * 60, call_id="call-100"),
+    )
+    # 300 min x 0.0150 = 4.5000; 100 min x 0.0150 = 1.5000. 10.00 - 6.00 = 4.0000.
+    assert charge_of(ledger, "again:payg")["amount"] == "4.5000"
+    assert charge_of(ledger, "other:payg")["amount"] == "1.5000"
+    assert ledger.balance(ACC) == "4.0000"
+    differences, _ = rerate(
+        ledger.app.account_events(ACC), corrected_history(ledger.app.catalogs())
+    )
+    assert [(d.charge_id, d.charged, d.rerated) for d in differences] == [
+        ("again:payg", Decimal("4.5000"), None),
+        ("other:payg", Decimal("1.5000"), None),
+    ]
+    other = dispute(ledger, "other:payg", "refund-other", reason="plan minutes")["effects"]
+    assert (other["decision"], other["rerated"], other["credited"]) == (
+        "credited",
+        "0.0000",
+        "1.5000",
+    )
+    duplicate = dispute(ledger, "again:payg", "refund-again", reason="charged twice")["effects"]
+    assert (duplicate["decision"], duplicate["credited"]) == ("credited", "4.5000")
+    assert ledger.balance(ACC) == "10.0000"  # all 6.00 back: nothing was owed
+    ledger.assert_replay_matches()
+
+
 def test_f1_the_same_call_id_on_another_number_is_not_a_duplicate() -> None:
     """F1: a duplicate is the same call: same number and call_id, not just the same call_id."""
     ledger = setup()
