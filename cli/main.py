@@ -1352,7 +1352,8 @@ def replay(
     Prints the account's views as they were at that point (all of them with --json, in
     canonical JSON: byte-identical on every run). With --catalog, every fact is rated again
     under the published catalogs, corrected (C4) and with that version added, and each
-    charge that comes out differently is listed; nothing is stored.
+    charge that comes out differently is listed, with what was credited of it already and what
+    a dispute would still credit; nothing is stored.
     """
     from ledger.catalog import load_catalog_file
     from ledger.rerate import corrected_history, rerate
@@ -1400,10 +1401,12 @@ def replay(
         extra = load_catalog_file(Path(catalog_file))
         differences, unrated = rerate(events, corrected_history(app.catalogs(), extra))
         total = sum((d.difference for d in differences), start=Decimal("0"))
+        owed = sum((d.still_owed for d in differences), start=Decimal("0"))
         doc.update(
             catalog=extra.version,
             differences=[d.document() for d in differences],
             total_difference=money_text(total),
+            total_still_owed=money_text(owed),
             unrated=unrated,
         )
         rows = [
@@ -1413,16 +1416,20 @@ def replay(
                 "-" if d.charged is None else money_text(d.charged),
                 "-" if d.rerated is None else money_text(d.rerated),
                 money_text(d.difference),
+                money_text(d.credited),
+                money_text(d.still_owed),
                 f"{d.charged_under or '-'} -> {d.rerated_under or '-'}",
             ]
             for d in differences
         ]
+        headers = ["charge", "kind", "charged", "re-rated", "difference", "credited", "owed"]
         human = (
-            _table(["charge", "kind", "charged", "re-rated", "difference", "catalog"], rows)
+            _table([*headers, "catalog"], rows)
             if rows
             else f"no charge of {account} changes under {extra.version}"
         )
-        human += f"\ntotal difference {money_text(total)}"
+        # What disputes would credit now: overcharges less what was credited of them before.
+        human += f"\ntotal difference {money_text(total)}; still owed back {money_text(owed)}"
         if unrated:
             human += "\ncannot be rated under these catalogs:\n" + "\n".join(
                 f"  {u}" for u in unrated

@@ -5,7 +5,7 @@ account's facts and decides each one again under a catalog history in which ever
 version is replaced by its final correction (and, for a what-if, an extra version).
 """
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Any
@@ -55,10 +55,17 @@ class ChargeDifference:
     charged_under: str | None
     rerated_under: str | None
     rerated_arithmetic: str | None
+    credited: Decimal = ZERO  # what disputes and reversals already credited of the charge
 
     @property
     def difference(self) -> Decimal:
         return (self.rerated or ZERO) - (self.charged or ZERO)
+
+    @property
+    def still_owed(self) -> Decimal:
+        """What a dispute of the charge would credit now (F1): the overcharge less what was
+        credited of it; an undercharge is never collected, so nothing."""
+        return max(-self.difference - self.credited, ZERO)
 
     def document(self) -> dict[str, Any]:
         return {
@@ -71,6 +78,8 @@ class ChargeDifference:
             "charged_under": self.charged_under,
             "rerated_under": self.rerated_under,
             "rerated_arithmetic": self.rerated_arithmetic,
+            "credited": money_text(self.credited),
+            "still_owed": money_text(self.still_owed),
         }
 
 
@@ -100,7 +109,11 @@ def _rate_again(
     differences: list[ChargeDifference] = []
     unrated: list[str] = []
     calls_seen: set[tuple[str, str]] = set()
+    credited: dict[str, Decimal | None] = {}  # charge id -> credited so far (None: in full)
     for event in stored:
+        for charge_id, amount in credits_made(event):
+            so_far = credited.get(charge_id, ZERO)
+            credited[charge_id] = None if amount is None or so_far is None else so_far + amount
         if isinstance(event, Account.Opened):
             account = Account.open(account_stream_id(event.fact["account_id"]), event.fact)
             continue
@@ -131,7 +144,25 @@ def _rate_again(
         account.record(fact, outcome)
         account.collect_events()  # nothing is stored: drop the pending event
         differences.extend(_compare(fact["event_id"], original, outcome))
+    for index, difference in enumerate(differences):
+        if difference.charge_id in credited:
+            amount = credited[difference.charge_id]
+            differences[index] = replace(
+                difference, credited=difference.charged or ZERO if amount is None else amount
+            )
     return account, differences, unrated
+
+
+def credits_made(event: object) -> Iterator[tuple[str, Decimal | None]]:
+    """The charges a stored event credited, each with the amount it credited (None: the whole
+    charge, a renewal reversed by a fact dated before it, V7, D5, P2)."""
+    if not isinstance(event, Account.FactApplied):
+        return
+    effects = event.outcome["effects"]
+    for charge_id in effects.get("reversed_charges", ()):
+        yield charge_id, None
+    if event.fact["type"] == "refund.requested" and effects.get("decision") == "credited":
+        yield effects["charge_id"], Decimal(effects["credited"])
 
 
 def call_key(fact: dict[str, Any]) -> tuple[str, str] | None:

@@ -477,6 +477,74 @@ def test_c4_a_correction_of_another_rate_credits_nothing() -> None:
     assert ledger.balance(ACC) == "9.9700"  # 10.00 - 0.0300
 
 
+def test_c4_a_second_correction_credits_only_the_further_difference() -> None:
+    """C4, F1: a charge credited its difference under one correction is re-rated under the
+    correction that corrects it in turn; a dispute then credits what is still owed, the charge
+    less its re-rated amount less what was credited before, and nothing once nothing is."""
+    ledger = setup()
+    feed_ok(ledger, call("call-a"))  # 2 min x 0.0150 = 0.0300
+    feed_ok(ledger, correcting_catalog(rates={"+1": "0.0100"}))
+    first = dispute(ledger, "call-a:payg", "refund-1")["effects"]
+    assert first["credited"] == "0.0100"  # 0.0300 - 2 min x 0.0100
+    [difference] = rerate(ledger.app.account_events(ACC), corrected_history(ledger.app.catalogs()))[
+        0
+    ]
+    assert (difference.credited, difference.still_owed) == (Decimal("0.0100"), 0)
+    second_correction = correcting_catalog(rates={"+1": "0.0050"})
+    second_correction["event_id"] = "catalog-2026-01-c"
+    second_correction["catalog"].update(version="2026-01-c", corrects=CORRECTION)
+    feed_ok(ledger, second_correction)
+    second = dispute(ledger, "call-a:payg", "refund-2")
+    decision = second["effects"]
+    # 2 min x 0.0050 = 0.0100: 0.0300 - 0.0100 - 0.0100 already credited = 0.0100 more.
+    assert (decision["decision"], decision["rerated"], decision["credited"]) == (
+        "credited",
+        "0.0100",
+        "0.0100",
+    )
+    assert "2026-01-c" in decision["evidence"]
+    assert "0.0100 already credited by refund-1" in decision["evidence"]
+    [credit] = second["charges"]
+    assert (credit["amount"], credit["catalog_version"]) == ("-0.0100", "2026-01-c")
+    # 10.00 - 0.0300 + 0.0100 + 0.0100
+    assert ledger.balance(ACC) == "9.9900"
+    # The what-if says the same: charged 0.0300, re-rated 0.0100, 0.0200 credited, none owed.
+    [difference] = rerate(ledger.app.account_events(ACC), corrected_history(ledger.app.catalogs()))[
+        0
+    ]
+    assert (difference.charged, difference.rerated, difference.credited) == (
+        Decimal("0.0300"),
+        Decimal("0.0100"),
+        Decimal("0.0200"),
+    )
+    assert difference.still_owed == 0
+    third = dispute(ledger, "call-a:payg", "refund-3")
+    assert_denied(third, "one_time_and_recurring", "0.0300")
+    assert "already credited by refund-2 (0.0200)" in third["effects"]["evidence"]
+    assert "nothing more is owed" in third["effects"]["evidence"]
+    assert ledger.balance(ACC) == "9.9900"
+    ledger.assert_replay_matches()
+
+
+def test_f1_a_port_fee_credited_before_is_denied_citing_the_port_out_clause() -> None:
+    """F1: a charge credited before and owed nothing more is denied citing the clause of its
+    own kind, the evidence naming the credit; "one-time or recurring charges" is not every
+    charge's clause."""
+    ledger = setup()
+    feed_ok(
+        ledger,
+        event("port_out.requested", ACC, "2026-11-06T10:00:00Z", event_id="port", msisdn=NUM2),
+    )
+    correction = correcting_catalog()
+    correction["catalog"]["fees"]["port_out"] = "10.00"
+    feed_ok(ledger, correction)
+    first = dispute(ledger, "port:port_out_fee", "refund-1", reason="fee was lowered")
+    assert first["effects"]["credited"] == "5.0000"  # 15.00 charged, 10.00 corrected
+    again = dispute(ledger, "port:port_out_fee", "refund-2", reason="all of it")
+    assert_denied(again, "port_out", "15.0000")
+    assert "already credited by refund-1 (5.0000)" in again["effects"]["evidence"]
+
+
 def test_c4_a_correction_raising_the_rate_collects_nothing() -> None:
     """C4, F1: re-rated higher (2 min x 0.0200 = 0.0400 > 0.0300) is denied: a dispute never
     collects an undercharge."""

@@ -675,6 +675,15 @@ def test_R2_C4_replay_with_a_correcting_catalog_lists_exactly_the_changed_charge
         assert d["event_id"] == d["charge_id"].split(":")[0]
         assert d["rerated_arithmetic"]
     assert doc["total_difference"] == C4_TOTAL
+    # Nothing was credited yet: a dispute would credit each overcharge, never the roaming
+    # undercharge: 0.0200 + 0.0100 + 0.0200 = 0.0500.
+    assert [(d["credited"], d["still_owed"]) for d in doc["differences"]] == [
+        ("0.0000", "0.0200"),
+        ("0.0000", "0.0100"),
+        ("0.0000", "0.0200"),
+        ("0.0000", "0.0000"),
+    ]
+    assert doc["total_still_owed"] == "0.0500"
     assert sum((Decimal(d["difference"]) for d in doc["differences"]), Decimal(0)) == Decimal(
         C4_TOTAL
     )
@@ -697,7 +706,7 @@ def test_R2_C4_replay_with_a_catalog_is_byte_identical_and_readable(
     for row in text.splitlines()[1 : 1 + len(C4_DIFFERENCES)]:  # M2: amounts to 4 places
         amounts = row.split()[2:5]
         assert all(a == "-" or re.fullmatch(r"-?\d+\.\d{4}", a) for a in amounts), row
-    assert f"total difference {C4_TOTAL}" in text
+    assert f"total difference {C4_TOTAL}; still owed back 0.0500" in text
 
 
 def test_R2_C4_replay_with_a_catalog_stores_nothing(tmp_path: Path, sqlite_url: str) -> None:

@@ -30,7 +30,8 @@ class DisputeEvidence:
     before: Account  # the account just before the source event was applied
     earlier: tuple[object, ...]  # the account's events before the source event, in order
     duplicate_of: str | None  # an earlier charge for the same call, if any
-    credited_by: str | None  # the refund event that already credited this charge
+    credited_by: str | None  # the last event that credited this charge, if any
+    credited: Decimal  # what earlier refunds and reversals credited of it in all
     channel: str | None  # where the plan was bought, for plan fees
 
 
@@ -52,12 +53,13 @@ def refund_requested(
             f"(its {source['type']} occurred at {source['occurred_at']})"
         )
     base: dict[str, Any] = {"charge_id": charge.charge_id, "charged": money_text(charge.amount)}
-    if evidence.credited_by is not None:
-        return _denied(
-            base,
-            "one_time_and_recurring",
-            f"charge {charge.charge_id} was already credited by {evidence.credited_by}",
-        )
+    credited = evidence.credited
+    assert ZERO <= credited <= max(charge.amount, ZERO), (charge.charge_id, credited)
+    before = (
+        ""
+        if evidence.credited_by is None
+        else f"; {money_text(credited)} already credited by {evidence.credited_by}"
+    )
     if charge.kind == "plan_fee" and evidence.channel in STORE_CHANNELS:
         return applied(
             "F2",
@@ -78,38 +80,39 @@ def refund_requested(
             f"the account was blocked under the acceptable-use policy when charge "
             f"{charge.charge_id} was made: no refunds (B2)",
         )
-    if evidence.duplicate_of is not None and charge.amount > ZERO:
-        return _credit(
-            account,
-            event,
-            evidence,
-            charge.amount,
-            f"charge {charge.charge_id} duplicates {evidence.duplicate_of} for the same call "
-            f"(call_id {evidence.source_fact.get('call_id')})",
-            base,
-        )
-    again = _rerate(account, evidence, catalogs)
-    base["rerated"] = None if again is None else money_text(again.amount)
-    if again is not None and again.amount < charge.amount:
-        return _credit(
-            account,
-            event,
-            evidence,
-            charge.amount - again.amount,
-            f"re-rated under catalog {again.catalog_version}: {money_text(again.amount)} "
-            f"instead of {money_text(charge.amount)} under {charge.catalog_version}",
-            base,
-            under=again,
-        )
-    clause = CLAUSE_FOR_KIND.get(charge.kind)
+    clause = CLAUSE_FOR_KIND.get(charge.kind, "one_time_and_recurring")
     if charge.kind == "plan_fee" and account.billing_mode == "postpaid":
         clause = "cancel_or_downgrade"  # "prepaid plans are non-refundable" is not theirs
-    why = (
-        f"re-rated under catalog {again.catalog_version}: {money_text(again.amount)}, as charged"
-        if again is not None
-        else "the source event cannot be re-rated"
+    if evidence.duplicate_of is not None and charge.amount > ZERO:
+        why = (
+            f"charge {charge.charge_id} duplicates {evidence.duplicate_of} for the same call "
+            f"(call_id {evidence.source_fact.get('call_id')})"
+        )
+        if credited < charge.amount:
+            return _credit(account, event, evidence, charge.amount - credited, why + before, base)
+        return _denied(base, clause, f"{why}; it was already credited by {evidence.credited_by}")
+    again = _rerate(account, evidence, catalogs)
+    base["rerated"] = None if again is None else money_text(again.amount)
+    if again is None:
+        return _denied(base, clause, "the source event cannot be re-rated" + before)
+    # What is owed back: the charge less its re-rated amount, less what was credited of it
+    # before (a later correction may lower it further: only the further difference).
+    owed = charge.amount - again.amount - credited
+    rerated = f"re-rated under catalog {again.catalog_version}: {money_text(again.amount)}" + (
+        ", as charged"
+        if again.amount == charge.amount
+        else f" instead of {money_text(charge.amount)} under {charge.catalog_version}"
     )
-    return _denied(base, clause or "one_time_and_recurring", why)
+    if owed > ZERO:
+        return _credit(account, event, evidence, owed, rerated + before, base, under=again)
+    if evidence.credited_by is not None:
+        return _denied(
+            base,
+            clause,
+            f"charge {charge.charge_id} was already credited by {evidence.credited_by} "
+            f"({money_text(credited)}); {rerated}: nothing more is owed",
+        )
+    return _denied(base, clause, rerated)
 
 
 @dataclass(frozen=True)
