@@ -188,14 +188,20 @@ class DeadLetterTopic:
         self.producer = producer
         self.topic = topic
 
-    def sink_for(self, source_topic: str, partition: int) -> Callable[[Sequence[DeadLetter]], None]:
+    def sink_for(
+        self, source_topic: str, partition: int, messages: Sequence[Message]
+    ) -> Callable[[Sequence[DeadLetter]], None]:
+        """The sink of one batch of `messages`: each dead letter keeps its record's key, so
+        republished as it is, it lands on its account's partition again (G3)."""
+
         def sink(letters: Sequence[DeadLetter]) -> None:
+            keys = {_offset(m): m.key() for m in messages} if letters else {}
             missing, error = _deliver(
                 self.producer,
                 (
                     (
                         self.topic,
-                        None,
+                        keys.get(letter.position),
                         letter.value,
                         [
                             ("reason", letter.reason.encode("utf-8")),
@@ -253,7 +259,7 @@ def _batch(
         app,
         name,
         records,
-        sink.sink_for(topic, partition),
+        sink.sink_for(topic, partition, messages),
         Tracking(application_name=name, notification_id=records[-1].position + 1),
         views,
     )

@@ -580,16 +580,21 @@ def test_G2_bad_records_through_kafka_reach_the_dead_letter_topic_and_audit_find
     }
     assert balances(sqlite_url, "ACC-K") == {"ACC-K": "6.6000"}  # the consumer went on
 
-    sources = {
-        (r.partition, r.offset): r.value for r in read_topic(kafka_server, kafka_names["topic"])
-    }
+    records = read_topic(kafka_server, kafka_names["topic"])
+    sources = {(r.partition, r.offset): r.value for r in records}
+    source_keys = {(r.partition, r.offset): r.key for r in records}
     letters = read_topic(kafka_server, kafka_names["dead_letter_topic"])
     by_value = {letter.value: dict(letter.headers) for letter in letters}
     assert set(by_value) == {garbage, truncated, big}  # the original bytes, each once
-    for value, headers in by_value.items():
+    for letter in letters:
+        headers = by_value[letter.value]
         assert headers["source-topic"] == kafka_names["topic"].encode()
         origin = (int(headers["source-partition"]), int(headers["source-offset"]))
-        assert sources[origin] == value  # the headers point at the very record
+        assert sources[origin] == letter.value  # the headers point at the very record
+        # ... and it keeps the record's key: republished as it is, it goes to its account's
+        # partition, in order with the account's other records (G3).
+        assert letter.key == source_keys[origin]
+    assert {letter.value: letter.key for letter in letters}[big] == b"ACC-K"
     assert by_value[garbage]["reason"] == (
         b"not UTF-8 text (invalid start byte: byte 0xff at offset 0)"
     )
