@@ -23,6 +23,9 @@ from ledger.state import NumberState, PackageState, PlanState
 
 # An explicit limit on one account's numbers: a business account with more is a data error.
 MAX_NUMBERS_PER_ACCOUNT = 10_000
+# Numbers ported out of an account kept aside for their late usage records (P2, T2): the most
+# recent ones. A record of a number dropped from them is dead-lettered as an unknown number.
+MAX_PORTED_OUT_KEPT = 8
 
 # The layout of `Account.snapshot_document`. A change to it takes a new number: a process loads
 # an account from its events alone when its latest snapshot has another. 2: without the ids of
@@ -41,6 +44,7 @@ _STATE_FIELDS = frozenset(
         "last_cycle_period",
         "blocked",
         "numbers",
+        "ported_out",
         "balance",
         "credited_charges",
         "chain_head",
@@ -78,6 +82,7 @@ class Account(Aggregate):
         self.last_cycle_period: str | None = None
         self.blocked = False
         self.numbers: dict[str, NumberState] = {}
+        self.ported_out: dict[str, NumberState] = {}  # oldest port-out first
         self.balance: Decimal = ZERO
         self.credited_charges: dict[str, str] = {}  # charge id -> the refund that credited it
         self.chain_head: str = chain
@@ -106,6 +111,7 @@ class Account(Aggregate):
             "last_cycle_period": self.last_cycle_period,
             "blocked": self.blocked,
             "numbers": {msisdn: number.document() for msisdn, number in self.numbers.items()},
+            "ported_out": {msisdn: gone.document() for msisdn, gone in self.ported_out.items()},
             "balance": str(self.balance),
             "credited_charges": dict(self.credited_charges),
             "chain_head": self.chain_head,
@@ -135,6 +141,10 @@ class Account(Aggregate):
         account.numbers = {
             msisdn: NumberState.from_document(number) for msisdn, number in doc["numbers"].items()
         }
+        account.ported_out = {  # snapshots taken before it was kept have none
+            msisdn: NumberState.from_document(gone)
+            for msisdn, gone in doc.get("ported_out", {}).items()
+        }
         account.balance = Decimal(doc["balance"])
         account.credited_charges = dict(doc["credited_charges"])
         account.chain_head = doc["chain_head"]
@@ -163,6 +173,23 @@ class Account(Aggregate):
         self.evolve(fact, outcome_doc, chain)
         self._version, self._modified_on = version, timestamp
         self._pending_events.append(event)
+
+    def usage_number(self, msisdn: str, at: datetime) -> NumberState | None:
+        """The number a usage record dated `at` is rated on: the account's own, or one ported
+        out of it after `at` (a record that reached the ledger after the port-out, P2)."""
+        number = self.numbers.get(msisdn)
+        if number is not None:
+            return number
+        gone = self.ported_out.get(msisdn)
+        if gone is None or gone.ported_out_at is None:
+            return None
+        return gone if at < parse_instant(gone.ported_out_at, "ported_out_at") else None
+
+    def rated_number(self, msisdn: str) -> NumberState:
+        """The number a usage record was rated on: the account's own, or one ported out of it
+        since (`usage_number` chose it)."""
+        number = self.numbers.get(msisdn)
+        return self.ported_out[msisdn] if number is None else number
 
     def collect_events(self) -> list[Any]:
         """The pending events, handed over whole: the library's way pops them one by one,
@@ -238,6 +265,7 @@ def _start_plan(
 
 def _number_added(account: Account, fact: dict[str, Any], _: Mapping[str, Any]) -> None:
     account.numbers[fact["msisdn"]] = NumberState(fact["msisdn"])
+    account.ported_out.pop(fact["msisdn"], None)  # back on the account: its records are its
     assert len(account.numbers) <= MAX_NUMBERS_PER_ACCOUNT
 
 
@@ -278,7 +306,7 @@ def _plan_changed(account: Account, fact: dict[str, Any], effects: Mapping[str, 
 
 
 def _call_completed(account: Account, fact: dict[str, Any], effects: Mapping[str, Any]) -> None:
-    number = account.numbers[fact["msisdn"]]
+    number = account.rated_number(fact["msisdn"])
     renewal = effects.get("renewal")
     if renewal is not None:  # a call ahead of its period's bill run renewed the plan (V6)
         _start_plan(number, renewal["plan"], effects["period"], renewal)
@@ -293,7 +321,7 @@ def _call_completed(account: Account, fact: dict[str, Any], effects: Mapping[str
 
 def _package_effect(account: Account, fact: dict[str, Any], effects: Mapping[str, Any]) -> None:
     """Data rules carry the number's package after the event; None when it ended (D1-D9)."""
-    number = account.numbers[fact["msisdn"]]
+    number = account.rated_number(fact["msisdn"])
     if "package" in effects:
         _replace_package(number, _package_from(effects["package"]))
     if "previous_package" in effects:
@@ -353,7 +381,12 @@ def _port_out_requested(account: Account, fact: dict[str, Any], _: Mapping[str, 
 
 
 def _port_out_completed(account: Account, fact: dict[str, Any], effects: Mapping[str, Any]) -> None:
-    del account.numbers[fact["msisdn"]]  # billing for it stops; later usage is unknown (P2)
+    # Billing for it stops (P2); it is kept aside for usage dated before, arriving late.
+    number = account.numbers.pop(fact["msisdn"])
+    number.ported_out_at = fact["occurred_at"]
+    account.ported_out[number.msisdn] = number
+    while len(account.ported_out) > MAX_PORTED_OUT_KEPT:
+        del account.ported_out[next(iter(account.ported_out))]
     _reversed_charges(account, fact, effects)  # renewals made after its date (P2)
 
 

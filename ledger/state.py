@@ -114,6 +114,8 @@ class NumberState:
     porting_in: str | None = None
     # A port-out was requested and its fee charged (P2); completion removes the number.
     porting_out: bool = False
+    # When its port-out completed (P2): it is kept aside, for late usage dated before that.
+    ported_out_at: str | None = None
 
     def document(self) -> dict[str, Any]:
         """As plain JSON values (for an account's snapshot); `from_document` gives it back."""
@@ -133,6 +135,7 @@ class NumberState:
             },
             porting_in=doc["porting_in"],
             porting_out=doc["porting_out"],
+            ported_out_at=doc.get("ported_out_at"),
         )
 
     def grant(self, plan: PlanState, period: str, renewal: dict[str, Any] | None = None) -> None:

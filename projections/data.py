@@ -68,6 +68,8 @@ class DataProjection(Projection):
     def applied(self, fact: Fact, outcome: dict[str, Any], changes: ViewChanges) -> None:
         effects = outcome.get("effects", {})
         account_id = fact["account_id"]
+        if "ported_out_at" in effects:  # a late record of a number gone with its views (P2)
+            return
         if fact["type"] == "number.added" or (
             fact["type"] == "port_in.requested" and effects["added"]
         ):

@@ -66,6 +66,8 @@ class MinutesProjection(Projection):
         account_id = fact["account_id"]
         kind = fact["type"]
         if kind == "call.completed":  # first: most of the facts this view folds
+            if "ported_out_at" in effects:  # a late call of a number gone with its views (P2)
+                return
             msisdn = fact["msisdn"]
             renewal = effects.get("renewal")
             if renewal is not None:  # a call ahead of its bill run renewed the plan (V6)

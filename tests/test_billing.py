@@ -22,7 +22,7 @@ from typing import Any
 
 import orjson
 
-from ledger.account import Account
+from ledger.account import MAX_PORTED_OUT_KEPT, Account
 from ledger.instants import instant_text, parse_instant
 from ledger.rules.voice import authorize
 from projections.invoices import CHARGES_PER_CHUNK, read_invoices
@@ -948,8 +948,88 @@ def test_P2_completion_removes_the_number_and_ends_its_billing() -> None:
         call("2026-12-03T10:00:00Z", 60, US, NUM1), used("2026-12-03T11:00:00Z", MB, NUM1)
     )
     assert len(counts.dead_letters) == 2
-    assert all(f"unknown number {NUM1}" in r for r in ledger.reasons())
+    assert (
+        ledger.reasons()
+        == [
+            f"number {NUM1} was ported out of account {ACC} at 2026-11-20T10:00:00Z: only its "
+            "usage dated before that is still rated"
+        ]
+        * 2
+    )
     assert invoice_of(ledger, "2026-12") == december
+
+
+def test_P2_T2_usage_dated_before_the_port_out_but_logged_after_is_rated_on_the_number() -> None:
+    ledger = setup("postpaid", numbers=(NUM1, NUM2))
+    feed_ok(
+        ledger,
+        purchase("2026-11-02T10:00:00Z", NUM1),
+        subscribe("2026-11-02T11:00:00Z", "data-5gb", NUM1),
+        call("2026-11-03T10:00:00Z", 60, US, NUM1),
+        port("port_out.completed", "2026-11-20T10:00:00Z", NUM1),
+    )
+    november = invoice_of(ledger, "2026-11")
+    # A call and data records of 19 November reach the ledger after the port-out: they are
+    # rated as the number stood, from its plan minutes and package data, not dead-lettered.
+    feed_ok(
+        ledger,
+        call("2026-11-19T10:00:00Z", 120, US, NUM1),
+        used("2026-11-19T11:00:00Z", MB, NUM1),
+        call("2026-11-19T12:00:00Z", 60, FR_LANDLINE, NUM1),  # not covered: PAYG 0.0250
+    )
+    outcomes = [e.outcome for e in list(ledger.app.account_events(ACC))[-3:]]
+    assert [o["status"] for o in outcomes] == ["applied"] * 3
+    assert outcomes[0]["effects"]["plan_seconds"] == 120
+    assert outcomes[1]["effects"]["package_bytes"] == MB
+    assert all(o["effects"]["ported_out_at"] == "2026-11-20T10:00:00Z" for o in outcomes)
+    number = ledger.account(ACC).ported_out[NUM1]
+    assert number.minute_batches["2026-11"].used_seconds == 180
+    # The package was prorated on 2 November (D4): 29/30 x 5 GB = 4,833,333,333 bytes.
+    assert number.package is not None and number.package.remaining_bytes == 4_833_333_333 - MB
+    # Its views left with it and stay gone; the PAYG call is on the invoice.
+    assert ledger.minutes(ACC, NUM1, "2026-11") is None and ledger.data(ACC, NUM1) is None
+    assert [c["amount"] for c in charges_of(ledger, "payg_call")] == ["0.0250"]
+    assert Decimal(invoice_of(ledger, "2026-11")["total"]) == Decimal(november["total"]) + Decimal(
+        "0.03"
+    )
+    # One dated after the port-out is not the account's.
+    counts = ledger.feed(call("2026-11-21T10:00:00Z", 60, US, NUM1))
+    assert len(counts.dead_letters) == 1 and "was ported out of account" in ledger.reasons()[0]
+    ledger.assert_replay_matches()
+
+
+def test_P2_a_number_added_again_after_its_port_out_is_a_new_number() -> None:
+    ledger = setup("postpaid", numbers=(NUM1,))
+    feed_ok(
+        ledger,
+        purchase("2026-11-02T10:00:00Z", NUM1),
+        port("port_out.completed", "2026-11-20T10:00:00Z", NUM1),
+        event("number.added", ACC, "2026-11-25T10:00:00Z", msisdn=NUM1),
+    )
+    assert NUM1 not in ledger.account(ACC).ported_out
+    # Usage dated before the port-out now finds the number without the plan it had: PAYG.
+    feed_ok(ledger, call("2026-11-19T10:00:00Z", 60, US, NUM1))
+    assert [c["amount"] for c in charges_of(ledger, "payg_call")] == ["0.0150"]
+    ledger.assert_replay_matches()
+
+
+def test_P2_only_the_latest_port_outs_are_kept_for_late_usage() -> None:
+    kept = MAX_PORTED_OUT_KEPT
+    gone = [f"+1415555{n:04d}" for n in range(200, 201 + kept)]  # one more than kept
+    ledger = setup("postpaid", numbers=tuple(gone))
+    feed_ok(
+        ledger,
+        *(
+            port("port_out.completed", f"2026-11-20T10:{n:02d}:00Z", msisdn)
+            for n, msisdn in enumerate(gone)
+        ),
+    )
+    assert list(ledger.account(ACC).ported_out) == gone[1:]
+    counts = ledger.feed(
+        call("2026-11-19T10:00:00Z", 60, US, gone[0]), call("2026-11-19T10:00:00Z", 60, US, gone[1])
+    )
+    assert len(counts.dead_letters) == 1
+    assert ledger.reasons() == [f"unknown number {gone[0]} on account {ACC}"]
 
 
 def test_P2_completion_removes_every_minutes_view_of_the_number() -> None:

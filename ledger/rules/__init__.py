@@ -12,6 +12,7 @@ from ledger.account import Account
 from ledger.catalog import CatalogHistory
 from ledger.contract import IncomingEvent
 from ledger.errors import RejectedEvent
+from ledger.frozen import replaced
 from ledger.instants import period_of
 from ledger.outcome import Outcome, not_yet_rated
 from ledger.rules import accounts, cycle, data, fees, ports, refunds, voice
@@ -19,6 +20,8 @@ from ledger.rules.refunds import DisputeEvidence
 
 # Types whose msisdn introduces a number rather than naming one the account holds.
 _INTRODUCES_NUMBER = frozenset({"number.added", "port_in.requested"})
+# Usage records: rated on a number ported out since, when they are dated before (P2, T2).
+_USAGE = frozenset({"call.completed", "data.used"})
 
 Rule = Callable[[Account, IncomingEvent, CatalogHistory], Outcome]
 
@@ -53,7 +56,14 @@ def check_references(account: Account, event: IncomingEvent, catalogs: CatalogHi
         msisdn is not None
         and event.type not in _INTRODUCES_NUMBER
         and msisdn not in account.numbers
+        and (event.type not in _USAGE or account.usage_number(msisdn, event.occurred_at) is None)
     ):
+        gone = account.ported_out.get(msisdn)
+        if gone is not None:
+            raise RejectedEvent(
+                f"number {msisdn} was ported out of account {account.account_id} at "
+                f"{gone.ported_out_at}: only its usage dated before that is still rated"
+            )
         raise RejectedEvent(f"unknown number {msisdn} on account {account.account_id}")
     plan_id = event.fields.get("plan_id")
     package_id = event.fields.get("package_id")
@@ -84,6 +94,12 @@ def decide(
         if rule is None:
             return not_yet_rated(event.type)
         outcome = rule(account, event, catalogs)
+    if event.type in _USAGE and event.fields["msisdn"] not in account.numbers:
+        # Rated on a number ported out since: its views left the account with it (P2).
+        gone = account.ported_out[event.fields["msisdn"]]
+        outcome = replaced(
+            outcome, effects={**outcome.effects, "ported_out_at": gone.ported_out_at}
+        )
     return bill(account, event, outcome) if outcome.status == "applied" else outcome
 
 

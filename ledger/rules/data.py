@@ -113,7 +113,7 @@ def current_package(account: Account, msisdn: str, at: datetime) -> PackageState
 def package_at(account: Account, msisdn: str, at: datetime) -> tuple[PackageState | None, str]:
     """The package in force at that instant, current or the one it replaced (late records,
     T2), with the effects key its new snapshot goes under."""
-    number = account.numbers[msisdn]
+    number = account.rated_number(msisdn)
     if _in_force(number.package, at):
         return number.package, "package"
     if _in_force(number.previous_package, at):
@@ -462,7 +462,7 @@ def data_used(account: Account, event: IncomingEvent, catalogs: CatalogHistory) 
         snapshot = replaced(package, remaining_bytes=package.remaining_bytes - from_package)
         effects[slot] = snapshot.document()
     else:
-        stored = account.numbers[msisdn].package
+        stored = account.rated_number(msisdn).package
         if stored is not None and has_ended(stored, event.occurred_at):
             effects["package"] = None  # its validity is over: the number is PAYG now (D9)
     effects.update(package_bytes=from_package, payg_bytes=payg)
@@ -554,8 +554,8 @@ def package_renewal_ahead(
     """A home record of the period after the account's open one, arriving before that period's
     bill run: the number's renewing package renews for it now, as the bill run would (D4), so
     the record is taken from the data the customer pays for, not rated PAYG. None: nothing
-    renews (the bill run ends an unsubscribed package)."""
-    if not ahead_of_bill_run(account, period):
+    renews (the bill run ends an unsubscribed package), nor on a number ported out since."""
+    if msisdn not in account.numbers or not ahead_of_bill_run(account, period):
         return None
     renewal = renew_package(account, event, msisdn, period, catalog)
     if renewal is None or renewal[0] is None or renewal[1] is None:

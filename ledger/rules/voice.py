@@ -298,7 +298,7 @@ def destination_rate(catalog: CatalogVersion, destination: str) -> Rate:
 
 def covering_batch(account: Account, msisdn: str, country: str, period: str) -> MinuteBatch | None:
     """The period's plan minutes on the number if they cover the country (V3), late calls too."""
-    batch = account.numbers[msisdn].minute_batches.get(period)
+    batch = account.rated_number(msisdn).minute_batches.get(period)
     return batch if batch is not None and country in batch.countries else None
 
 
@@ -461,8 +461,10 @@ def renewal_ahead(
     run: the number's plan renews for it now, as the bill run would (V6, V8), so the call is
     taken from the minutes the customer pays for, not rated PAYG; the bill run then finds the
     plan renewed and leaves it. A plan that will not renew (autorenew off, gone from the
-    catalog) is left to the bill run to end. (None, None): nothing renews."""
-    plan = account.numbers[msisdn].plan
+    catalog) is left to the bill run to end. (None, None): nothing renews, nor on a number
+    ported out since (P2: its billing stopped)."""
+    number = account.numbers.get(msisdn)
+    plan = None if number is None else number.plan
     if (
         plan is None
         or not ahead_of_bill_run(account, period)
