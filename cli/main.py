@@ -192,7 +192,7 @@ def _consume_progress(every_seconds: float = CONSUME_PROGRESS_SECONDS) -> Callab
         rate = (totals.consumed - last["consumed"]) / max(now - last["at"], 1e-9)
         lag = "unknown" if report.lag is None else str(report.lag)
         retries = report.retries - last["retries"]
-        retried = f", {retries} retries, last after {report.last_error}" if retries else ""
+        retried = f", {_retried(retries, report.last_error)}" if retries else ""
         stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         click.echo(
             f"{stamp} {_counts_line('consume', totals, rate, f', lag {lag}{retried}')}", err=True
@@ -201,6 +201,11 @@ def _consume_progress(every_seconds: float = CONSUME_PROGRESS_SECONDS) -> Callab
         shown_once[0] = True
 
     return show
+
+
+def _retried(retries: int, last_error: str | None) -> str:
+    """How a consumer rode out outages, for its progress lines and its final report."""
+    return f"{retries} retries, last after {last_error}"
 
 
 def _views_progress(label: str, every_seconds: float = 1.0) -> Callable[[int, int], None]:
@@ -444,9 +449,7 @@ def consume(
             "retries": report.retries,
             "last_error": report.last_error,
         }
-        retried = (
-            f"; {report.retries} retries, last after {report.last_error}" if report.retries else ""
-        )
+        retried = f"; {_retried(report.retries, report.last_error)}" if report.retries else ""
         context.emit(
             doc,
             f"consumed {report.totals.consumed} events: {report.totals.applied} applied, "

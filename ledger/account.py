@@ -174,20 +174,17 @@ class Account(Aggregate):
         self._version, self._modified_on = version, timestamp
         self._pending_events.append(event)
 
-    def usage_number(self, msisdn: str, at: datetime) -> NumberState | None:
-        """The number a usage record dated `at` is rated on: the account's own, or one ported
-        out of it after `at` (a record that reached the ledger after the port-out, P2)."""
-        number = self.numbers.get(msisdn)
-        if number is not None:
-            return number
+    def ported_out_after(self, msisdn: str, at: datetime) -> NumberState | None:
+        """The number if it was ported out of the account after `at`: a usage record dated
+        `at` that reached the ledger after the port-out is still rated on it (P2)."""
         gone = self.ported_out.get(msisdn)
         if gone is None or gone.ported_out_at is None:
             return None
         return gone if at < parse_instant(gone.ported_out_at, "ported_out_at") else None
 
     def rated_number(self, msisdn: str) -> NumberState:
-        """The number a usage record was rated on: the account's own, or one ported out of it
-        since (`usage_number` chose it)."""
+        """The number a usage record is rated on: the account's own, or one ported out of it
+        since (`ported_out_after` admitted the record)."""
         number = self.numbers.get(msisdn)
         return self.ported_out[msisdn] if number is None else number
 

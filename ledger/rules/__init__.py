@@ -56,7 +56,9 @@ def check_references(account: Account, event: IncomingEvent, catalogs: CatalogHi
         msisdn is not None
         and event.type not in _INTRODUCES_NUMBER
         and msisdn not in account.numbers
-        and (event.type not in _USAGE or account.usage_number(msisdn, event.occurred_at) is None)
+        and (
+            event.type not in _USAGE or account.ported_out_after(msisdn, event.occurred_at) is None
+        )
     ):
         gone = account.ported_out.get(msisdn)
         if gone is not None:
