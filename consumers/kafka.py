@@ -79,6 +79,40 @@ class RepeatsDropped(logging.Filter):
         return True
 
 
+class HeldUntilAnswered(logging.Filter):
+    """librdkafka's lines while a command waits for its first broker answer are held, not
+    shown: at a wrong or unreachable address every client says the same thing, and the
+    command's one-line error gives the latest of them as its reason. Once a broker has
+    answered they are no longer wanted (they were about the wait), and later lines show."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.holding = False
+        self.latest: str | None = None
+
+    def hold(self) -> None:
+        self.holding, self.latest = True, None
+
+    def release(self) -> None:
+        self.holding = False
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if self.holding:
+            self.latest = record.getMessage()
+        return not self.holding
+
+    def reason(self) -> str | None:
+        """The latest held line in librdkafka's words, without its client and thread names
+        and its timing ("FAIL [ledger#consumer-1] [thrd:...]: host:9092/bootstrap: Connect
+        to ... failed: Connection refused (after 0ms in state CONNECT)")."""
+        if self.latest is None:
+            return None
+        said = self.latest.rsplit("]: ", 1)[-1]
+        return re.sub(r" \(after \d+ms in state \w+\)$", "", said)
+
+
+FIRST_ANSWER = HeldUntilAnswered()
+CLIENT_LOG.addFilter(FIRST_ANSWER)  # first: a held line does not count as shown
 CLIENT_LOG.addFilter(RepeatsDropped())
 
 
@@ -122,17 +156,24 @@ def reason_of(error: Exception) -> str:
 
 
 def _unreachable(settings: KafkaSettings, error: KafkaException) -> BrokerUnreachable:
-    reason = reason_of(error)
-    return BrokerUnreachable(f"no Kafka broker answered at {settings.bootstrap}: {reason}")
+    reason = FIRST_ANSWER.reason() or reason_of(error)
+    return BrokerUnreachable(
+        f"no Kafka broker answered at {settings.bootstrap} "
+        f"in {BROKER_TIMEOUT_SECONDS:g} s: {reason}"
+    )
 
 
 def ensure_topics(settings: KafkaSettings, partitions: int) -> None:
-    """Create the events, catalog and dead-letter topics when they do not exist yet."""
+    """Create the events, catalog and dead-letter topics when they do not exist yet. The
+    first request of a publish and of a consumer: no broker answering is its one-line error."""
     admin = AdminClient(_client_config(settings, "ledger-admin"))
+    FIRST_ANSWER.hold()
     try:
         existing = set(admin.list_topics(timeout=BROKER_TIMEOUT_SECONDS).topics)
     except KafkaException as error:
+        admin.poll(0)  # hands over its log lines: the reason
         raise _unreachable(settings, error) from error
+    FIRST_ANSWER.release()
     wanted = [
         NewTopic(settings.topic, partitions, 1),
         # One partition: catalog versions are global and read in publication order (C1).
