@@ -5,7 +5,7 @@ decided, and the hash-chain link over both. Evolving state reads only the stored
 the catalog, so replay needs nothing but the log (C1, R1).
 """
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -19,7 +19,7 @@ from ledger.frozen import built
 from ledger.instants import parse_instant, period_of
 from ledger.money import ZERO
 from ledger.outcome import Outcome
-from ledger.state import NumberState, PackageState, PlanState
+from ledger.state import ENDED_AUTORENEW_OFF, NumberState, PackageState, PlanState
 
 # An explicit limit on one account's numbers: a business account with more is a data error.
 MAX_NUMBERS_PER_ACCOUNT = 10_000
@@ -257,7 +257,25 @@ def _start_plan(
     renewal: Mapping[str, Any] | None = None,
 ) -> None:
     number.plan = plan_from_effect(doc, period)
+    number.ended_plan = None
     number.grant(number.plan, period, None if renewal is None else dict(renewal))
+
+
+def _end_plan(number: NumberState, reason: str) -> None:
+    """Its minute batches stay, for late calls of their periods. A plan cancelled (V7) is kept
+    aside, for a switch back on dated before its end and logged after it (T2)."""
+    number.ended_plan = number.plan if reason == ENDED_AUTORENEW_OFF else None
+    number.plan = None
+
+
+def _renewals_since(number: NumberState, renewals: Iterable[Mapping[str, Any]]) -> None:
+    """What the bill runs since a fact's date would have done to the plan it started or kept
+    (T2): each renewal or change, or its end."""
+    for renewal in renewals:
+        if renewal["action"] == "ended":
+            _end_plan(number, renewal["reason"])
+        else:
+            _start_plan(number, renewal["plan"], renewal["period"], renewal)
 
 
 def _number_added(account: Account, fact: dict[str, Any], _: Mapping[str, Any]) -> None:
@@ -269,17 +287,17 @@ def _number_added(account: Account, fact: dict[str, Any], _: Mapping[str, Any]) 
 def _plan_purchased(account: Account, fact: dict[str, Any], effects: Mapping[str, Any]) -> None:
     number = account.numbers[fact["msisdn"]]
     _start_plan(number, effects["plan"], effects["period"])
-    for renewal in effects.get("renewals", ()):  # bill runs since its date (T2)
-        if renewal["action"] == "ended":
-            number.plan = None
-        else:
-            _start_plan(number, renewal["plan"], renewal["period"], renewal)
+    _renewals_since(number, effects.get("renewals", ()))
 
 
 def _plan_autorenew_changed(
     account: Account, fact: dict[str, Any], effects: Mapping[str, Any]
 ) -> None:
     number = account.numbers[fact["msisdn"]]
+    renewals = effects.get("renewals")
+    if renewals is not None:  # switched back on, dated before the bill run that ended it
+        assert number.plan is None and number.ended_plan is not None
+        number.plan, number.ended_plan = number.ended_plan, None
     assert number.plan is not None
     number.plan.autorenew = effects["autorenew"]
     for period in effects.get("reversed_periods", ()):  # a cancel dated before renewals (V7)
@@ -287,6 +305,7 @@ def _plan_autorenew_changed(
     if effects.get("ended"):
         number.plan = None
     _reversed_charges(account, fact, effects)
+    _renewals_since(number, renewals or ())
 
 
 def _reversed_charges(account: Account, fact: dict[str, Any], effects: Mapping[str, Any]) -> None:
@@ -349,7 +368,7 @@ def _cycle_started(account: Account, fact: dict[str, Any], effects: Mapping[str,
     for msisdn, change in effects.get("plans", {}).items():
         number = account.numbers[msisdn]
         if change["action"] == "ended":
-            number.plan = None  # its minute batches stay, for late calls of their periods
+            _end_plan(number, change["reason"])
         else:  # "renewed" or "changed": the terms of the catalog in force (C2, V8)
             _start_plan(number, change["plan"], period, change)
     for msisdn, package in effects.get("packages", {}).items():

@@ -5,6 +5,9 @@ from typing import Any
 
 # Explicit limit: minute batches kept per number for late calls (B3); older ones are dropped.
 MINUTE_BATCHES_KEPT = 3
+# Why a period start ended a plan that was cancelled (V7): only such a plan can be switched
+# back on by an instruction dated before its end (T2).
+ENDED_AUTORENEW_OFF = "autorenew off"
 
 
 @dataclass
@@ -116,6 +119,9 @@ class NumberState:
     porting_out: bool = False
     # When its port-out completed (P2): it is kept aside, for late usage dated before that.
     ported_out_at: str | None = None
+    # The plan a period start ended because autorenew was off (V7), until the number holds a
+    # plan again: a switch back on dated before that end but logged after it renews it (T2).
+    ended_plan: PlanState | None = None
 
     def document(self) -> dict[str, Any]:
         """As plain JSON values (for an account's snapshot); `from_document` gives it back."""
@@ -124,6 +130,7 @@ class NumberState:
     @classmethod
     def from_document(cls, doc: dict[str, Any]) -> "NumberState":
         plan, package, previous = doc["plan"], doc["package"], doc["previous_package"]
+        ended = doc.get("ended_plan")  # absent from snapshots taken before it was kept
         return cls(
             msisdn=doc["msisdn"],
             plan=None if plan is None else PlanState.from_document(plan),
@@ -136,6 +143,7 @@ class NumberState:
             porting_in=doc["porting_in"],
             porting_out=doc["porting_out"],
             ported_out_at=doc.get("ported_out_at"),
+            ended_plan=None if ended is None else PlanState.from_document(ended),
         )
 
     def grant(self, plan: PlanState, period: str, renewal: dict[str, Any] | None = None) -> None:

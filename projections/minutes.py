@@ -93,19 +93,16 @@ class MinutesProjection(Projection):
             )
         elif kind == "plan.purchased":
             self._grant(changes, account_id, fact["msisdn"], effects["plan"], effects["period"])
-            for renewal in effects.get("renewals", ()):  # bill runs since its date (T2)
-                if renewal["action"] != "ended":
-                    self._grant(
-                        changes, account_id, fact["msisdn"], renewal["plan"], renewal["period"]
-                    )
+            self._renewals_since(changes, account_id, fact["msisdn"], effects)
         elif kind == "cycle.started":
             period = effects["period"]
             for msisdn, change in effects.get("plans", {}).items():
                 if change["action"] in ("changed", "renewed"):
                     self._grant(changes, account_id, msisdn, change["plan"], period)
-        elif kind == "plan.autorenew_changed":  # a cancel dated before renewals (V7)
-            for period in effects.get("reversed_periods", ()):
+        elif kind == "plan.autorenew_changed":  # dated before bill runs, logged after (V7)
+            for period in effects.get("reversed_periods", ()):  # a cancel
                 changes.delete(VIEW, minutes_key(account_id, fact["msisdn"], period))
+            self._renewals_since(changes, account_id, fact["msisdn"], effects)  # a switch on
         elif kind == "port_in.completed":  # the ported number keeps the minutes (P1)
             old, new = fact["msisdn"], effects["replaced_by"]
             held = changes.get(PLANS_VIEW, f"{account_id}|{old}")
@@ -124,6 +121,14 @@ class MinutesProjection(Projection):
         doc = changes.get(ACCOUNTS_VIEW, account_id)
         assert doc is not None
         return str(doc["timezone"])
+
+    def _renewals_since(
+        self, changes: ViewChanges, account_id: str, msisdn: str, effects: dict[str, Any]
+    ) -> None:
+        """The minutes of the bill runs since a late fact's date (T2)."""
+        for renewal in effects.get("renewals", ()):
+            if renewal["action"] != "ended":
+                self._grant(changes, account_id, msisdn, renewal["plan"], renewal["period"])
 
     def _grant(
         self,

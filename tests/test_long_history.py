@@ -245,9 +245,39 @@ def blocked_and_credited() -> list[dict[str, object]]:
     ]
 
 
+def cancelled_then_switched_back_on_late() -> list[dict[str, object]]:
+    """A plan ended by a bill run for autorenew off, kept aside, then renewed by a switch back
+    on dated before that bill run (V7, T2)."""
+    account, number = "ACC-V7", "+14155550101"
+    return [
+        catalog_published(),
+        opened(account, "postpaid"),
+        event("number.added", account, "2026-11-01T09:30:00Z", msisdn=number),
+        event(
+            "plan.purchased",
+            account,
+            "2026-11-05T12:00:00Z",
+            msisdn=number,
+            plan_id="na-500",
+            channel="portal",
+        ),
+        event(
+            "plan.autorenew_changed", account, "2026-11-10T10:00:00Z", msisdn=number, enabled=False
+        ),
+        event("cycle.started", account, "2026-12-01T00:00:00Z", period="2026-12"),
+        event(
+            "plan.autorenew_changed", account, "2026-11-20T10:00:00Z", msisdn=number, enabled=True
+        ),
+        event("cycle.started", account, "2027-01-01T00:00:00Z", period="2027-01"),
+    ]
+
+
 HISTORIES = {
     "every kind of event": lambda: [line(doc).encode() for doc in long_history()],
     "a block and a credited dispute": lambda: [line(d).encode() for d in blocked_and_credited()],
+    "a plan switched back on late": lambda: [
+        line(d).encode() for d in cancelled_then_switched_back_on_late()
+    ],
     "a month of bench traffic": lambda: list(generate(12, 1500)),
 }
 

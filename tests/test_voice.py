@@ -839,6 +839,102 @@ def test_V7_T2_a_cancel_logged_after_the_renewed_minutes_were_used_ends_the_plan
     assert ledger.account(ACC).numbers[NUM1].plan is None
 
 
+def test_V7_T2_a_switch_back_on_logged_after_the_bill_run_that_ended_the_plan_renews_it() -> None:
+    ledger = setup("postpaid")
+    feed_ok(
+        ledger,
+        purchase(),
+        autorenew(False, "2026-11-10T10:00:00Z"),
+        cycle("2026-12"),  # the plan ends: autorenew is off
+        call("2026-12-02T10:00:00Z", 60, call_id="meanwhile"),  # PAYG: no plan then
+        autorenew(True, "2026-11-20T10:00:00Z"),  # dated in November, logged after its end
+    )
+    # The latest instruction was to continue: December's renewal, as the bill run would have
+    # made it (V6, on December's invoice), and December's minutes for the calls to come.
+    outcome = ledger.last_outcome(ACC)
+    assert (outcome["status"], outcome["rule"]) == ("applied", "V7")
+    assert [(c["period"], c["amount"], c["rule"]) for c in outcome["charges"]] == [
+        ("2026-12", "9.9900", "V6")
+    ]
+    plan = ledger.account(ACC).numbers[NUM1].plan
+    assert plan is not None and plan.autorenew and plan.current_period == "2026-12"
+    assert mgu(minutes_of(ledger, "2026-12")) == (500, 0, 500)
+    # The call rated while the plan stood ended stays as rated; the next takes the minutes.
+    assert [c["amount"] for c in payg(ledger)] == ["0.0150"]
+    feed_ok(ledger, call("2026-12-03T10:00:00Z", 120))
+    assert mgu(minutes_of(ledger, "2026-12")) == (500, 2, 498)
+    assert ledger.invoice(ACC, "2026-12")["total"] == "10.01"
+    # It renews in January as any plan with autorenew on, once.
+    feed_ok(ledger, cycle("2027-01"))
+    assert [c["period"] for c in fees(ledger)] == ["2026-11", "2026-12", "2027-01"]
+    ledger.assert_replay_matches()
+
+
+def test_V7_T2_a_switch_back_on_renews_through_every_bill_run_since_with_its_catalog() -> None:
+    ledger = setup("postpaid")
+    feed_ok(
+        ledger,
+        purchase(),
+        autorenew(False, "2026-11-10T10:00:00Z"),
+        cycle("2026-12"),
+        cycle("2027-01"),
+        autorenew(True, "2026-11-20T10:00:00Z"),
+    )
+    assert [(c["period"], c["billed_period"]) for c in fees(ledger)] == [
+        ("2026-11", "2026-11"),
+        ("2026-12", "2027-01"),  # December's invoice is closed
+        ("2027-01", "2027-01"),
+    ]
+    assert mgu(minutes_of(ledger, "2027-01")) == (500, 0, 500)
+    ledger.assert_replay_matches()
+
+
+def test_V7_T2_a_switch_on_dated_after_the_plan_ended_does_not_bring_it_back() -> None:
+    ledger = setup("postpaid")
+    feed_ok(
+        ledger,
+        purchase(),
+        autorenew(False, "2026-11-10T10:00:00Z"),
+        cycle("2026-12"),
+        autorenew(True, "2026-12-02T10:00:00Z"),  # too late: the plan ended on 1 December
+    )
+    outcome = ledger.last_outcome(ACC)
+    assert (outcome["status"], outcome["rule"]) == ("rejected", "V7")
+    assert "no active plan" in outcome["reason"]
+    assert [c["period"] for c in fees(ledger)] == ["2026-11"]
+
+
+def test_V7_T2_a_late_switch_on_leaves_a_plan_bought_since_and_one_the_catalog_dropped() -> None:
+    # Bought again after the end: the number holds the new plan; the old one stays ended.
+    ledger = setup("postpaid")
+    feed_ok(
+        ledger,
+        purchase(),
+        autorenew(False, "2026-11-10T10:00:00Z"),
+        cycle("2026-12"),
+        purchase("2026-12-02T10:00:00Z", plan_id="na-unlimited"),
+        autorenew(True, "2026-11-20T10:00:00Z"),
+    )
+    plan = ledger.account(ACC).numbers[NUM1].plan
+    assert plan is not None and plan.plan_id == "na-unlimited"
+    assert [(c["period"], c["amount"]) for c in fees(ledger)] == [
+        ("2026-11", "9.9900"),  # na-500
+        ("2026-12", "19.9900"),  # na-unlimited, bought on 2 December
+    ]
+    # Ended because December's catalog dropped it, not for autorenew: nothing to renew.
+    dropped = second_catalog("2026-12-a", "2026-12-01T00:00:00Z")
+    dropped["catalog"]["plans"] = [
+        plan for plan in dropped["catalog"]["plans"] if plan["id"] != "na-500"
+    ]
+    ledger = setup("postpaid")
+    feed_ok(ledger, purchase(), dropped, cycle("2026-12"))
+    assert ledger.account(ACC).numbers[NUM1].plan is None
+    feed_ok(ledger, autorenew(True, "2026-11-20T10:00:00Z"))
+    outcome = ledger.last_outcome(ACC)
+    assert (outcome["status"], outcome["rule"]) == ("rejected", "V7")
+    assert [c["period"] for c in fees(ledger)] == ["2026-11"]
+
+
 def test_V7_switching_autorenew_back_on_before_the_period_end_renews() -> None:
     ledger = setup()
     feed_ok(

@@ -15,10 +15,11 @@ from ledger.account import Account, plan_from_effect
 from ledger.catalog import CatalogHistory, CatalogVersion, Plan, Rate
 from ledger.contract import IncomingEvent
 from ledger.errors import RejectedEvent
+from ledger.frozen import replaced
 from ledger.instants import instant_text, months_between, next_period, period_of, period_start
 from ledger.money import ZERO, money_text, rated
 from ledger.outcome import Charge, Outcome, Payer, applied, charged, rejected
-from ledger.state import MinuteBatch, NumberState, PlanState
+from ledger.state import ENDED_AUTORENEW_OFF, MinuteBatch, NumberState, PlanState
 
 SECONDS_PER_MINUTE = 60
 # Explicit limit: how many periods a late purchase is renewed through (T2); one dated further
@@ -178,13 +179,21 @@ def plan_autorenew_changed(
     the bill run) takes effect as of its date: the renewals since, whose minutes nothing has
     used, are reversed (fee credited, minutes withdrawn) and the plan ends. A renewal whose
     minutes were used stands: the customer took the service, and the plan ends at the next
-    period start as any cancel does.
+    period start as any cancel does. A switch back on dated before the bill run that ended
+    the cancelled plan renews it (`_switched_back_on`).
     """
     msisdn = event.fields["msisdn"]
     number = account.numbers[msisdn]
-    if number.plan is None:
-        return rejected("V7", f"{msisdn} has no active plan")
     enabled: bool = event.fields["enabled"]
+    if number.plan is None:
+        ended = number.ended_plan
+        if (
+            enabled
+            and ended is not None
+            and period_of(event.occurred_at, account.timezone) == ended.current_period
+        ):
+            return _switched_back_on(account, event, catalogs, ended)
+        return rejected("V7", f"{msisdn} has no active plan")
     undone = [] if enabled else unused_renewals_after(account, number, event.occurred_at)
     if not undone:
         return applied("V7", effects={"autorenew": enabled})
@@ -216,6 +225,21 @@ def plan_autorenew_changed(
             "reversed_charges": sorted(charge_id for _, charge_id, _ in undone if charge_id),
         },
     )
+
+
+def _switched_back_on(
+    account: Account, event: IncomingEvent, catalogs: CatalogHistory, ended: PlanState
+) -> Outcome:
+    """V7, T2: autorenew switched back on in the plan's last period, logged after the bill run
+    that ended the plan because it was off. The latest instruction was to continue, so the
+    plan renews through every period started since, as those bill runs would have renewed
+    it (V6, or a pending change, V8): each period's fee and minutes, with the catalog in force
+    at its start (C2). Usage rated while the plan stood ended stays as it was rated."""
+    too_late = too_late_to_renew(account, ended.current_period, "V7", "switch back on")
+    if too_late is not None:
+        return too_late
+    renewals, fees = _renewals_since(account, event, catalogs, replaced(ended, autorenew=True))
+    return applied("V7", charges=tuple(fees), effects={"autorenew": True, "renewals": renewals})
 
 
 def unused_renewals_after(
@@ -422,7 +446,7 @@ def renew_plan(
         return None, None
     payer = fee_payer(account)
     if not plan.autorenew:  # cancelled (V7): the latest instruction wins over a change
-        return None, {"action": "ended", "reason": "autorenew off"}
+        return None, {"action": "ended", "reason": ENDED_AUTORENEW_OFF}
     if plan.pending_plan_id is not None and plan.pending_plan_id in catalog.plans:
         new = catalog.plan(plan.pending_plan_id)
         why = f"changed from {plan.plan_id} at the start of {period}"
