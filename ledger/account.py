@@ -290,17 +290,20 @@ def _plan_purchased(account: Account, fact: dict[str, Any], effects: Mapping[str
     _renewals_since(number, effects.get("renewals", ()))
 
 
-def _plan_autorenew_changed(
-    account: Account, fact: dict[str, Any], effects: Mapping[str, Any]
-) -> None:
+def _plan_instruction(account: Account, fact: dict[str, Any], effects: Mapping[str, Any]) -> None:
+    """A cancel or switch on (V7), or a change (V8). One dated before bill runs and logged
+    after them also corrects what they did (T2): the renewals it reverses, the renewals it
+    makes instead, a cancelled plan it continues."""
     number = account.numbers[fact["msisdn"]]
     renewals = effects.get("renewals")
-    if renewals is not None:  # switched back on, dated before the bill run that ended it
-        assert number.plan is None and number.ended_plan is not None
+    if number.plan is None:  # continued, dated before the bill run that ended it
+        assert renewals is not None and number.ended_plan is not None
         number.plan, number.ended_plan = number.ended_plan, None
     assert number.plan is not None
-    number.plan.autorenew = effects["autorenew"]
-    for period in effects.get("reversed_periods", ()):  # a cancel dated before renewals (V7)
+    number.plan.autorenew = effects.get("autorenew", number.plan.autorenew)
+    if "pending_plan_id" in effects:
+        number.plan.pending_plan_id = effects["pending_plan_id"]
+    for period in effects.get("reversed_periods", ()):
         del number.minute_batches[period]
     if effects.get("ended"):
         number.plan = None
@@ -312,13 +315,6 @@ def _reversed_charges(account: Account, fact: dict[str, Any], effects: Mapping[s
     """Renewals a fact dated before them reversed: credited, so no dispute credits them again."""
     for charge_id in effects.get("reversed_charges", ()):
         account.credited_charges[charge_id] = fact["event_id"]
-
-
-def _plan_changed(account: Account, fact: dict[str, Any], effects: Mapping[str, Any]) -> None:
-    plan = account.numbers[fact["msisdn"]].plan
-    assert plan is not None
-    plan.pending_plan_id = effects["pending_plan_id"]
-    plan.autorenew = effects.get("autorenew", plan.autorenew)
 
 
 def _call_completed(account: Account, fact: dict[str, Any], effects: Mapping[str, Any]) -> None:
@@ -420,8 +416,8 @@ _EVOLVERS: dict[str, Evolver] = {
     "account.unblocked": _blocked,
     "number.added": _number_added,
     "plan.purchased": _plan_purchased,
-    "plan.autorenew_changed": _plan_autorenew_changed,
-    "plan.changed": _plan_changed,
+    "plan.autorenew_changed": _plan_instruction,
+    "plan.changed": _plan_instruction,
     "call.completed": _call_completed,
     "cycle.started": _cycle_started,
     "package.subscribed": _package_effect,

@@ -51,6 +51,7 @@ class MinutesProjection(Projection):
         {
             "plan.purchased",
             "plan.autorenew_changed",
+            "plan.changed",
             "call.completed",
             "cycle.started",
             "port_in.completed",
@@ -99,10 +100,11 @@ class MinutesProjection(Projection):
             for msisdn, change in effects.get("plans", {}).items():
                 if change["action"] in ("changed", "renewed"):
                     self._grant(changes, account_id, msisdn, change["plan"], period)
-        elif kind == "plan.autorenew_changed":  # dated before bill runs, logged after (V7)
-            for period in effects.get("reversed_periods", ()):  # a cancel
+        elif kind in ("plan.autorenew_changed", "plan.changed"):  # dated before bill runs,
+            # logged after them (V7, V8): the renewals they reversed and made instead
+            for period in effects.get("reversed_periods", ()):
                 changes.delete(VIEW, minutes_key(account_id, fact["msisdn"], period))
-            self._renewals_since(changes, account_id, fact["msisdn"], effects)  # a switch on
+            self._renewals_since(changes, account_id, fact["msisdn"], effects)
         elif kind == "port_in.completed":  # the ported number keeps the minutes (P1)
             old, new = fact["msisdn"], effects["replaced_by"]
             held = changes.get(PLANS_VIEW, f"{account_id}|{old}")

@@ -110,6 +110,9 @@ RECORDS: dict[str, st.SearchStrategy[tuple[Any, ...]]] = {
     ),
     "recharge": st.tuples(st.just("recharge"), st.integers(1, 500_000)),
     "port_out_request": st.tuples(st.just("port_out_request"), number_index),
+    # Plan instructions (V7, V8): late ones correct what the bill runs since did (T2).
+    "plan_change": st.tuples(st.just("plan_change"), number_index, st.sampled_from(PLANS)),
+    "plan_autorenew": st.tuples(st.just("plan_autorenew"), number_index, st.booleans()),
 }
 OPERATIONS: dict[str, st.SearchStrategy[tuple[Any, ...]]] = {
     # A record of the present, some minutes after the previous one.
@@ -284,6 +287,16 @@ class StreamBuilder:
             msisdn = self.number(index)
             if msisdn is not None:
                 self.add("package.subscribed", at, msisdn=msisdn, package_id=package_id)
+        elif kind == "plan_change":
+            _, index, plan_id = op
+            msisdn = self.number(index)
+            if msisdn is not None:
+                self.add("plan.changed", at, msisdn=msisdn, plan_id=plan_id)
+        elif kind == "plan_autorenew":
+            _, index, enabled = op
+            msisdn = self.number(index)
+            if msisdn is not None:
+                self.add("plan.autorenew_changed", at, msisdn=msisdn, enabled=enabled)
         elif kind == "surcharge":
             _, surcharge_kind, units, index = op
             msisdn = None if index is None else self.number(index)
@@ -540,6 +553,7 @@ BILL_RUNS_CAUGHT_UP = frozenset(
         "plan.purchased",
         "package.subscribed",
         "plan.autorenew_changed",
+        "plan.changed",
         "package.unsubscribed",
         "port_out.completed",
     }

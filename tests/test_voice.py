@@ -1043,6 +1043,108 @@ def test_V8_plan_change_on_a_number_without_a_plan_is_rejected() -> None:
     assert (entry["status"], entry["rule"]) == ("rejected", "V8")
 
 
+def change(plan_id: str, at: str) -> dict[str, Any]:
+    return event("plan.changed", ACC, at, msisdn=NUM1, plan_id=plan_id)
+
+
+def test_V8_T2_a_change_logged_after_the_bill_run_takes_effect_where_it_would_have() -> None:
+    ledger = setup("postpaid")
+    feed_ok(
+        ledger,
+        purchase(),
+        cycle("2026-12"),  # renews na-500: 9.99
+        cycle("2027-01"),  # and again
+        change("na-unlimited", "2026-11-28T12:00:00Z"),  # dated in November, logged late
+    )
+    # December's start would have made the change: both renewals of na-500 are reversed
+    # (their minutes unused) and made again with na-unlimited: its fee at the change (V8),
+    # then its renewal (V6), each on the invoice it goes to (December's is closed).
+    outcome = ledger.last_outcome(ACC)
+    assert (outcome["status"], outcome["rule"]) == ("applied", "V8")
+    assert [(c["period"], c["amount"], c["rule"]) for c in outcome["charges"]] == [
+        ("2027-01", "-9.9900", "V8"),
+        ("2026-12", "-9.9900", "V8"),
+        ("2026-12", "19.9900", "V8"),
+        ("2027-01", "19.9900", "V6"),
+    ]
+    assert all("plan changed to na-unlimited at" in c["label"] for c in outcome["charges"][:2])
+    plan = ledger.account(ACC).numbers[NUM1].plan
+    assert plan is not None and (plan.plan_id, plan.pending_plan_id) == ("na-unlimited", None)
+    assert mgu(minutes_of(ledger, "2027-01")) == (5000, 0, 5000)
+    # January held its na-500 renewal (9.99); now also 19.99 x 2 - 9.99 x 2.
+    assert ledger.invoice(ACC, "2027-01")["total"] == "29.99"
+    # The renewals reversed count as credited: a dispute of them is denied as such.
+    credited = ledger.account(ACC).credited_charges
+    assert sorted(credited) == sorted(
+        c["rate"].removeprefix("reverses ") for c in outcome["charges"][:2]
+    )
+    # February renews na-unlimited, once.
+    feed_ok(ledger, cycle("2027-02"))
+    assert [c["amount"] for c in fees(ledger) if c["period"] == "2027-02"] == ["19.9900"]
+    ledger.assert_replay_matches()
+
+
+def test_V8_T2_a_late_change_after_the_renewed_minutes_were_used_waits_for_the_next_start() -> None:
+    ledger = setup("postpaid")
+    feed_ok(
+        ledger,
+        purchase(),
+        cycle("2026-12"),
+        call("2026-12-02T10:00:00Z", 60),  # December's na-500 minutes in use
+        change("na-unlimited", "2026-11-28T12:00:00Z"),
+    )
+    # The renewal stands (the customer took the service); the change is pending, as any.
+    outcome = ledger.last_outcome(ACC)
+    assert (outcome["status"], outcome["charges"]) == ("applied", [])
+    plan = ledger.account(ACC).numbers[NUM1].plan
+    assert plan is not None and (plan.plan_id, plan.pending_plan_id) == ("na-500", "na-unlimited")
+    feed_ok(ledger, cycle("2027-01"))
+    assert [(c["period"], c["amount"]) for c in fees(ledger)] == [
+        ("2026-11", "9.9900"),
+        ("2026-12", "9.9900"),
+        ("2027-01", "19.9900"),
+    ]
+    ledger.assert_replay_matches()
+
+
+def test_V8_T2_a_late_change_continues_a_cancelled_plan_the_bill_run_ended() -> None:
+    ledger = setup("postpaid")
+    feed_ok(
+        ledger,
+        purchase(),
+        autorenew(False, "2026-11-10T10:00:00Z"),
+        cycle("2026-12"),  # ends na-500: autorenew off
+        change("na-unlimited", "2026-11-28T12:00:00Z"),  # a change is an instruction to continue
+    )
+    outcome = ledger.last_outcome(ACC)
+    assert (outcome["status"], outcome["rule"]) == ("applied", "V8")
+    assert [(c["period"], c["amount"], c["rule"]) for c in outcome["charges"]] == [
+        ("2026-12", "19.9900", "V8")
+    ]
+    plan = ledger.account(ACC).numbers[NUM1].plan
+    assert plan is not None and (plan.plan_id, plan.autorenew) == ("na-unlimited", True)
+    assert mgu(minutes_of(ledger, "2026-12")) == (5000, 0, 5000)
+    ledger.assert_replay_matches()
+
+
+def test_V7_T2_a_late_switch_on_keeps_the_change_pending_before_the_cancel() -> None:
+    ledger = setup("postpaid")
+    feed_ok(
+        ledger,
+        purchase(),
+        change("na-unlimited", "2026-11-08T10:00:00Z"),
+        autorenew(False, "2026-11-10T10:00:00Z"),
+        cycle("2026-12"),
+        autorenew(True, "2026-11-20T10:00:00Z"),
+    )
+    # As if the switch had come in time: the bill run would have made the pending change.
+    assert [(c["period"], c["amount"], c["rule"]) for c in fees(ledger)] == [
+        ("2026-11", "9.9900", "V2"),
+        ("2026-12", "19.9900", "V8"),
+    ]
+    ledger.assert_replay_matches()
+
+
 # ---------------------------------------------------------------------------------------------
 # V9: authorize, debt, blocks
 

@@ -180,66 +180,83 @@ def plan_autorenew_changed(
     used, are reversed (fee credited, minutes withdrawn) and the plan ends. A renewal whose
     minutes were used stands: the customer took the service, and the plan ends at the next
     period start as any cancel does. A switch back on dated before the bill run that ended
-    the cancelled plan renews it (`_switched_back_on`).
+    the cancelled plan renews it (`_continued`).
     """
     msisdn = event.fields["msisdn"]
     number = account.numbers[msisdn]
     enabled: bool = event.fields["enabled"]
     if number.plan is None:
-        ended = number.ended_plan
-        if (
-            enabled
-            and ended is not None
-            and period_of(event.occurred_at, account.timezone) == ended.current_period
-        ):
-            return _switched_back_on(account, event, catalogs, ended)
+        ended = _ended_after(account, number, event.occurred_at)
+        if enabled and ended is not None:
+            return _continued(account, event, catalogs, ended, "V7", {"autorenew": True})
         return rejected("V7", f"{msisdn} has no active plan")
     undone = [] if enabled else unused_renewals_after(account, number, event.occurred_at)
     if not undone:
         return applied("V7", effects={"autorenew": enabled})
-    catalog = catalogs.in_force(account.currency, event.occurred_at)
     why = f"autorenew switched off at {instant_text(event.occurred_at)}"
-    credits = tuple(
-        renewal_credit(
-            event,
-            catalog,
-            "plan_fee",
-            period,
-            charge_id,
-            fee,
-            fee_payer(account),
-            msisdn,
-            "V7",
-            why,
-        )
+    return charged(
+        "V7",
+        _reversals(account, event, catalogs, undone, "V7", why),
+        {"autorenew": False, "ended": True, **_reversed(undone)},
+    )
+
+
+def _ended_after(account: Account, number: NumberState, at: datetime) -> PlanState | None:
+    """The number's cancelled plan if a bill run ended it after that instant, in its last
+    period: an instruction to continue dated then reached the ledger after the bill run."""
+    ended = number.ended_plan
+    if ended is None or period_of(at, account.timezone) != ended.current_period:
+        return None
+    return ended
+
+
+def _continued(
+    account: Account,
+    event: IncomingEvent,
+    catalogs: CatalogHistory,
+    plan: PlanState,
+    rule: str,
+    effects: dict[str, Any],
+) -> Outcome:
+    """T2: an instruction to continue (autorenew on, V7; a change, V8) dated in the plan's
+    last period, logged after the bill run that ended it because autorenew was off. The
+    latest instruction was to continue, so the plan renews through every period started
+    since, as those bill runs would have renewed or changed it (V6, V8): each period's fee
+    and minutes, with the catalog in force at its start (C2). Usage rated while the plan
+    stood ended stays as it was rated."""
+    too_late = too_late_to_renew(account, plan.current_period, rule, "an instruction")
+    if too_late is not None:
+        return too_late
+    pending = effects.get("pending_plan_id", plan.pending_plan_id)  # a switch on keeps it
+    continuing = replaced(plan, autorenew=True, pending_plan_id=pending)
+    renewals, fees = _renewals_since(account, event, catalogs, continuing)
+    return applied(rule, charges=tuple(fees), effects={**effects, "renewals": renewals})
+
+
+def _reversals(
+    account: Account,
+    event: IncomingEvent,
+    catalogs: CatalogHistory,
+    undone: list[tuple[str, str | None, str | None]],
+    rule: str,
+    why: str,
+) -> tuple[Charge, ...]:
+    """The fee credits of renewals a fact dated before them reverses (V7, V8)."""
+    catalog = catalogs.in_force(account.currency, event.occurred_at)
+    payer, msisdn = fee_payer(account), event.fields["msisdn"]
+    return tuple(
+        renewal_credit(event, catalog, "plan_fee", period, charge_id, fee, payer, msisdn, rule, why)
         for period, charge_id, fee in undone
         if charge_id is not None and fee is not None
     )
-    return charged(
-        "V7",
-        credits,
-        {
-            "autorenew": False,
-            "ended": True,
-            "reversed_periods": sorted(period for period, _, _ in undone),
-            "reversed_charges": sorted(charge_id for _, charge_id, _ in undone if charge_id),
-        },
-    )
 
 
-def _switched_back_on(
-    account: Account, event: IncomingEvent, catalogs: CatalogHistory, ended: PlanState
-) -> Outcome:
-    """V7, T2: autorenew switched back on in the plan's last period, logged after the bill run
-    that ended the plan because it was off. The latest instruction was to continue, so the
-    plan renews through every period started since, as those bill runs would have renewed
-    it (V6, or a pending change, V8): each period's fee and minutes, with the catalog in force
-    at its start (C2). Usage rated while the plan stood ended stays as it was rated."""
-    too_late = too_late_to_renew(account, ended.current_period, "V7", "switch back on")
-    if too_late is not None:
-        return too_late
-    renewals, fees = _renewals_since(account, event, catalogs, replaced(ended, autorenew=True))
-    return applied("V7", charges=tuple(fees), effects={"autorenew": True, "renewals": renewals})
+def _reversed(undone: list[tuple[str, str | None, str | None]]) -> dict[str, list[str]]:
+    """The effects that withdraw reversed renewals' minutes and mark their fees credited."""
+    return {
+        "reversed_periods": sorted(period for period, _, _ in undone),
+        "reversed_charges": sorted(charge_id for _, charge_id, _ in undone if charge_id),
+    }
 
 
 def unused_renewals_after(
@@ -295,20 +312,60 @@ def renewal_credit(
     )
 
 
-def plan_changed(account: Account, event: IncomingEvent, _: CatalogHistory) -> Outcome:
+def plan_changed(account: Account, event: IncomingEvent, catalogs: CatalogHistory) -> Outcome:
     """V8: a change or downgrade takes effect at the next period start.
 
     A change is an instruction to continue, so it switches autorenew on; the latest
     instruction wins (a cancel after it ends the plan). Changing back to the plan the number
-    holds withdraws the pending change: no new term starts.
+    holds withdraws the pending change: no new term starts. A change dated before bill runs
+    and logged after them takes effect where they would have made it (`_changed_since`,
+    `_continued`).
     """
     msisdn = event.fields["msisdn"]
-    plan = account.numbers[msisdn].plan
-    if plan is None:
-        return rejected("V8", f"{msisdn} has no active plan to change; purchase one instead")
+    number = account.numbers[msisdn]
     new_plan_id = event.fields["plan_id"]
+    plan = number.plan
+    if plan is None:
+        ended = _ended_after(account, number, event.occurred_at)
+        if ended is None:
+            return rejected("V8", f"{msisdn} has no active plan to change; purchase one instead")
+        pending = None if new_plan_id == ended.plan_id else new_plan_id
+        effects = {"pending_plan_id": pending, "autorenew": True}
+        return _continued(account, event, catalogs, ended, "V8", effects)
     pending = None if new_plan_id == plan.plan_id else new_plan_id
+    if pending is not None:
+        changed = _changed_since(account, event, catalogs, number, plan, pending)
+        if changed is not None:
+            return changed
     return applied("V8", effects={"pending_plan_id": pending, "autorenew": True})
+
+
+def _changed_since(
+    account: Account,
+    event: IncomingEvent,
+    catalogs: CatalogHistory,
+    number: NumberState,
+    plan: PlanState,
+    new_plan_id: str,
+) -> Outcome | None:
+    """V8, T2: a change dated before bill runs that renewed the plan, logged after them. The
+    change takes effect at the first period start after its date, as those bill runs would
+    have made it: their renewals are reversed (fees credited, minutes withdrawn) and made
+    again with the new plan (its fee, V8, then its renewals, V6). Only when nothing has used
+    their minutes; otherwise None: the renewals stand (the customer took the service) and
+    the change waits for the next period start, as any change does."""
+    since = period_of(event.occurred_at, account.timezone)
+    if plan.current_period <= since:
+        return None
+    undone = unused_renewals_after(account, number, event.occurred_at)
+    if not undone or undone[-1][0] != next_period(since):
+        return None
+    why = f"plan changed to {new_plan_id} at {instant_text(event.occurred_at)}"
+    credits = _reversals(account, event, catalogs, undone, "V8", why)
+    restart = replaced(plan, current_period=since, pending_plan_id=new_plan_id, autorenew=True)
+    renewals, fees = _renewals_since(account, event, catalogs, restart)
+    effects = {"pending_plan_id": None, "autorenew": True, **_reversed(undone)}
+    return applied("V8", charges=(*credits, *fees), effects={**effects, "renewals": renewals})
 
 
 def destination_rate(catalog: CatalogVersion, destination: str) -> Rate:
