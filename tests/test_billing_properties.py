@@ -110,9 +110,11 @@ RECORDS: dict[str, st.SearchStrategy[tuple[Any, ...]]] = {
     ),
     "recharge": st.tuples(st.just("recharge"), st.integers(1, 500_000)),
     "port_out_request": st.tuples(st.just("port_out_request"), number_index),
-    # Plan instructions (V7, V8): late ones correct what the bill runs since did (T2).
+    # Plan and package instructions (V7, V8, D6): late ones correct what the bill runs since
+    # did (T2).
     "plan_change": st.tuples(st.just("plan_change"), number_index, st.sampled_from(PLANS)),
     "plan_autorenew": st.tuples(st.just("plan_autorenew"), number_index, st.booleans()),
+    "package_switch": st.tuples(st.just("package_switch"), number_index, st.sampled_from(PACKAGES)),
 }
 OPERATIONS: dict[str, st.SearchStrategy[tuple[Any, ...]]] = {
     # A record of the present, some minutes after the previous one.
@@ -292,6 +294,11 @@ class StreamBuilder:
             msisdn = self.number(index)
             if msisdn is not None:
                 self.add("plan.changed", at, msisdn=msisdn, plan_id=plan_id)
+        elif kind == "package_switch":
+            _, index, package_id = op
+            msisdn = self.number(index)
+            if msisdn is not None:
+                self.add("package.changed", at, msisdn=msisdn, package_id=package_id)
         elif kind == "plan_autorenew":
             _, index, enabled = op
             msisdn = self.number(index)
@@ -554,6 +561,7 @@ BILL_RUNS_CAUGHT_UP = frozenset(
         "package.subscribed",
         "plan.autorenew_changed",
         "plan.changed",
+        "package.changed",
         "package.unsubscribed",
         "port_out.completed",
     }

@@ -1129,6 +1129,84 @@ def test_D6_a_second_change_in_the_period_is_rejected_with_a_reason_and_nothing_
     assert remaining(ledger) == ("data-1gb", 10_870_967_741)
 
 
+def test_D6_T2_a_change_logged_after_the_bill_run_is_rated_as_of_its_date_and_renewed() -> None:
+    ledger = setup("postpaid")
+    feed_ok(
+        ledger,
+        subscribe("2026-11-01T10:00:00Z", "data-5gb"),  # 30/30: 15.0000, 5,000,000,000
+        used("2026-11-05T10:00:00Z", 1_000_000_000),  # 4,000,000,000 left
+        cycle("2026-12"),  # renews data-5gb: 15.0000 in advance
+        # Dated in November, logged after December's bill run: it used to be rejected ("no
+        # package to change") and data-5gb renewed every month after.
+        change("2026-11-21T10:00:00Z", "data-10gb"),
+    )
+    outcome = ledger.last_outcome(ACC)
+    assert (outcome["status"], outcome["rule"]) == ("applied", "D6")
+    # November's change as if in time (10 days of 30: 8.3333, 3,333,333,333 + 4,000,000,000
+    # carried); December's data-5gb renewal reversed; data-10gb renewed for December instead.
+    assert [(c["period"], c["amount"], c["rule"]) for c in outcome["charges"]] == [
+        ("2026-11", "8.3333", "D6"),
+        ("2026-12", "-15.0000", "D6"),
+        ("2026-12", "25.0000", "D4"),
+    ]
+    assert "package changed to data-10gb at 2026-11-21T10:00:00Z" in outcome["charges"][1]["label"]
+    assert remaining(ledger) == ("data-10gb", 10_000_000_000)
+    # A late November record still finds November's package: the changed one.
+    feed_ok(ledger, used("2026-11-25T10:00:00Z", 333_333_333))
+    number = ledger.account(ACC).numbers[NUM1]
+    assert number.previous_package is not None
+    assert number.previous_package.package_id == "data-10gb"
+    assert number.previous_package.remaining_bytes == 7_000_000_000
+    assert remaining(ledger) == ("data-10gb", 10_000_000_000)
+    # The reversed renewal counts as credited; January renews data-10gb, once.
+    reversed_id = outcome["charges"][1]["rate"].removeprefix("reverses ")
+    assert reversed_id in ledger.account(ACC).credited_charges
+    feed_ok(ledger, cycle("2027-01"))
+    assert [fee[1:4] for fee in package_fees(ledger)] == [
+        ("2026-11", "15.0000", "D4"),
+        ("2026-12", "15.0000", "D4"),
+        ("2026-11", "8.3333", "D6"),
+        ("2026-12", "-15.0000", "D6"),
+        ("2026-12", "25.0000", "D4"),
+        ("2027-01", "25.0000", "D4"),
+    ]
+    ledger.assert_replay_matches()
+
+
+def test_D6_T2_a_late_change_after_the_renewed_data_was_used_is_rejected_with_the_reason() -> None:
+    ledger = setup("postpaid")
+    feed_ok(
+        ledger,
+        subscribe("2026-11-01T10:00:00Z", "data-5gb"),
+        cycle("2026-12"),
+        used("2026-12-02T10:00:00Z", 1_000_000),  # December's data-5gb in use
+        change("2026-11-21T10:00:00Z", "data-10gb"),
+    )
+    outcome = ledger.last_outcome(ACC)
+    assert (outcome["status"], outcome["rule"]) == ("rejected", "D6")
+    assert outcome["reason"] == (
+        f"{NUM1}'s package data-5gb was renewed for 2026-12 before this change dated "
+        "2026-11-21T10:00:00Z reached the ledger, and its data is in use; change it again "
+        "for 2026-12"
+    )
+    assert [fee[1:3] for fee in package_fees(ledger)] == [
+        ("2026-11", "15.0000"),
+        ("2026-12", "15.0000"),
+    ]
+    # A late change still counts once per period: one already made in November refuses it.
+    ledger = setup("postpaid")
+    feed_ok(
+        ledger,
+        subscribe("2026-11-01T10:00:00Z", "data-5gb"),
+        change("2026-11-10T10:00:00Z", "data-10gb"),
+        cycle("2026-12"),
+        change("2026-11-21T10:00:00Z", "data-5gb"),
+    )
+    outcome = ledger.last_outcome(ACC)
+    assert (outcome["status"], outcome["rule"]) == ("rejected", "D6")
+    assert "already changed its package in 2026-11" in outcome["reason"]
+
+
 def test_D6_change_without_a_package_is_rejected() -> None:
     ledger = setup("postpaid")
     before = ledger.all_views()

@@ -277,12 +277,13 @@ def package_changed(account: Account, event: IncomingEvent, catalogs: CatalogHis
         return _prepaid_purchase(account, event, catalog, package, "D7")
     current = current_package(account, msisdn, event.occurred_at)
     if current is None:
-        return rejected("D6", f"{msisdn} has no package to change; subscribe instead")
+        renewed = renewed_after(account, msisdn, event.occurred_at)
+        if renewed is None:
+            return rejected("D6", f"{msisdn} has no package to change; subscribe instead")
+        return _change_renewed(account, event, catalogs, package, renewed)
     period = period_of(event.occurred_at, account.timezone)
     if current.changed_in_period == period:
-        return rejected(
-            "D6", f"{msisdn} already changed its package in {period}; one change per period"
-        )
+        return _changed_already(msisdn, period)
     return _postpaid_start(
         account,
         event,
@@ -292,6 +293,89 @@ def package_changed(account: Account, event: IncomingEvent, catalogs: CatalogHis
         "D6",
         period,
         f"change from {current.package_id}",
+    )
+
+
+def _changed_already(msisdn: str, period: str) -> Outcome:
+    return rejected(
+        "D6", f"{msisdn} already changed its package in {period}; one change per period"
+    )
+
+
+def _change_renewed(
+    account: Account,
+    event: IncomingEvent,
+    catalogs: CatalogHistory,
+    package: Package,
+    renewed: PackageState,
+) -> Outcome:
+    """D6 as of the change's date, which the bill run's renewal followed (T2). The change is
+    rated against the package in force then (prorated fee and data for the rest of its
+    period, the data left carried), and the renewal is made again with the new package: the
+    old renewal reversed (fee credited) and the new package's full fee and data for the
+    period started (D4). Only when nothing has used the renewal's data; otherwise the change
+    is rejected with the reason: the customer used the package the bill run renewed, and a
+    change in the new period is the way to leave it."""
+    at = event.occurred_at
+    msisdn = event.fields["msisdn"]
+    before = account.numbers[msisdn].previous_package
+    assert before is not None and renewed.renewal_charge_id is not None
+    period = period_of(at, account.timezone)
+    renewal_period = period_of(parse_instant(renewed.valid_from, "valid_from"), account.timezone)
+    if before.changed_in_period == period:
+        return _changed_already(msisdn, period)
+    if not _untouched(account, renewed):
+        return rejected(
+            "D6",
+            f"{msisdn}'s package {renewed.package_id} was renewed for {renewal_period} before "
+            f"this change dated {instant_text(at)} reached the ledger, and its data is in use; "
+            f"change it again for {renewal_period}",
+        )
+    catalog = catalogs.in_force(account.currency, at)
+    started = _postpaid_start(
+        account,
+        event,
+        catalog,
+        package,
+        _carried_bytes(before, package),
+        "D6",
+        period,
+        f"change from {before.package_id}",
+    )
+    changed = PackageState.from_document(started.effects["package"])
+    credit = renewal_credit(
+        event,
+        catalog,
+        "package_fee",
+        renewal_period,
+        renewed.renewal_charge_id,
+        renewed.fee,
+        usage_payer(account),
+        msisdn,
+        "D6",
+        f"package changed to {package.id} at {instant_text(at)}",
+    )
+    renewal_catalog = catalogs.in_force(
+        account.currency, period_start(renewal_period, account.timezone)
+    )
+    fee, again = renew_package(
+        account, event, msisdn, renewal_period, renewal_catalog, changed, f":{renewal_period}"
+    ) or (None, None)
+    effects = {
+        "package": None if again is None else again.document(),
+        "previous_package": changed.document(),
+        "reversed_charges": [renewed.renewal_charge_id],
+    }
+    fees = () if fee is None else (fee,)
+    return charged("D6", (*started.charges, credit, *fees), effects)
+
+
+def _untouched(account: Account, renewed: PackageState) -> bool:
+    """A renewal whose data nothing has used, and whose fee nothing has credited yet."""
+    return (
+        renewed.remaining_bytes == renewed.data_bytes
+        and renewed.fup_used_bytes == 0
+        and renewed.renewal_charge_id not in account.credited_charges
     )
 
 
@@ -347,12 +431,7 @@ def _unsubscribe_renewed(
     msisdn = event.fields["msisdn"]
     before = account.numbers[msisdn].previous_package
     assert before is not None and renewed.renewal_charge_id is not None
-    untouched = (
-        renewed.remaining_bytes == renewed.data_bytes
-        and renewed.fup_used_bytes == 0
-        and renewed.renewal_charge_id not in account.credited_charges
-    )
-    if not untouched:
+    if not _untouched(account, renewed):
         return applied("D5", effects={"package": replaced(renewed, renews=False).document()})
     period = period_of(parse_instant(renewed.valid_from, "valid_from"), account.timezone)
     credit = renewal_credit(
