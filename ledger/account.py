@@ -338,7 +338,7 @@ def _package_effect(account: Account, fact: dict[str, Any], effects: Mapping[str
         _replace_package(number, _package_from(effects["package"]))
     if "previous_package" in effects:
         number.previous_package = _package_from(effects["previous_package"])
-    if "reversed_charges" in effects:  # an unsubscribe dated before the renewal (D5)
+    if "reversed_charges" in effects:  # an unsubscribe or change dated before the renewal
         _reversed_charges(account, fact, effects)
 
 

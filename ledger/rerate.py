@@ -155,7 +155,7 @@ def _rate_again(
 
 def credits_made(event: object) -> Iterator[tuple[str, Decimal | None]]:
     """The charges a stored event credited, each with the amount it credited (None: the whole
-    charge, a renewal reversed by a fact dated before it, V7, D5, P2)."""
+    charge, a renewal reversed by a fact dated before it, V7, V8, D5, D6, P2)."""
     if not isinstance(event, Account.FactApplied):
         return
     effects = event.outcome["effects"]
