@@ -839,13 +839,16 @@ def test_V7_T2_a_cancel_logged_after_the_renewed_minutes_were_used_ends_the_plan
     assert ledger.account(ACC).numbers[NUM1].plan is None
 
 
+def cancelled_then_ended() -> list[dict[str, Any]]:
+    """na-500 bought in November, cancelled (V7), and ended by December's bill run."""
+    return [purchase(), autorenew(False, "2026-11-10T10:00:00Z"), cycle("2026-12")]
+
+
 def test_V7_T2_a_switch_back_on_logged_after_the_bill_run_that_ended_the_plan_renews_it() -> None:
     ledger = setup("postpaid")
     feed_ok(
         ledger,
-        purchase(),
-        autorenew(False, "2026-11-10T10:00:00Z"),
-        cycle("2026-12"),  # the plan ends: autorenew is off
+        *cancelled_then_ended(),
         call("2026-12-02T10:00:00Z", 60, call_id="meanwhile"),  # PAYG: no plan then
         autorenew(True, "2026-11-20T10:00:00Z"),  # dated in November, logged after its end
     )
@@ -874,16 +877,16 @@ def test_V7_T2_a_switch_back_on_renews_through_every_bill_run_since_with_its_cat
     ledger = setup("postpaid")
     feed_ok(
         ledger,
-        purchase(),
-        autorenew(False, "2026-11-10T10:00:00Z"),
-        cycle("2026-12"),
+        *cancelled_then_ended(),
+        second_catalog("2027-01-a", "2027-01-01T00:00:00Z", fee="12.99"),
         cycle("2027-01"),
         autorenew(True, "2026-11-20T10:00:00Z"),
     )
-    assert [(c["period"], c["billed_period"]) for c in fees(ledger)] == [
-        ("2026-11", "2026-11"),
-        ("2026-12", "2027-01"),  # December's invoice is closed
-        ("2027-01", "2027-01"),
+    # Each renewal with the catalog in force at its period's start (C2).
+    assert [(c["period"], c["billed_period"], c["amount"]) for c in fees(ledger)] == [
+        ("2026-11", "2026-11", "9.9900"),
+        ("2026-12", "2027-01", "9.9900"),  # December's invoice is closed
+        ("2027-01", "2027-01", "12.9900"),
     ]
     assert mgu(minutes_of(ledger, "2027-01")) == (500, 0, 500)
     ledger.assert_replay_matches()
@@ -893,9 +896,7 @@ def test_V7_T2_a_switch_on_dated_after_the_plan_ended_does_not_bring_it_back() -
     ledger = setup("postpaid")
     feed_ok(
         ledger,
-        purchase(),
-        autorenew(False, "2026-11-10T10:00:00Z"),
-        cycle("2026-12"),
+        *cancelled_then_ended(),
         autorenew(True, "2026-12-02T10:00:00Z"),  # too late: the plan ended on 1 December
     )
     outcome = ledger.last_outcome(ACC)
@@ -909,9 +910,7 @@ def test_V7_T2_a_late_switch_on_leaves_a_plan_bought_since_and_one_the_catalog_d
     ledger = setup("postpaid")
     feed_ok(
         ledger,
-        purchase(),
-        autorenew(False, "2026-11-10T10:00:00Z"),
-        cycle("2026-12"),
+        *cancelled_then_ended(),
         purchase("2026-12-02T10:00:00Z", plan_id="na-unlimited"),
         autorenew(True, "2026-11-20T10:00:00Z"),
     )
@@ -1111,9 +1110,7 @@ def test_V8_T2_a_late_change_continues_a_cancelled_plan_the_bill_run_ended() -> 
     ledger = setup("postpaid")
     feed_ok(
         ledger,
-        purchase(),
-        autorenew(False, "2026-11-10T10:00:00Z"),
-        cycle("2026-12"),  # ends na-500: autorenew off
+        *cancelled_then_ended(),
         change("na-unlimited", "2026-11-28T12:00:00Z"),  # a change is an instruction to continue
     )
     outcome = ledger.last_outcome(ACC)
