@@ -9,7 +9,6 @@ import time
 from collections import OrderedDict
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from decimal import Decimal
 from itertools import chain
 from typing import Any, Literal, Protocol
 from uuid import UUID
@@ -34,13 +33,12 @@ from ledger.contract import IncomingEvent
 from ledger.errors import LedgerError, RejectedEvent
 from ledger.ids import CATALOG_STREAM_ID, account_stream_id, intake_stream_id
 from ledger.intake import Intake
-from ledger.money import ZERO
 from ledger.outcome import Charge
 from ledger.recorder import WHOLE_LOG, Alongside, LedgerPostgresRecorder, LogPart, LogRow
 from ledger.recorder_memory import LedgerMemoryRecorder
 from ledger.recorder_sqlite import LedgerSQLiteRecorder
 from ledger.records import LedgerEventStore
-from ledger.rerate import call_key, credits_made
+from ledger.rerate import Credits, call_key
 from ledger.rules import decide
 from ledger.rules.refunds import DisputeEvidence
 from ledger.store import StoreConfig, schema_lock
@@ -531,7 +529,9 @@ class LedgerApp(Application[UUID]):
                     earlier=tuple(stream[:index]),
                     duplicate_of=first_charge_of_call.get(call) if call else None,
                     credited_by=account.credited_charges.get(charge_id),
-                    credited=_credited_of(charge, stream[index + 1 :]),
+                    credited=Credits.made_by(stream[index + 1 :]).of(
+                        charge.charge_id, charge.amount
+                    ),
                     channel=channel,
                 )
             if call is not None and call not in first_charge_of_call:
@@ -588,17 +588,6 @@ def _comparable(aggregate: object) -> object:
 
 
 EventKey = tuple[str, str]  # an event as a batch knows it: its account's id and its own
-
-
-def _credited_of(charge: Charge, later: Iterable[object]) -> Decimal:
-    """What the account's later events credited of `charge`: refunds decided on it (F1), and
-    a reversal of the renewal that charged it (the whole fee)."""
-    credited = ZERO
-    for event in later:
-        for charge_id, amount in credits_made(event):
-            if charge_id == charge.charge_id:
-                credited += charge.amount if amount is None else amount
-    return credited
 
 
 class Batch:

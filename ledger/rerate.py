@@ -5,7 +5,7 @@ account's facts and decides each one again under a catalog history in which ever
 version is replaced by its final correction (and, for a what-if, an extra version).
 """
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Any
@@ -109,11 +109,9 @@ def _rate_again(
     differences: list[ChargeDifference] = []
     unrated: list[str] = []
     calls_seen: set[tuple[str, str]] = set()
-    credited: dict[str, Decimal | None] = {}  # charge id -> credited so far (None: in full)
+    credits = Credits()
     for event in stored:
-        for charge_id, amount in credits_made(event):
-            so_far = credited.get(charge_id, ZERO)
-            credited[charge_id] = None if amount is None or so_far is None else so_far + amount
+        credits.add(event)
         if isinstance(event, Account.Opened):
             account = Account.open(account_stream_id(event.fact["account_id"]), event.fact)
             continue
@@ -144,25 +142,42 @@ def _rate_again(
         account.record(fact, outcome)
         account.collect_events()  # nothing is stored: drop the pending event
         differences.extend(_compare(fact["event_id"], original, outcome))
-    for index, difference in enumerate(differences):
-        if difference.charge_id in credited:
-            amount = credited[difference.charge_id]
-            differences[index] = replace(
-                difference, credited=difference.charged or ZERO if amount is None else amount
-            )
+    differences = [
+        replace(d, credited=credits.of(d.charge_id, d.charged or ZERO)) for d in differences
+    ]
     return account, differences, unrated
 
 
-def credits_made(event: object) -> Iterator[tuple[str, Decimal | None]]:
-    """The charges a stored event credited, each with the amount it credited (None: the whole
-    charge, a renewal reversed by a fact dated before it, V7, V8, D5, D6, P2)."""
-    if not isinstance(event, Account.FactApplied):
-        return
-    effects = event.outcome["effects"]
-    for charge_id in effects.get("reversed_charges", ()):
-        yield charge_id, None
-    if event.fact["type"] == "refund.requested" and effects.get("decision") == "credited":
-        yield effects["charge_id"], Decimal(effects["credited"])
+class Credits:
+    """What an account's stored events credited of each charge: the amounts of the refunds
+    decided on it (F1), or the whole charge, a renewal reversed by a fact dated before it
+    (V7, V8, D5, D6, P2)."""
+
+    def __init__(self) -> None:
+        self._by_charge: dict[str, Decimal | None] = {}  # None: in full
+
+    @classmethod
+    def made_by(cls, events: Iterable[object]) -> "Credits":
+        credits = cls()
+        for event in events:
+            credits.add(event)
+        return credits
+
+    def add(self, event: object) -> None:
+        if not isinstance(event, Account.FactApplied):
+            return
+        effects = event.outcome["effects"]
+        for charge_id in effects.get("reversed_charges", ()):
+            self._by_charge[charge_id] = None
+        if event.fact["type"] == "refund.requested" and effects.get("decision") == "credited":
+            so_far = self._by_charge.get(effects["charge_id"], ZERO)
+            if so_far is not None:
+                self._by_charge[effects["charge_id"]] = so_far + Decimal(effects["credited"])
+
+    def of(self, charge_id: str, charged: Decimal) -> Decimal:
+        """What was credited of the charge of that id, which charged `charged`."""
+        amount = self._by_charge.get(charge_id, ZERO)
+        return charged if amount is None else amount
 
 
 def call_key(fact: dict[str, Any]) -> tuple[str, str] | None:
