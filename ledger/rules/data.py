@@ -319,9 +319,9 @@ def _change_renewed(
     at = event.occurred_at
     msisdn = event.fields["msisdn"]
     before = account.numbers[msisdn].previous_package
-    assert before is not None and renewed.renewal_charge_id is not None
+    assert before is not None
     period = period_of(at, account.timezone)
-    renewal_period = period_of(parse_instant(renewed.valid_from, "valid_from"), account.timezone)
+    renewal_period = _renewal_period(account, renewed)
     if before.changed_in_period == period:
         return _changed_already(msisdn, period)
     if not _untouched(account, renewed):
@@ -343,18 +343,8 @@ def _change_renewed(
         f"change from {before.package_id}",
     )
     changed = PackageState.from_document(started.effects["package"])
-    credit = renewal_credit(
-        event,
-        catalog,
-        "package_fee",
-        renewal_period,
-        renewed.renewal_charge_id,
-        renewed.fee,
-        usage_payer(account),
-        msisdn,
-        "D6",
-        f"package changed to {package.id} at {instant_text(at)}",
-    )
+    why = f"package changed to {package.id} at {instant_text(at)}"
+    credit = _renewal_reversed(account, event, catalog, renewed, "D6", why)
     renewal_catalog = catalogs.in_force(
         account.currency, period_start(renewal_period, account.timezone)
     )
@@ -368,6 +358,36 @@ def _change_renewed(
     }
     fees = () if fee is None else (fee,)
     return charged("D6", (*started.charges, credit, *fees), effects)
+
+
+def _renewal_period(account: Account, renewed: PackageState) -> str:
+    """The period a bill run renewed the package for."""
+    return period_of(parse_instant(renewed.valid_from, "valid_from"), account.timezone)
+
+
+def _renewal_reversed(
+    account: Account,
+    event: IncomingEvent,
+    catalog: CatalogVersion,
+    renewed: PackageState,
+    rule: str,
+    why: str,
+) -> Charge:
+    """The credit of the whole fee of a package renewal that a fact dated before it reverses
+    (D5, D6), on the renewal's own period."""
+    assert renewed.renewal_charge_id is not None
+    return renewal_credit(
+        event,
+        catalog,
+        "package_fee",
+        _renewal_period(account, renewed),
+        renewed.renewal_charge_id,
+        renewed.fee,
+        usage_payer(account),
+        event.fields["msisdn"],
+        rule,
+        why,
+    )
 
 
 def _untouched(account: Account, renewed: PackageState) -> bool:
@@ -433,19 +453,9 @@ def _unsubscribe_renewed(
     assert before is not None and renewed.renewal_charge_id is not None
     if not _untouched(account, renewed):
         return applied("D5", effects={"package": replaced(renewed, renews=False).document()})
-    period = period_of(parse_instant(renewed.valid_from, "valid_from"), account.timezone)
-    credit = renewal_credit(
-        event,
-        catalogs.in_force(account.currency, at),
-        "package_fee",
-        period,
-        renewed.renewal_charge_id,
-        renewed.fee,
-        usage_payer(account),
-        msisdn,
-        "D5",
-        f"unsubscribed at {instant_text(at)}",
-    )
+    catalog = catalogs.in_force(account.currency, at)
+    why = f"unsubscribed at {instant_text(at)}"
+    credit = _renewal_reversed(account, event, catalog, renewed, "D5", why)
     effects = {
         "package": None,
         "previous_package": _unsubscribed(before, at).document(),
@@ -597,8 +607,8 @@ def renew_package(
     """What the start of `period` does to the number's postpaid package (or to `current`, one
     not on the number yet) (D4): its fee in advance and its new snapshot, or (None, None) when
     it ends; None when nothing changes (no postpaid package, or one already in that period).
-    The snapshot names its fee charge, which an unsubscribe dated before the renewal may
-    reverse."""
+    The snapshot names its fee charge, which an unsubscribe, a change or a port-out dated
+    before the renewal may reverse."""
     if current is None:
         current = account.numbers[msisdn].package
     if current is None or current.mode != "postpaid":

@@ -150,10 +150,10 @@ def ahead_of_bill_run(account: Account, period: str) -> bool:
 def _renewals_since(
     account: Account, event: IncomingEvent, catalogs: CatalogHistory, plan: PlanState
 ) -> tuple[list[dict[str, Any]], list[Charge]]:
-    """A purchase dated before bill runs but logged after them (T2): the renewals those bill
-    runs would have made of it (V6), each period's with its own fee and catalog (C2), up to
-    the account's open period. A plan that ends on the way (autorenew off, gone from the
-    catalog) stops there."""
+    """A purchase, or an instruction to continue or change, dated before bill runs but logged
+    after them (T2): the renewals those bill runs would have made of `plan` (V6, V8), each
+    period's with its own fee and catalog (C2), up to the account's open period. A plan that
+    ends on the way (autorenew off, gone from the catalog) stops there."""
     msisdn = event.fields["msisdn"]
     renewals: list[dict[str, Any]] = []
     fees: list[Charge] = []
@@ -293,7 +293,7 @@ def renewal_credit(
     why: str,
 ) -> Charge:
     """The whole fee of a renewal that a fact dated before it says should not have been made
-    (a cancel, an unsubscribe, a port-out), credited on the renewal's own period: a
+    (a cancel, a change, an unsubscribe, a port-out), credited on the renewal's own period: a
     correction of the bill run, where a refund (F1) would re-rate a charge rightly made."""
     amount = rated(Decimal(fee))
     return Charge(
