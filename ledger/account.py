@@ -18,7 +18,7 @@ from ledger.chain import GENESIS, link
 from ledger.frozen import built
 from ledger.instants import parse_instant, period_of
 from ledger.money import ZERO
-from ledger.outcome import Outcome
+from ledger.outcome import Outcome, rated_msisdn
 from ledger.state import ENDED_AUTORENEW_OFF, NumberState, PackageState, PlanState
 
 # An explicit limit on one account's numbers: a business account with more is a data error.
@@ -26,6 +26,9 @@ MAX_NUMBERS_PER_ACCOUNT = 10_000
 # Numbers ported out of an account kept aside for their late usage records (P2, T2): the most
 # recent ones. A record of a number dropped from them is dead-lettered as an unknown number.
 MAX_PORTED_OUT_KEPT = 8
+# Temporary numbers port-ins replaced, kept for their late usage records (P1, T2): the most
+# recent ones. A record of a number dropped from them is dead-lettered as an unknown number.
+MAX_PORTED_IN_KEPT = 8
 
 # The layout of `Account.snapshot_document`. A change to it takes a new number: a process loads
 # an account from its events alone when its latest snapshot has another. 2: without the ids of
@@ -45,6 +48,7 @@ _STATE_FIELDS = frozenset(
         "blocked",
         "numbers",
         "ported_out",
+        "ported_in",
         "balance",
         "credited_charges",
         "chain_head",
@@ -83,6 +87,8 @@ class Account(Aggregate):
         self.blocked = False
         self.numbers: dict[str, NumberState] = {}
         self.ported_out: dict[str, NumberState] = {}  # oldest port-out first
+        # A port-in's temporary number -> (the ported number, when it replaced it), oldest first.
+        self.ported_in: dict[str, tuple[str, str]] = {}
         self.balance: Decimal = ZERO
         self.credited_charges: dict[str, str] = {}  # charge id -> the refund that credited it
         self.chain_head: str = chain
@@ -112,6 +118,7 @@ class Account(Aggregate):
             "blocked": self.blocked,
             "numbers": {msisdn: number.document() for msisdn, number in self.numbers.items()},
             "ported_out": {msisdn: gone.document() for msisdn, gone in self.ported_out.items()},
+            "ported_in": {temporary: list(port) for temporary, port in self.ported_in.items()},
             "balance": str(self.balance),
             "credited_charges": dict(self.credited_charges),
             "chain_head": self.chain_head,
@@ -144,6 +151,10 @@ class Account(Aggregate):
         account.ported_out = {  # snapshots taken before it was kept have none
             msisdn: NumberState.from_document(gone)
             for msisdn, gone in doc.get("ported_out", {}).items()
+        }
+        account.ported_in = {  # nor these
+            temporary: (ported, completed_at)
+            for temporary, (ported, completed_at) in doc.get("ported_in", {}).items()
         }
         account.balance = Decimal(doc["balance"])
         account.credited_charges = dict(doc["credited_charges"])
@@ -182,9 +193,20 @@ class Account(Aggregate):
             return None
         return gone if at < parse_instant(gone.ported_out_at, "ported_out_at") else None
 
+    def ported_in_as(self, msisdn: str, at: datetime) -> str | None:
+        """The ported number that replaced `msisdn`, a port-in's temporary number, if that was
+        after `at`: a usage record dated `at` that reached the ledger after the completion is
+        rated on it, the same line of service under its new number (P1)."""
+        port = self.ported_in.get(msisdn)
+        if port is None:
+            return None
+        ported, completed_at = port
+        return ported if at < parse_instant(completed_at, "completed_at") else None
+
     def rated_number(self, msisdn: str) -> NumberState:
         """The number a usage record is rated on: the account's own, or one ported out of it
-        since (`ported_out_after` admitted the record)."""
+        since (`ported_out_after` admitted the record). The rules name the number that
+        replaced a port-in's temporary one (`ported_in_as`), the evolvers `rated_msisdn`."""
         number = self.numbers.get(msisdn)
         return self.ported_out[msisdn] if number is None else number
 
@@ -280,8 +302,18 @@ def _renewals_since(number: NumberState, renewals: Iterable[Mapping[str, Any]]) 
 
 def _number_added(account: Account, fact: dict[str, Any], _: Mapping[str, Any]) -> None:
     account.numbers[fact["msisdn"]] = NumberState(fact["msisdn"])
-    account.ported_out.pop(fact["msisdn"], None)  # back on the account: its records are its
+    _joined(account, fact["msisdn"])
     assert len(account.numbers) <= MAX_NUMBERS_PER_ACCOUNT
+
+
+def _joined(account: Account, msisdn: str) -> None:
+    """A number (back) on the account is a new line of service: records of it are its own,
+    not the one it was before (P2), and a temporary number that became it no longer names
+    that (P1)."""
+    account.ported_out.pop(msisdn, None)
+    account.ported_in.pop(msisdn, None)
+    for temporary in [t for t, (ported, _) in account.ported_in.items() if ported == msisdn]:
+        del account.ported_in[temporary]
 
 
 def _plan_purchased(account: Account, fact: dict[str, Any], effects: Mapping[str, Any]) -> None:
@@ -318,7 +350,7 @@ def _reversed_charges(account: Account, fact: dict[str, Any], effects: Mapping[s
 
 
 def _call_completed(account: Account, fact: dict[str, Any], effects: Mapping[str, Any]) -> None:
-    number = account.rated_number(fact["msisdn"])
+    number = account.rated_number(rated_msisdn(fact, effects))
     renewal = effects.get("renewal")
     if renewal is not None:  # a call ahead of its period's bill run renewed the plan (V6)
         _start_plan(number, renewal["plan"], effects["period"], renewal)
@@ -333,7 +365,7 @@ def _call_completed(account: Account, fact: dict[str, Any], effects: Mapping[str
 
 def _package_effect(account: Account, fact: dict[str, Any], effects: Mapping[str, Any]) -> None:
     """Data rules carry the number's package after the event; None when it ended (D1-D9)."""
-    number = account.rated_number(fact["msisdn"])
+    number = account.rated_number(rated_msisdn(fact, effects))
     if "package" in effects:
         _replace_package(number, _package_from(effects["package"]))
     if "previous_package" in effects:
@@ -381,7 +413,12 @@ def _port_in_completed(account: Account, fact: dict[str, Any], effects: Mapping[
     number = account.numbers.pop(fact["msisdn"])
     number.msisdn = effects["replaced_by"]
     number.porting_in = None
+    _joined(account, number.msisdn)
     account.numbers[number.msisdn] = number
+    # Kept aside for its usage dated before, arriving late.
+    account.ported_in[fact["msisdn"]] = (number.msisdn, fact["occurred_at"])
+    while len(account.ported_in) > MAX_PORTED_IN_KEPT:
+        del account.ported_in[next(iter(account.ported_in))]
 
 
 def _port_in_failed(account: Account, fact: dict[str, Any], _: Mapping[str, Any]) -> None:

@@ -159,3 +159,11 @@ def not_yet_rated(event_type: str) -> Outcome:
 def rejected(rule: str, reason: str) -> Outcome:
     """A valid command the rules refuse: recorded with its reason, nothing else moves."""
     return Outcome(status="rejected", rule=rule, reason=reason)
+
+
+def rated_msisdn(fact: Mapping[str, Any], effects: Mapping[str, Any]) -> str:
+    """The number an applied fact's state and views change on: the one it names, or for a
+    late usage record of a port-in's temporary number, the ported number that replaced it
+    (P1, T2; `rules.decide` puts it in the effects)."""
+    msisdn: str = effects.get("ported_in_as", fact["msisdn"])
+    return msisdn

@@ -2,6 +2,7 @@
 
 from typing import Any
 
+from ledger.outcome import rated_msisdn
 from projections.projection import Fact, Projection, ViewChanges
 
 DATA_VIEW = "data"
@@ -82,7 +83,7 @@ class DataProjection(Projection):
             for view in (DATA_VIEW, THROTTLE_VIEW):
                 changes.delete(view, f"{account_id}|{fact['msisdn']}")
         elif "package" in effects and "msisdn" in fact:
-            self._put(changes, account_id, fact["msisdn"], effects["package"])
+            self._put(changes, account_id, rated_msisdn(fact, effects), effects["package"])
         elif fact["type"] == "cycle.started":
             for msisdn, package in effects.get("packages", {}).items():
                 self._put(changes, account_id, msisdn, package)

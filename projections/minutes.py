@@ -3,6 +3,7 @@
 from typing import Any
 
 from ledger.instants import period_end_text
+from ledger.outcome import rated_msisdn
 from projections.projection import Fact, Projection, ViewChanges
 
 VIEW = "minutes"
@@ -69,7 +70,7 @@ class MinutesProjection(Projection):
         if kind == "call.completed":  # first: most of the facts this view folds
             if "ported_out_at" in effects:  # a late call of a number gone with its views (P2)
                 return
-            msisdn = fact["msisdn"]
+            msisdn = rated_msisdn(fact, effects)
             renewal = effects.get("renewal")
             if renewal is not None:  # a call ahead of its bill run renewed the plan (V6)
                 self._grant(changes, account_id, msisdn, renewal["plan"], effects["period"])

@@ -22,7 +22,7 @@ from typing import Any
 
 import orjson
 
-from ledger.account import MAX_PORTED_OUT_KEPT, Account
+from ledger.account import MAX_PORTED_IN_KEPT, MAX_PORTED_OUT_KEPT, Account
 from ledger.instants import instant_text, parse_instant
 from ledger.rules.voice import authorize
 from projections.invoices import CHARGES_PER_CHUNK, read_invoices
@@ -168,6 +168,13 @@ def charges_of(ledger: Ledger, kind: str) -> list[dict[str, Any]]:
 
 def last(ledger: Ledger) -> dict[str, Any]:
     return ledger.last_outcome(ACC)
+
+
+def last_effects(ledger: Ledger) -> dict[str, Any]:
+    *_, latest = ledger.app.account_events(ACC)
+    assert isinstance(latest, Account.FactApplied)
+    effects: dict[str, Any] = latest.outcome["effects"]
+    return effects
 
 
 def numbers(ledger: Ledger) -> set[str]:
@@ -774,12 +781,140 @@ def test_P1_completion_replaces_the_number_keeping_plan_minutes_package_and_bala
         call("2026-11-12T10:00:00Z", 60, US, NEW), used("2026-11-12T11:00:00Z", MB, NEW)
     )
     assert len(counts.dead_letters) == 2
-    assert all(f"unknown number {NEW}" in r for r in ledger.reasons())
+    assert (
+        ledger.reasons()
+        == [
+            f"number {NEW} was replaced by the ported number {PORTED} at 2026-11-10T10:00:00Z: "
+            "only its usage dated before that is still rated"
+        ]
+        * 2
+    )
 
     # The plan renews on the ported number at the next period start (V6).
     feed_ok(ledger, cycle("2026-12"))
     fee = only_line(invoice_of(ledger, "2026-12"), "plan_fees")
     assert (fee["msisdn"], fee["amount"]) == (PORTED, "9.99")
+
+
+def ported_in_with_plan_and_package() -> Ledger:
+    """A prepaid account (30.00) whose new number NEW, with na-500 and data-1gb (25.00 left)
+    and 2 plan minutes used, is replaced by PORTED on 10 November."""
+    ledger = setup("prepaid", recharge="30.00")
+    feed_ok(
+        ledger,
+        port("port_in.requested", "2026-11-02T10:00:00Z", NEW, ported_msisdn=PORTED),
+        purchase("2026-11-02T11:00:00Z", NEW),
+        subscribe("2026-11-02T12:00:00Z", "data-1gb", NEW),
+        call("2026-11-03T10:00:00Z", 95, US, NEW),
+        port("port_in.completed", "2026-11-10T10:00:00Z", NEW, ported_msisdn=PORTED),
+    )
+    return ledger
+
+
+def test_P1_T2_usage_of_the_new_number_dated_before_the_completion_is_rated_on_the_ported_one() -> (
+    None
+):
+    ledger = ported_in_with_plan_and_package()
+    # Records of 9 November on the new number reach the ledger after the completion (the
+    # switch's records lag the carrier's): rated on the ported number, which holds the plan
+    # and package they used, not dead-lettered.
+    feed_ok(
+        ledger,
+        call("2026-11-09T10:00:00Z", 120, US, NEW),
+        used("2026-11-09T11:00:00Z", MB, NEW),
+        call("2026-11-09T12:00:00Z", 60, FR_LANDLINE, NEW),  # not covered: PAYG 0.0250
+    )
+    outcomes = [e.outcome for e in list(ledger.app.account_events(ACC))[-3:]]
+    assert [o["status"] for o in outcomes] == ["applied"] * 3
+    assert all(o["effects"]["ported_in_as"] == PORTED for o in outcomes)
+    assert (outcomes[0]["effects"]["plan_seconds"], outcomes[1]["effects"]["package_bytes"]) == (
+        120,
+        MB,
+    )
+    number = ledger.account(ACC).numbers[PORTED]
+    assert number.minute_batches["2026-11"].used_seconds == 120 + 120  # 95 s is 2 minutes
+    # The views are the ported number's: 2 + 2 minutes used, 1 GB - 1 MB left.
+    minutes = ledger.minutes(ACC, PORTED, "2026-11")
+    assert minutes is not None and (minutes["used"], minutes["remaining"]) == (4, 496)
+    data = ledger.data(ACC, PORTED)
+    assert data is not None and data["remaining_bytes"] == 1_000_000_000 - MB
+    assert ledger.minutes(ACC, NEW, "2026-11") is None
+    assert ledger.data(ACC, NEW) is None and ledger.throttle(ACC, NEW) is None
+    # Charged after the completion, so on the ported number's line (as the later fees are).
+    [payg] = charges_of(ledger, "payg_call")
+    assert (payg["amount"], payg["msisdn"], payg["payer"]) == ("0.0250", PORTED, "balance")
+    line = only_line(statement_of(ledger, "2026-11"), "payg_calls")
+    assert (line["msisdn"], line["amount"]) == (PORTED, "0.03")
+    assert ledger.balance(ACC) == "24.9750"
+    # A dispute of it replays the record the same way: rated as charged, denied.
+    feed_ok(
+        ledger,
+        event(
+            "refund.requested", ACC, "2026-11-12T10:00:00Z", charge_id=payg["charge_id"], reason="x"
+        ),
+    )
+    assert last_effects(ledger)["decision"] == "denied"
+    # One dated after the completion names a number the account no longer has.
+    counts = ledger.feed(call("2026-11-10T10:00:00Z", 60, US, NEW))
+    assert len(counts.dead_letters) == 1
+    assert ledger.reasons() == [
+        f"number {NEW} was replaced by the ported number {PORTED} at 2026-11-10T10:00:00Z: only "
+        "its usage dated before that is still rated"
+    ]
+    ledger.assert_replay_matches()
+
+
+def test_P1_T2_a_late_record_of_the_new_number_follows_the_ported_number_out() -> None:
+    ledger = ported_in_with_plan_and_package()
+    feed_ok(ledger, port("port_out.completed", "2026-11-20T10:00:00Z", PORTED))
+    feed_ok(ledger, call("2026-11-09T10:00:00Z", 120, US, NEW))
+    effects = last_effects(ledger)
+    assert (effects["ported_in_as"], effects["ported_out_at"], effects["plan_seconds"]) == (
+        PORTED,
+        "2026-11-20T10:00:00Z",
+        120,
+    )
+    gone = ledger.account(ACC).ported_out[PORTED]
+    assert gone.minute_batches["2026-11"].used_seconds == 120 + 120
+    assert ledger.minutes(ACC, PORTED, "2026-11") is None  # its views left with it
+    assert ledger.minutes(ACC, NEW, "2026-11") is None
+    ledger.assert_replay_matches()
+
+
+def test_P1_a_new_number_given_to_the_account_again_is_a_new_number() -> None:
+    ledger = ported_in_with_plan_and_package()
+    feed_ok(ledger, event("number.added", ACC, "2026-11-25T10:00:00Z", msisdn=NEW))
+    assert NEW not in ledger.account(ACC).ported_in
+    # Usage dated before the completion now finds the number without a plan: PAYG on it.
+    feed_ok(ledger, call("2026-11-09T10:00:00Z", 60, US, NEW))
+    assert "ported_in_as" not in last_effects(ledger)
+    [payg] = charges_of(ledger, "payg_call")
+    assert (payg["amount"], payg["msisdn"]) == ("0.0150", NEW)
+    ledger.assert_replay_matches()
+
+
+def test_P1_only_the_latest_port_ins_are_kept_for_late_usage() -> None:
+    kept = MAX_PORTED_IN_KEPT
+    new = [f"+1415556{n:04d}" for n in range(kept + 1)]  # one more than kept
+    ported = [f"+1312557{n:04d}" for n in range(kept + 1)]
+    ledger = setup("postpaid")
+    for n, (temporary, number) in enumerate(zip(new, ported, strict=True)):
+        feed_ok(
+            ledger,
+            port(
+                "port_in.requested", f"2026-11-02T10:{n:02d}:00Z", temporary, ported_msisdn=number
+            ),
+            port(
+                "port_in.completed", f"2026-11-20T10:{n:02d}:00Z", temporary, ported_msisdn=number
+            ),
+        )
+    assert list(ledger.account(ACC).ported_in) == new[1:]
+    counts = ledger.feed(
+        call("2026-11-19T10:00:00Z", 60, US, new[0]), call("2026-11-19T10:00:00Z", 60, US, new[1])
+    )
+    assert len(counts.dead_letters) == 1
+    assert ledger.reasons() == [f"unknown number {new[0]} on account {ACC}"]
+    assert last_effects(ledger)["ported_in_as"] == ported[1]
 
 
 def test_P1_postpaid_ported_number_keeps_the_throttle_and_renews_on_the_ported_number() -> None:

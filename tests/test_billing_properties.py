@@ -33,7 +33,7 @@ from typing import Any
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from ledger.account import Account
+from ledger.account import MAX_PORTED_IN_KEPT, Account
 from ledger.ids import account_stream_id
 from ledger.instants import instant_text, next_period, parse_instant, period_of, period_start
 from projections.invoices import read_invoices
@@ -209,6 +209,8 @@ class StreamBuilder:
     started: str = ""  # the latest started period (the opening period at first)
     numbers: list[str] = field(default_factory=list)
     pending_in: dict[str, str] = field(default_factory=dict)  # new number -> ported number
+    # New numbers port-ins completed on -> (the ported number, the completion), oldest first.
+    replaced: dict[str, tuple[str, datetime]] = field(default_factory=dict)
     fresh: int = 0
     # The account's stream rated so far: refunds name only charges it holds (an unknown one
     # would be dead-lettered). Fed the new events at each refund; later events never change
@@ -237,6 +239,22 @@ class StreamBuilder:
     def number(self, index: int) -> str | None:
         return self.numbers[index % len(self.numbers)] if self.numbers else None
 
+    def usage_number(self, index: int, at: datetime | None) -> str | None:
+        """The number a usage record names: one the account holds, or for a late record, also
+        a port-in's new number replaced after its date (P1: rated on the ported number)."""
+        if at is None:
+            return self.number(index)
+        named = self.numbers + [new for new in self.replaced if self.still_rated(new, at)]
+        return named[index % len(named)] if named else None
+
+    def still_rated(self, msisdn: str, at: datetime) -> bool:
+        """Whether a usage record of the number dated `at` is rated now, not dead-lettered."""
+        if msisdn in self.numbers:
+            return True
+        kept = dict(list(self.replaced.items())[-MAX_PORTED_IN_KEPT:])
+        ported, done = kept.get(msisdn, ("", at))
+        return at < done and ported in self.numbers
+
     def new_number(self, prefix: str) -> str:
         self.fresh += 1
         return f"{prefix}{self.fresh:04d}"
@@ -256,7 +274,7 @@ class StreamBuilder:
         kind = op[0]
         if kind == "call":
             _, index, destination, seconds = op
-            msisdn = self.number(index)
+            msisdn = self.usage_number(index, at)
             if msisdn is not None:
                 self.add(
                     "call.completed",
@@ -268,7 +286,7 @@ class StreamBuilder:
                 )
         elif kind == "data":
             _, index, nbytes, country = op
-            msisdn = self.number(index)
+            msisdn = self.usage_number(index, at)
             if msisdn is not None:
                 roaming = {"roaming": True, "country": country} if country else {"roaming": False}
                 self.add("data.used", at, msisdn=msisdn, bytes=nbytes, **roaming)
@@ -379,6 +397,7 @@ class StreamBuilder:
                 )
                 if completed:
                     self.numbers[self.numbers.index(new)] = ported
+                    self.replaced[new] = (ported, self.now)
             elif self.numbers:
                 # No such port-in pending: recorded as rejected, nothing moves (P1).
                 msisdn = self.number(op[1])
@@ -407,7 +426,8 @@ class StreamBuilder:
             calls = [
                 event
                 for event in self.events
-                if event["type"] == "call.completed" and event["msisdn"] in self.numbers
+                if event["type"] == "call.completed"
+                and self.still_rated(event["msisdn"], parse_instant(event["occurred_at"], "at"))
             ]
             if calls:
                 original = calls[op[1] % len(calls)]
@@ -640,10 +660,35 @@ LATE_PURCHASE_AFTER_A_BILL_RUN = Scenario(
     False,
 )
 
+# Records of a port-in's new number dated before the completion, logged after it and after
+# the bill run, rated on the ported number (P1): a late call and data record, and a call of
+# the new number recorded twice and disputed (credited as a duplicate, F1).
+LATE_USAGE_OF_A_REPLACED_NUMBER = Scenario(
+    "UTC",
+    "UTC",
+    0,
+    (),
+    (
+        ("port_in_request",),
+        ("now", ("purchase", 2, "na-500", True), 1),
+        ("now", ("subscribe", 2, "data-1gb"), 1),
+        ("now", ("call", 2, "+18765550100", 100), 1),  # JM: PAYG, disputed below
+        ("wait", 20 * 24 * 60),
+        ("port_in_complete", 0, True),
+        ("cycle", 1, True),
+        ("late", ("call", 3, "+12125550100", 300), 15 * 86_400),  # the new number's index
+        ("late", ("data", 3, 5_000_000, None), 15 * 86_400),
+        ("double_call", 0, True),
+    ),
+    (),
+    False,
+)
+
 
 @SETTINGS
 @given(scenarios)
 @example(LATE_PURCHASE_AFTER_A_BILL_RUN)
+@example(LATE_USAGE_OF_A_REPLACED_NUMBER)
 def test_I1_I2_B3_every_charge_is_on_exactly_one_line_of_its_billed_periods_invoice(
     scenario: Scenario,
 ) -> None:
@@ -838,6 +883,7 @@ def test_I2_I3_the_latest_statement_ends_at_the_balance_and_postpaid_has_none(
 
 @settings(SETTINGS, max_examples=40)
 @given(scenarios)
+@example(LATE_USAGE_OF_A_REPLACED_NUMBER)
 def test_R1_replay_gives_exactly_the_live_views_fed_per_event_or_at_once(
     scenario: Scenario,
 ) -> None:

@@ -60,6 +60,12 @@ def check_references(account: Account, event: IncomingEvent, catalogs: CatalogHi
             event.type not in _USAGE or account.ported_out_after(msisdn, event.occurred_at) is None
         )
     ):
+        port = account.ported_in.get(msisdn)
+        if port is not None:
+            raise RejectedEvent(
+                f"number {msisdn} was replaced by the ported number {port[0]} at {port[1]}: "
+                "only its usage dated before that is still rated"
+            )
         gone = account.ported_out.get(msisdn)
         if gone is not None:
             raise RejectedEvent(
@@ -88,6 +94,11 @@ def decide(
 
     A refund request is decided on the evidence the application found in the stream (F1).
     """
+    ported_in_as = _ported_in_as(account, event) if account.ported_in else None
+    if ported_in_as is not None:
+        # Rated on the number that replaced the temporary one: it holds the plan, minutes and
+        # package the record used. The stored fact keeps the number it names.
+        event = replaced(event, fields={**event.fields, "msisdn": ported_in_as}, decoded=None)
     check_references(account, event, catalogs)
     if event.type == "refund.requested":
         outcome = refunds.refund_requested(account, event, catalogs, evidence)
@@ -102,7 +113,20 @@ def decide(
         outcome = replaced(
             outcome, effects={**outcome.effects, "ported_out_at": gone.ported_out_at}
         )
+    if ported_in_as is not None and outcome.status == "applied":
+        outcome = replaced(outcome, effects={**outcome.effects, "ported_in_as": ported_in_as})
     return bill(account, event, outcome) if outcome.status == "applied" else outcome
+
+
+def _ported_in_as(account: Account, event: IncomingEvent) -> str | None:
+    """The ported number a usage record of a port-in's temporary number is rated on: one
+    dated before the completion that reached the ledger after it (P1, T2)."""
+    if event.type not in _USAGE:
+        return None
+    msisdn = event.fields["msisdn"]
+    if msisdn in account.numbers:
+        return None
+    return account.ported_in_as(msisdn, event.occurred_at)
 
 
 def bill(account: Account, event: IncomingEvent, outcome: Outcome) -> Outcome:
