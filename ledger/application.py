@@ -38,7 +38,7 @@ from ledger.recorder import WHOLE_LOG, Alongside, LedgerPostgresRecorder, LogPar
 from ledger.recorder_memory import LedgerMemoryRecorder
 from ledger.recorder_sqlite import LedgerSQLiteRecorder
 from ledger.records import LedgerEventStore
-from ledger.rerate import Credits, call_key
+from ledger.rerate import Calls, Credits
 from ledger.rules import decide
 from ledger.rules.refunds import DisputeEvidence
 from ledger.store import StoreConfig, schema_lock
@@ -502,12 +502,11 @@ class LedgerApp(Application[UUID]):
         stream += [
             event for event in pending if getattr(event, "originator_id", None) == account.id
         ]
-        first_charge_of_call: dict[tuple[str, str], str] = {}
+        calls = Calls()
         for index, event in enumerate(stream):
             if not isinstance(event, Account.FactApplied):
                 continue
             fact, charges = event.fact, event.outcome["charges"]
-            call = call_key(fact)
             for doc in charges:
                 if doc["charge_id"] != charge_id:
                     continue
@@ -527,18 +526,14 @@ class LedgerApp(Application[UUID]):
                     source_fact=fact,
                     before=before,
                     earlier=tuple(stream[:index]),
-                    duplicate_of=first_charge_of_call.get(call) if call else None,
+                    duplicate_of=calls.first_record(fact),
                     credited_by=account.credited_charges.get(charge_id),
                     credited=Credits.made_by(stream[index + 1 :]).of(
                         charge.charge_id, charge.amount
                     ),
                     channel=channel,
                 )
-            if call is not None and call not in first_charge_of_call:
-                # The first record of a call, charged or taken from plan minutes.
-                first_charge_of_call[call] = (
-                    charges[0]["charge_id"] if charges else f"{fact['event_id']} (plan minutes)"
-                )
+            calls.add(event)
         return None
 
     def next_position(self, tracking_name: str) -> int:

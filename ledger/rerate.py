@@ -108,7 +108,7 @@ def _rate_again(
     account: Account | None = None
     differences: list[ChargeDifference] = []
     unrated: list[str] = []
-    calls_seen: set[tuple[str, str]] = set()
+    calls = Calls()
     credits = Credits()
     for event in stored:
         credits.add(event)
@@ -124,8 +124,8 @@ def _rate_again(
             account.record(fact, original)
             account.collect_events()
             continue
-        call = call_key(fact)
-        if call is not None and call in calls_seen:
+        call = calls.key(fact)
+        if call is not None and calls.first_record(fact) is not None:
             # F1: a second record of one call owes nothing, and takes no plan minutes a later
             # call would have used: rated again, it charges and moves nothing.
             outcome = rejected(
@@ -137,8 +137,7 @@ def _rate_again(
             except LedgerError as error:
                 unrated.append(f"{fact['event_id']}: {error.reason}")
                 outcome = original  # keep the account's state moving as it did
-        if call is not None:
-            calls_seen.add(call)
+        calls.add(event)
         account.record(fact, outcome)
         account.collect_events()  # nothing is stored: drop the pending event
         differences.extend(_compare(fact["event_id"], original, outcome))
@@ -180,11 +179,49 @@ class Credits:
         return charged if amount is None else amount
 
 
-def call_key(fact: dict[str, Any]) -> tuple[str, str] | None:
-    """(msisdn, call_id) of a call record: the records of one call share it (F1)."""
-    if fact["type"] != "call.completed":
-        return None
-    return fact["msisdn"], fact["call_id"]
+class Calls:
+    """The calls an account's stored events recorded (F1): the records of one call share its
+    number and call id. A port-in's completion gives the temporary number's calls to the
+    ported number, so a second record of a call finds the first whichever of the two numbers
+    each names (P1)."""
+
+    def __init__(self) -> None:
+        # Each call's first record: its first charge's id, or the event's, from plan minutes.
+        self._first: dict[tuple[str, str], str] = {}
+        self._ported_in_as: dict[str, str] = {}  # a port-in's temporary number -> ported one
+
+    def key(self, fact: dict[str, Any]) -> tuple[str, str] | None:
+        """(number, call id) of a call record; None for any other fact."""
+        if fact["type"] != "call.completed":
+            return None
+        msisdn: str = fact["msisdn"]
+        return self._ported_in_as.get(msisdn, msisdn), fact["call_id"]
+
+    def first_record(self, fact: dict[str, Any]) -> str | None:
+        """The first record of the fact's call, if an earlier event recorded it."""
+        key = self.key(fact)
+        return None if key is None else self._first.get(key)
+
+    def add(self, event: object) -> None:
+        if not isinstance(event, Account.FactApplied):
+            return
+        fact = event.fact
+        key = self.key(fact)
+        if key is not None:
+            if key not in self._first:
+                charges = event.outcome["charges"]
+                self._first[key] = (
+                    charges[0]["charge_id"] if charges else f"{fact['event_id']} (plan minutes)"
+                )
+        elif fact["type"] == "port_in.completed" and event.outcome["status"] == "applied":
+            temporary, ported = fact["msisdn"], event.outcome["effects"]["replaced_by"]
+            self._ported_in_as[temporary] = ported
+            self._first = {
+                (ported if msisdn == temporary else msisdn, call_id): first
+                for (msisdn, call_id), first in self._first.items()
+            }
+        elif fact["type"] in ("number.added", "port_in.requested"):
+            self._ported_in_as.pop(fact["msisdn"], None)  # given again: a new number
 
 
 def decide_again(account: Account, fact: dict[str, Any], catalogs: CatalogHistory) -> Outcome:

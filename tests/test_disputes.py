@@ -377,6 +377,42 @@ def test_f1_the_same_call_id_on_another_number_is_not_a_duplicate() -> None:
     assert ledger.balance(ACC) == "9.9400"
 
 
+def test_f1_p1_one_call_recorded_on_the_new_number_and_again_after_the_port_in_is_a_duplicate() -> (
+    None
+):
+    """F1, P1: the ported number replaces the port-in's new number as the same line of
+    service, so a call recorded on the new number and again after the completion, naming the
+    ported number or still the new one, is one call recorded twice."""
+    new, ported = "+14155550777", "+13125550199"
+    ledger = setup()
+    at = "2026-11-05T10:00:00Z"
+    feed_ok(
+        ledger,
+        event("port_in.requested", ACC, "2026-11-02T10:00:00Z", msisdn=new, ported_msisdn=ported),
+        call("on-new", at, msisdn=new),
+        event("port_in.completed", ACC, "2026-11-08T10:00:00Z", msisdn=new, ported_msisdn=ported),
+        call("on-ported", at, msisdn=ported),
+        call("on-new-again", at, msisdn=new),  # dated before the completion: rated on `ported`
+    )
+    # 95 s to +1 -> 2 min x 0.0150 = 0.0300, each record. 10.00 - 0.0900.
+    assert ledger.balance(ACC) == "9.9100"
+    differences, _ = rerate(
+        ledger.app.account_events(ACC), corrected_history(ledger.app.catalogs())
+    )
+    assert [(d.charge_id, d.charged, d.rerated) for d in differences] == [
+        ("on-ported:payg", Decimal("0.0300"), None),
+        ("on-new-again:payg", Decimal("0.0300"), None),
+    ]
+    for charge_id, event_id in (("on-ported:payg", "refund-1"), ("on-new-again:payg", "refund-2")):
+        decision = dispute(ledger, charge_id, event_id)["effects"]
+        assert (decision["decision"], decision["credited"]) == ("credited", "0.0300")
+        assert "on-new:payg" in decision["evidence"]  # the first record of the call
+    original = dispute(ledger, "on-new:payg", "refund-3")
+    assert_denied(original, "one_time_and_recurring", "0.0300")
+    assert ledger.balance(ACC) == "9.9700"
+    ledger.assert_replay_matches()
+
+
 # ---------------------------------------------------------------------------------------------
 # F1, C4: a charge rated under a catalog later corrected is credited the difference
 
