@@ -21,7 +21,7 @@ from typing import Any
 import pytest
 
 from ledger.errors import RejectedEvent
-from ledger.instants import parse_instant
+from ledger.instants import next_period, parse_instant
 from ledger.rules.voice import Authorization, authorize
 from tests.cli_helpers import ingest_events, run, run_json
 from tests.factories import catalog_published, event, opened
@@ -932,6 +932,76 @@ def test_V7_T2_a_late_switch_on_leaves_a_plan_bought_since_and_one_the_catalog_d
     outcome = ledger.last_outcome(ACC)
     assert (outcome["status"], outcome["rule"]) == ("rejected", "V7")
     assert [c["period"] for c in fees(ledger)] == ["2026-11"]
+
+
+def months_from(first: str, count: int) -> list[str]:
+    periods = [first]
+    while len(periods) < count:
+        periods.append(next_period(periods[-1]))
+    return periods
+
+
+def test_V7_a_cancelled_yearly_plan_runs_to_its_years_end_then_ends() -> None:
+    """V7, seed 001: a cancel takes effect at the end of the billing cycle, which for a yearly
+    plan is its year: the months paid for keep their minutes; nothing renews after."""
+    ledger = setup("postpaid")
+    feed_ok(
+        ledger,
+        purchase(plan_id="na-500-yearly"),  # 99.00 for November 2026 to October 2027
+        cycle("2026-12"),
+        autorenew(False, "2026-12-10T12:00:00Z"),
+    )
+    for period in months_from("2027-01", 10):  # to 2027-10, the year's last month
+        feed_ok(ledger, cycle(period), call(f"{period}-02T10:00:00Z", 60))
+        assert mgu(minutes_of(ledger, period)) == (500, 1, 499), period
+    assert ledger.account(ACC).numbers[NUM1].plan is not None
+    # The start of year 2: no fee, the plan has ended, calls are PAYG.
+    feed_ok(ledger, cycle("2027-11"), call("2027-11-02T10:00:00Z", 60))
+    assert ledger.account(ACC).numbers[NUM1].plan is None
+    assert ledger.minutes(ACC, NUM1, "2027-11") is None
+    assert [(c["period"], c["amount"]) for c in fees(ledger)] == [("2026-11", "99.0000")]
+    assert [(c["period"], c["amount"]) for c in payg(ledger)] == [("2027-11", "0.0150")]
+    ledger.assert_replay_matches()
+
+
+def test_V7_T2_a_late_cancel_of_a_yearly_plan_reverses_only_the_next_years_renewal() -> None:
+    ledger = setup("postpaid")
+    feed_ok(ledger, purchase(plan_id="na-500-yearly"))
+    feed_ok(ledger, *(cycle(period) for period in months_from("2026-12", 11)))  # to 2027-10
+    # Dated in May, logged after June's bill run: June is in the year paid for, it stands.
+    feed_ok(ledger, autorenew(False, "2027-05-20T12:00:00Z"))
+    assert ledger.last_outcome(ACC)["charges"] == []
+    assert mgu(minutes_of(ledger, "2027-06")) == (500, 0, 500)
+    # Year 2 started (99.00) before a cancel dated in October reached the ledger: that
+    # renewal is reversed, the plan ended with the year it was paid for.
+    feed_ok(ledger, autorenew(True, "2027-10-10T12:00:00Z"), cycle("2027-11"))
+    feed_ok(ledger, autorenew(False, "2027-10-20T12:00:00Z"))
+    outcome = ledger.last_outcome(ACC)
+    assert [(c["kind"], c["amount"], c["period"]) for c in outcome["charges"]] == [
+        ("plan_fee", "-99.0000", "2027-11")
+    ]
+    assert ledger.account(ACC).numbers[NUM1].plan is None
+    assert ledger.minutes(ACC, NUM1, "2027-11") is None
+    assert mgu(minutes_of(ledger, "2027-10")) == (500, 0, 500)
+    ledger.assert_replay_matches()
+
+
+def test_V7_T2_a_late_cancel_leaves_a_yearly_renewal_whose_year_is_in_use() -> None:
+    ledger = setup("postpaid")
+    feed_ok(ledger, purchase(plan_id="na-500-yearly"))
+    feed_ok(ledger, *(cycle(period) for period in months_from("2026-12", 13)))  # to 2027-12
+    feed_ok(ledger, call("2027-12-02T10:00:00Z", 60))  # year 2 in use
+    feed_ok(ledger, autorenew(False, "2027-10-20T12:00:00Z"))
+    # Year 2's fee stands (the service was taken, no refund): the plan runs to its end.
+    assert ledger.last_outcome(ACC)["charges"] == []
+    assert [(c["period"], c["amount"]) for c in fees(ledger)] == [
+        ("2026-11", "99.0000"),
+        ("2027-11", "99.0000"),
+    ]
+    feed_ok(ledger, cycle("2028-01"))
+    assert mgu(minutes_of(ledger, "2028-01")) == (500, 0, 500)
+    assert ledger.account(ACC).numbers[NUM1].plan is not None
+    ledger.assert_replay_matches()
 
 
 def test_V7_switching_autorenew_back_on_before_the_period_end_renews() -> None:

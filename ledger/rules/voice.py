@@ -173,11 +173,13 @@ def _renewals_since(
 def plan_autorenew_changed(
     account: Account, event: IncomingEvent, catalogs: CatalogHistory
 ) -> Outcome:
-    """V7: cancelling is autorenew off; the plan and its minutes last to the period's end.
+    """V7: cancelling is autorenew off; the plan and its minutes last to the period's end (a
+    yearly plan's: to its year's end, `paid_already`).
 
     A cancel dated before a renewal that has already happened (it reached the ledger after
-    the bill run) takes effect as of its date: the renewals since, whose minutes nothing has
-    used, are reversed (fee credited, minutes withdrawn) and the plan ends. A renewal whose
+    the bill run) takes effect as of its date: the renewals since that it rules out, whose
+    minutes nothing has used, are reversed (fee credited, minutes withdrawn) and the plan
+    ends. A renewal whose
     minutes were used stands: the customer took the service, and the plan ends at the next
     period start as any cancel does. A switch back on dated before the bill run that ended
     the cancelled plan renews it (`_continued`).
@@ -190,7 +192,7 @@ def plan_autorenew_changed(
         if enabled and ended is not None:
             return _continued(account, event, catalogs, ended, "V7", {"autorenew": True})
         return rejected("V7", f"{msisdn} has no active plan")
-    undone = [] if enabled else unused_renewals_after(account, number, event.occurred_at)
+    undone = [] if enabled else _ruled_out(account, number, event.occurred_at)
     if not undone:
         return applied("V7", effects={"autorenew": enabled})
     why = f"autorenew switched off at {instant_text(event.occurred_at)}"
@@ -199,6 +201,24 @@ def plan_autorenew_changed(
         _reversals(account, event, catalogs, undone, "V7", why),
         {"autorenew": False, "ended": True, **_reversed(undone)},
     )
+
+
+def _ruled_out(
+    account: Account, number: NumberState, at: datetime
+) -> list[tuple[str, str | None, str | None]]:
+    """The unused renewals a cancel dated `at` rules out (V7): every one since for a monthly
+    plan; for a yearly one, those from the start of its next year on, if they reach back to
+    it (a month used in that year means its fee stands, and the year runs to its end)."""
+    undone = unused_renewals_after(account, number, at)
+    plan = number.plan
+    if plan is None or plan.term != "yearly":
+        return undone
+    start = plan.started_period
+    next_year = (months_between(start, period_of(at, account.timezone)) // 12 + 1) * 12
+    ruled_out = [renewal for renewal in undone if months_between(start, renewal[0]) >= next_year]
+    if ruled_out and months_between(start, ruled_out[-1][0]) == next_year:  # latest first
+        return ruled_out
+    return []
 
 
 def _ended_after(account: Account, number: NumberState, at: datetime) -> PlanState | None:
@@ -502,9 +522,14 @@ def renew_plan(
     if plan is None or plan.current_period >= period:
         return None, None
     payer = fee_payer(account)
-    if not plan.autorenew:  # cancelled (V7): the latest instruction wins over a change
+    if not plan.autorenew and not paid_already(plan, period):
         return None, {"action": "ended", "reason": ENDED_AUTORENEW_OFF}
-    if plan.pending_plan_id is not None and plan.pending_plan_id in catalog.plans:
+    # A change waits for a plan that goes on: a cancel after it wins, the latest instruction.
+    if (
+        plan.autorenew
+        and plan.pending_plan_id is not None
+        and plan.pending_plan_id in catalog.plans
+    ):
         new = catalog.plan(plan.pending_plan_id)
         why = f"changed from {plan.plan_id} at the start of {period}"
         charge = plan_fee_charge(charge_id, new, catalog, period, msisdn, payer, why, "V8")
@@ -530,9 +555,17 @@ def renew_plan(
         fee = plan_fee_charge(charge_id, renewed, catalog, period, msisdn, payer, why, "V6")
     return fee, {
         "action": "renewed",
-        "plan": plan_document(renewed, True, plan.channel, plan.started_period),
+        "plan": plan_document(renewed, plan.autorenew, plan.channel, plan.started_period),
         **_renewal_fee(fee),
     }
+
+
+def paid_already(plan: PlanState, period: str) -> bool:
+    """Whether the plan's fee already paid for `period`: any month of a yearly plan's year but
+    the first, whose renewal charges the fee (V2). Cancelled, a yearly plan still runs to its
+    year's end: the customer paid for the year, and a cancel takes effect at the end of the
+    billing cycle (seed 001)."""
+    return plan.term == "yearly" and months_between(plan.started_period, period) % 12 != 0
 
 
 def renewal_ahead(
