@@ -321,15 +321,15 @@ def _change_renewed(
     before = account.numbers[msisdn].previous_package
     assert before is not None
     period = period_of(at, account.timezone)
-    renewal_period = _renewal_period(account, renewed)
+    renewed_for = renewal_period(account, renewed)
     if before.changed_in_period == period:
         return _changed_already(msisdn, period)
     if not _untouched(account, renewed):
         return rejected(
             "D6",
-            f"{msisdn}'s package {renewed.package_id} was renewed for {renewal_period} before "
+            f"{msisdn}'s package {renewed.package_id} was renewed for {renewed_for} before "
             f"this change dated {instant_text(at)} reached the ledger, and its data is in use; "
-            f"change it again for {renewal_period}",
+            f"change it again for {renewed_for}",
         )
     catalog = catalogs.in_force(account.currency, at)
     started = _postpaid_start(
@@ -346,10 +346,10 @@ def _change_renewed(
     why = f"package changed to {package.id} at {instant_text(at)}"
     credit = _renewal_reversed(account, event, catalog, renewed, "D6", why)
     renewal_catalog = catalogs.in_force(
-        account.currency, period_start(renewal_period, account.timezone)
+        account.currency, period_start(renewed_for, account.timezone)
     )
     fee, again = renew_package(
-        account, event, msisdn, renewal_period, renewal_catalog, changed, f":{renewal_period}"
+        account, event, msisdn, renewed_for, renewal_catalog, changed, f":{renewed_for}"
     ) or (None, None)
     effects = {
         "package": None if again is None else again.document(),
@@ -360,8 +360,8 @@ def _change_renewed(
     return charged("D6", (*started.charges, credit, *fees), effects)
 
 
-def _renewal_period(account: Account, renewed: PackageState) -> str:
-    """The period a bill run renewed the package for."""
+def renewal_period(account: Account, renewed: PackageState) -> str:
+    """The period a bill run renewed the package for (its validity's first)."""
     return period_of(parse_instant(renewed.valid_from, "valid_from"), account.timezone)
 
 
@@ -380,7 +380,7 @@ def _renewal_reversed(
         event,
         catalog,
         "package_fee",
-        _renewal_period(account, renewed),
+        renewal_period(account, renewed),
         renewed.renewal_charge_id,
         renewed.fee,
         usage_payer(account),

@@ -8,6 +8,7 @@ from ledger.catalog import CatalogHistory, CatalogVersion
 from ledger.contract import IncomingEvent
 from ledger.instants import instant_text, parse_instant, period_of
 from ledger.outcome import Charge, Outcome, applied, charged, rejected
+from ledger.rules.data import renewal_period
 from ledger.rules.voice import fee_payer, renewal_credit, usage_payer
 
 
@@ -104,7 +105,7 @@ def _renewals_after_completion(
     ] + [
         (
             "package_fee",
-            period_of(parse_instant(package.valid_from, "valid_from"), account.timezone),
+            renewal_period(account, package),
             package.renewal_charge_id,
             package.fee,
             usage_payer(account),
