@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any, BinaryIO, NoReturn
 
 import click
+from click.core import ParameterSource
 
 from ledger.application import BatchCounts, LedgerApp
 from ledger.canonical import canonical_json
@@ -504,6 +505,13 @@ def publish(
             fail(
                 f"{len(report.invalid)} invalid line(s) in {file}; nothing was published"
                 + (f" ({more} more not shown)" if more > 0 else "")
+            )
+        asked = click.get_current_context().get_parameter_source("partitions")
+        if asked == ParameterSource.COMMANDLINE and report.partitions != partitions:
+            click.echo(
+                f"ledger: note: topic {topic} already has {report.partitions} partitions; "
+                f"--partitions {partitions} applies only to a topic publish creates",
+                err=True,
             )
         context.emit(
             {"events": report.events, "catalog_versions": report.catalog_versions},

@@ -163,13 +163,14 @@ def _unreachable(settings: KafkaSettings, error: KafkaException) -> BrokerUnreac
     )
 
 
-def ensure_topics(settings: KafkaSettings, partitions: int) -> None:
-    """Create the events, catalog and dead-letter topics when they do not exist yet. The
-    first request of a publish and of a consumer: no broker answering is its one-line error."""
+def ensure_topics(settings: KafkaSettings, partitions: int) -> int:
+    """Create the events, catalog and dead-letter topics when they do not exist yet, the
+    events topic with `partitions`; the events topic's partitions. The first request of a
+    publish and of a consumer: no broker answering is its one-line error."""
     admin = AdminClient(_client_config(settings, "ledger-admin"))
     FIRST_ANSWER.hold()
     try:
-        existing = set(admin.list_topics(timeout=BROKER_TIMEOUT_SECONDS).topics)
+        existing = admin.list_topics(timeout=BROKER_TIMEOUT_SECONDS).topics
     except KafkaException as error:
         admin.poll(0)  # hands over its log lines: the reason
         raise _unreachable(settings, error) from error
@@ -180,9 +181,11 @@ def ensure_topics(settings: KafkaSettings, partitions: int) -> None:
         NewTopic(settings.catalog_topic, 1, 1),
         NewTopic(settings.dead_letter_topic, 1, 1),
     ]
+    events = existing.get(settings.topic)
+    has = partitions if events is None else len(events.partitions)
     missing = [topic for topic in wanted if topic.topic not in existing]
     if not missing:
-        return
+        return has
     created = admin.create_topics(missing, request_timeout=BROKER_TIMEOUT_SECONDS)
     for future in created.values():
         try:
@@ -191,6 +194,7 @@ def ensure_topics(settings: KafkaSettings, partitions: int) -> None:
             # Another process may create them in the meantime.
             if error.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:
                 raise
+    return has
 
 
 # A record to produce: topic, key, value, headers.
@@ -701,6 +705,7 @@ def consume(
 class PublishReport:
     events: int = 0
     catalog_versions: int = 0
+    partitions: int = 0  # the events topic's, which it may have had before
     invalid: list[tuple[int, str]] = field(default_factory=list)
 
 
@@ -764,7 +769,7 @@ def publish(
             report.events += 1
     if report.invalid:
         return PublishReport(invalid=report.invalid)
-    ensure_topics(settings, partitions)
+    report.partitions = ensure_topics(settings, partitions)
     (publisher or Publisher(settings)).send(outgoing)
     return report
 

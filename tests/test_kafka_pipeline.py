@@ -123,3 +123,24 @@ def test_catalog_publish_then_consume_rates_with_it(
     assert consumed["catalog"]["applied"] == 1
     assert consumed["events"]["applied"] == 2
     assert balances(sqlite_url, "ACC-K") == {"ACC-K": "4.2000"}
+
+
+def test_publish_says_when_partitions_asked_for_do_not_apply_to_an_existing_topic(
+    tmp_path: Path, kafka_server: str, kafka_names: dict[str, str]
+) -> None:
+    """The first publish (or a consumer) creates the events topic, with 3 partitions unless
+    asked: a later `publish --partitions 5` cannot give it 5, and says so rather than keep
+    quiet."""
+    from tests.factories import jsonl, opened
+
+    path = tmp_path / "events.jsonl"
+    path.write_text(jsonl(opened("ACC-K")))
+    args = ("publish", str(path), *kafka_args(kafka_server, kafka_names, "publish"))
+    assert run(*args).stderr == ""
+    result = run(*args, "--partitions", "5")
+    assert result.stderr == (
+        f"ledger: note: topic {kafka_names['topic']} already has 3 partitions; --partitions 5 "
+        "applies only to a topic publish creates\n"
+    )
+    assert result.stdout.startswith("published 1 events")
+    assert run(*args, "--partitions", "3").stderr == ""  # what it has: nothing to say
