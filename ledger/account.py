@@ -32,8 +32,11 @@ MAX_PORTED_IN_KEPT = 8
 
 # The layout of `Account.snapshot_document`. A change to it takes a new number: a process loads
 # an account from its events alone when its latest snapshot has another. 2: without the ids of
-# the events it applied, which the store keeps (ledger.applied_ids).
-SNAPSHOT_FORMAT = 2
+# the events it applied, which the store keeps (ledger.applied_ids). 3: with each number's
+# cancelled plan (`ended_plan`) and the temporary numbers port-ins replaced (`ported_in`): an
+# account loaded from an older snapshot would decide a late switch-on or a late record of a
+# temporary number otherwise than its events do.
+SNAPSHOT_FORMAT = 3
 
 # What an account holds besides the library's own fields: each has a place in its snapshot.
 _STATE_FIELDS = frozenset(
@@ -152,9 +155,9 @@ class Account(Aggregate):
             msisdn: NumberState.from_document(gone)
             for msisdn, gone in doc.get("ported_out", {}).items()
         }
-        account.ported_in = {  # nor these
+        account.ported_in = {
             temporary: (ported, completed_at)
-            for temporary, (ported, completed_at) in doc.get("ported_in", {}).items()
+            for temporary, (ported, completed_at) in doc["ported_in"].items()
         }
         account.balance = Decimal(doc["balance"])
         account.credited_charges = dict(doc["credited_charges"])
@@ -205,8 +208,9 @@ class Account(Aggregate):
 
     def rated_number(self, msisdn: str) -> NumberState:
         """The number a usage record is rated on: the account's own, or one ported out of it
-        since (`ported_out_after` admitted the record). The rules name the number that
-        replaced a port-in's temporary one (`ported_in_as`), the evolvers `rated_msisdn`."""
+        since (`ported_out_after` admitted the record). A record of a port-in's temporary
+        number is rated on the ported number: the rules pass that (`ported_in_as`), the
+        evolvers find it with `rated_msisdn`."""
         number = self.numbers.get(msisdn)
         return self.ported_out[msisdn] if number is None else number
 

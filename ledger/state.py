@@ -130,7 +130,7 @@ class NumberState:
     @classmethod
     def from_document(cls, doc: dict[str, Any]) -> "NumberState":
         plan, package, previous = doc["plan"], doc["package"], doc["previous_package"]
-        ended = doc.get("ended_plan")  # absent from snapshots taken before it was kept
+        ended = doc["ended_plan"]
         return cls(
             msisdn=doc["msisdn"],
             plan=None if plan is None else PlanState.from_document(plan),

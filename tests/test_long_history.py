@@ -272,11 +272,45 @@ def cancelled_then_switched_back_on_late() -> list[dict[str, object]]:
     ]
 
 
+def late_record_of_a_replaced_number() -> list[dict[str, object]]:
+    """A port-in's new number replaced by the ported one, then its call dated before that,
+    logged after it and rated on the ported number (P1, T2)."""
+    account, new, ported = "ACC-P1", "+14155550777", "+13125550199"
+    port = {"msisdn": new, "ported_msisdn": ported}
+    return [
+        catalog_published(),
+        opened(account, "postpaid"),
+        event("port_in.requested", account, "2026-11-02T10:00:00Z", **port),
+        event(
+            "plan.purchased",
+            account,
+            "2026-11-02T11:00:00Z",
+            msisdn=new,
+            plan_id="na-500",
+            channel="portal",
+        ),
+        event("port_in.completed", account, "2026-11-10T10:00:00Z", **port),
+        event(
+            "call.completed",
+            account,
+            "2026-11-09T10:00:00Z",
+            msisdn=new,
+            destination="+12125550100",
+            duration_seconds=120,
+            call_id="late-call",
+        ),
+        event("cycle.started", account, "2026-12-01T00:00:00Z", period="2026-12"),
+    ]
+
+
 HISTORIES = {
     "every kind of event": lambda: [line(doc).encode() for doc in long_history()],
     "a block and a credited dispute": lambda: [line(d).encode() for d in blocked_and_credited()],
     "a plan switched back on late": lambda: [
         line(d).encode() for d in cancelled_then_switched_back_on_late()
+    ],
+    "a late record of a replaced number": lambda: [
+        line(d).encode() for d in late_record_of_a_replaced_number()
     ],
     "a month of bench traffic": lambda: list(generate(12, 1500)),
 }
