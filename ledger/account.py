@@ -8,7 +8,7 @@ the catalog, so replay needs nothing but the log (C1, R1).
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, TypeVar
 from uuid import UUID
 
 from eventsourcing.domain import Aggregate, MutableOrImmutableAggregate, Snapshot
@@ -29,6 +29,9 @@ MAX_PORTED_OUT_KEPT = 8
 # Temporary numbers port-ins replaced, kept for their late usage records (P1, T2): the most
 # recent ones. A record of a number dropped from them is dead-lettered as an unknown number.
 MAX_PORTED_IN_KEPT = 8
+
+# What a number that left the account leaves aside (`_set_aside`).
+Kept = TypeVar("Kept")
 
 # The layout of `Account.snapshot_document`. A change to it takes a new number: a process loads
 # an account from its events alone when its latest snapshot has another. 2: without the ids of
@@ -151,9 +154,8 @@ class Account(Aggregate):
         account.numbers = {
             msisdn: NumberState.from_document(number) for msisdn, number in doc["numbers"].items()
         }
-        account.ported_out = {  # snapshots taken before it was kept have none
-            msisdn: NumberState.from_document(gone)
-            for msisdn, gone in doc.get("ported_out", {}).items()
+        account.ported_out = {
+            msisdn: NumberState.from_document(gone) for msisdn, gone in doc["ported_out"].items()
         }
         account.ported_in = {
             temporary: (ported, completed_at)
@@ -420,9 +422,8 @@ def _port_in_completed(account: Account, fact: dict[str, Any], effects: Mapping[
     _joined(account, number.msisdn)
     account.numbers[number.msisdn] = number
     # Kept aside for its usage dated before, arriving late.
-    account.ported_in[fact["msisdn"]] = (number.msisdn, fact["occurred_at"])
-    while len(account.ported_in) > MAX_PORTED_IN_KEPT:
-        del account.ported_in[next(iter(account.ported_in))]
+    port = (number.msisdn, fact["occurred_at"])
+    _set_aside(account.ported_in, fact["msisdn"], port, MAX_PORTED_IN_KEPT)
 
 
 def _port_in_failed(account: Account, fact: dict[str, Any], _: Mapping[str, Any]) -> None:
@@ -437,10 +438,16 @@ def _port_out_completed(account: Account, fact: dict[str, Any], effects: Mapping
     # Billing for it stops (P2); it is kept aside for usage dated before, arriving late.
     number = account.numbers.pop(fact["msisdn"])
     number.ported_out_at = fact["occurred_at"]
-    account.ported_out[number.msisdn] = number
-    while len(account.ported_out) > MAX_PORTED_OUT_KEPT:
-        del account.ported_out[next(iter(account.ported_out))]
+    _set_aside(account.ported_out, number.msisdn, number, MAX_PORTED_OUT_KEPT)
     _reversed_charges(account, fact, effects)  # renewals made after its date (P2)
+
+
+def _set_aside(aside: dict[str, Kept], msisdn: str, kept: Kept, limit: int) -> None:
+    """Keep a number that left the account aside for its late records, newest last; the
+    oldest beyond the limit are dropped (their records are then unknown numbers)."""
+    aside[msisdn] = kept
+    while len(aside) > limit:
+        del aside[next(iter(aside))]
 
 
 def _refund_requested(account: Account, fact: dict[str, Any], effects: Mapping[str, Any]) -> None:

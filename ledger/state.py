@@ -142,7 +142,7 @@ class NumberState:
             },
             porting_in=doc["porting_in"],
             porting_out=doc["porting_out"],
-            ported_out_at=doc.get("ported_out_at"),
+            ported_out_at=doc["ported_out_at"],
             ended_plan=None if ended is None else PlanState.from_document(ended),
         )
 

@@ -179,10 +179,9 @@ def plan_autorenew_changed(
     A cancel dated before a renewal that has already happened (it reached the ledger after
     the bill run) takes effect as of its date: the renewals since that it rules out, whose
     minutes nothing has used, are reversed (fee credited, minutes withdrawn) and the plan
-    ends. A renewal whose
-    minutes were used stands: the customer took the service, and the plan ends at the next
-    period start as any cancel does. A switch back on dated before the bill run that ended
-    the cancelled plan renews it (`_continued`).
+    ends. A renewal whose minutes were used stands: the customer took the service, and the
+    plan ends at the next period start as any cancel does. A switch back on dated before the
+    bill run that ended the cancelled plan renews it (`_continued`).
     """
     msisdn = event.fields["msisdn"]
     number = account.numbers[msisdn]
