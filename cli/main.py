@@ -22,6 +22,7 @@ from ledger.recorder import MAX_LOG_PARTS
 from ledger.runtime import tune_for_long_runs
 from ledger.store import (
     DEFAULT_STORE_URL,
+    STORE_OUTAGES,
     StoreConfig,
     check_postgres_store,
     check_sqlite_store,
@@ -75,6 +76,13 @@ def fail(message: str) -> NoReturn:
     sys.exit(1)
 
 
+def _store_shown() -> str:
+    """The store the command was given, as an error names it (without its password)."""
+    context = click.get_current_context(silent=True)
+    found = context.find_object(Context) if context is not None else None
+    return parse_store_url(found.store_url).shown if found is not None else "given"
+
+
 @contextmanager
 def user_errors() -> Iterator[None]:
     try:
@@ -83,11 +91,10 @@ def user_errors() -> Iterator[None]:
         fail(error.reason)
     except OSError as error:
         fail(f"{error.strerror or error}: {error.filename}" if error.filename else str(error))
-    except Exception as error:  # connection failures from drivers and clients
-        name = type(error).__name__
-        if name == "OperationalError":
-            fail(f"{name}: {error}")
-        if name == "KafkaException":  # raised by the client, so its module is loaded
+    except STORE_OUTAGES as error:
+        fail(f"cannot use the store {_store_shown()}: {type(error).__name__}: {error}")
+    except Exception as error:  # the Kafka client's failures
+        if type(error).__name__ == "KafkaException":  # raised by the client: its module is loaded
             from consumers.kafka import reason_of
 
             fail(f"Kafka: {reason_of(error)}")

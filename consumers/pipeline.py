@@ -4,11 +4,9 @@ A source hands over a batch of raw records; the pipeline returns what happened t
 the dead-letter sink has taken the bad ones and the batch has been committed (G1, G2).
 """
 
-import sqlite3
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-import psycopg
 from eventsourcing import persistence
 from eventsourcing.persistence import Tracking
 
@@ -16,17 +14,11 @@ from ledger.application import Batch, BatchCounts, DeadLetter, LedgerApp, Writte
 from ledger.contract import IncomingEvent, parse_event
 from ledger.errors import LedgerError
 from ledger.frozen import fields_at_once
+from ledger.store import STORE_OUTAGES
 
 # Failures of the store, not of a record: a server away or restarting, a lock timeout, or a
 # conflict with another writer. Never a reason to dead-letter; the source retries the batch.
-STORE_ERRORS: tuple[type[Exception], ...] = (
-    persistence.OperationalError,
-    persistence.InterfaceError,
-    persistence.IntegrityError,
-    psycopg.OperationalError,
-    psycopg.InterfaceError,
-    sqlite3.OperationalError,
-)
+STORE_ERRORS: tuple[type[Exception], ...] = (*STORE_OUTAGES, persistence.IntegrityError)
 
 
 @fields_at_once  # built for every record: its fields set at once

@@ -13,6 +13,7 @@ from typing import Literal
 from urllib.parse import quote, unquote, urlsplit
 
 import psycopg
+from eventsourcing import persistence
 
 from ledger.errors import InvalidStoreURL, StoreUnusable
 from ledger.recorder import TOPIC as RECORDER_TOPIC
@@ -20,6 +21,16 @@ from ledger.recorder_sqlite import EVENTS_TABLE as SQLITE_EVENTS_TABLE
 from ledger.recorder_sqlite import TOPIC as SQLITE_RECORDER_TOPIC
 
 DEFAULT_STORE_URL = "sqlite:///ledger.db"
+
+# The store's server away, restarting, full or timing out, or an SQLite file locked too long:
+# in the library's words and each driver's. Not a fault of what is being stored.
+STORE_OUTAGES: tuple[type[Exception], ...] = (
+    persistence.OperationalError,
+    persistence.InterfaceError,
+    psycopg.OperationalError,
+    psycopg.InterfaceError,
+    sqlite3.OperationalError,
+)
 
 
 @dataclass(frozen=True)
@@ -45,6 +56,11 @@ class StoreConfig:
     kind: Literal["sqlite", "postgresql", "memory"]
     sqlite_path: str | None = None
     postgres: PostgresParams | None = None
+
+    @property
+    def shown(self) -> str:
+        """The URL as an error shows it: without its password."""
+        return _without_password(self.url)
 
     def eventsourcing_env(self) -> dict[str, str]:
         """The environment the eventsourcing library reads to build its recorders."""

@@ -325,6 +325,25 @@ def test_unreachable_postgresql_is_one_line_error() -> None:
     assert "Is the server running on that host" in result.stderr
 
 
+@pytest.mark.parametrize("command", [("balance", "A"), ("ingest", "--quiet", "-")])
+def test_a_postgresql_server_that_never_answers_is_one_line_error(command: tuple[str, ...]) -> None:
+    """A server that takes the connection and says nothing (hung, or a firewall that lets the
+    handshake through) times out in psycopg's ConnectionTimeout, not an OperationalError by
+    name: the user gets one line naming the store, after the connect timeout, not a
+    traceback. Both ways in: a read-only command checks the store, ingest creates it."""
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(8)  # the kernel completes the handshake; nothing ever answers
+        port = silent.getsockname()[1]
+        store = f"postgresql://ledger:s3cret@127.0.0.1:{port}/ledger"
+        assert_one_line_error(
+            store,
+            *command,
+            says=f"cannot use the store postgresql://ledger:***@127.0.0.1:{port}/ledger: "
+            "ConnectionTimeout: connection timeout expired",
+        )
+
+
 def test_an_unreachable_kafka_broker_is_one_line_error(tmp_path: Path) -> None:
     """librdkafka keeps trying a broker that is not there; a publish and a consumer give up
     after BROKER_TIMEOUT_SECONDS with one line naming the address and, in librdkafka's words,
