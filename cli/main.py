@@ -514,7 +514,11 @@ def publish(
                 + (f" ({more} more not shown)" if more > 0 else "")
             )
         asked = click.get_current_context().get_parameter_source("partitions")
-        if asked == ParameterSource.COMMANDLINE and report.partitions != partitions:
+        if (
+            report.events
+            and asked == ParameterSource.COMMANDLINE
+            and report.partitions != partitions
+        ):
             click.echo(
                 f"ledger: note: topic {topic} already has {report.partitions} partitions; "
                 f"--partitions {partitions} applies only to a topic publish creates",

@@ -18,7 +18,7 @@ import logging
 import os
 import re
 import time
-from collections.abc import Callable, Hashable, Iterable, Sequence
+from collections.abc import Callable, Collection, Hashable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -163,10 +163,12 @@ def _unreachable(settings: KafkaSettings, error: KafkaException) -> BrokerUnreac
     )
 
 
-def ensure_topics(settings: KafkaSettings, partitions: int) -> int:
-    """Create the events, catalog and dead-letter topics when they do not exist yet, the
-    events topic with `partitions`; the events topic's partitions. The first request of a
-    publish and of a consumer: no broker answering is its one-line error."""
+def ensure_topics(
+    settings: KafkaSettings, partitions: int, only: Collection[str] | None = None
+) -> int:
+    """Create the events, catalog and dead-letter topics (`only` those named) when they do not
+    exist yet, the events topic with `partitions`; the events topic's partitions. The first
+    request of a publish and of a consumer: no broker answering is its one-line error."""
     admin = AdminClient(_client_config(settings, "ledger-admin"))
     FIRST_ANSWER.hold()
     try:
@@ -183,7 +185,11 @@ def ensure_topics(settings: KafkaSettings, partitions: int) -> int:
     ]
     events = existing.get(settings.topic)
     has = partitions if events is None else len(events.partitions)
-    missing = [topic for topic in wanted if topic.topic not in existing]
+    missing = [
+        topic
+        for topic in wanted
+        if topic.topic not in existing and (only is None or topic.topic in only)
+    ]
     if not missing:
         return has
     created = admin.create_topics(missing, request_timeout=BROKER_TIMEOUT_SECONDS)
@@ -769,7 +775,9 @@ def publish(
             report.events += 1
     if report.invalid:
         return PublishReport(invalid=report.invalid)
-    report.partitions = ensure_topics(settings, partitions)
+    # Only the topics written to: a catalog publish makes no events topic of the default name
+    # beside the one the consumers read, and the dead-letter topic is the consumer's to make.
+    report.partitions = ensure_topics(settings, partitions, only={topic for topic, *_ in outgoing})
     (publisher or Publisher(settings)).send(outgoing)
     return report
 

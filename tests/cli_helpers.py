@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from click.testing import CliRunner, Result
-from kafka import KafkaConsumer, TopicPartition
+from kafka import KafkaAdminClient, KafkaConsumer, TopicPartition
 
 from cli.main import main
 
@@ -69,6 +69,15 @@ def kafka_args(
     for name in _TOPIC_OPTIONS_OF[command]:
         args += ["--" + name.replace("_", "-"), names[name]]
     return [*args, "--group", names["group"]] if group else args
+
+
+def topics(bootstrap: str) -> set[str]:
+    """The names of the broker's topics."""
+    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
+    try:
+        return set(admin.list_topics())
+    finally:
+        admin.close()
 
 
 def read_topic(bootstrap: str, topic: str) -> list[Any]:

@@ -1,11 +1,12 @@
 """Kafka ingestion against the real broker (issue 2): publish, consume, exactly once."""
 
+import json
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.cli_helpers import balances, kafka_args, read_topic, run, run_json
+from tests.cli_helpers import balances, kafka_args, read_topic, run, run_json, topics
 from tests.factories import MIXED_MONTH_BALANCES, mixed_month
 
 pytestmark = pytest.mark.kafka
@@ -144,3 +145,28 @@ def test_publish_says_when_partitions_asked_for_do_not_apply_to_an_existing_topi
     )
     assert result.stdout.startswith("published 1 events")
     assert run(*args, "--partitions", "3").stderr == ""  # what it has: nothing to say
+
+
+def test_publish_creates_only_the_topics_it_writes_to(
+    kafka_server: str, kafka_names: dict[str, str]
+) -> None:
+    """A catalog publish left an events topic of the default name (`ledger.events`, 3
+    partitions) beside the one an operator's consumers read, and a dead-letter topic: publish
+    makes only the topics its records go to; a consumer makes the ones it reads and writes."""
+    from consumers.kafka import KafkaSettings, publish
+    from consumers.pipeline import RawRecord
+    from ledger.catalog import default_catalog_path
+    from tests.factories import event, opened
+
+    settings = KafkaSettings(bootstrap=kafka_server, **kafka_names)
+    catalog = run("catalog", "event", str(default_catalog_path())).stdout.strip()
+    publish([RawRecord(1, catalog.encode())], settings)
+    made = topics(kafka_server) & {
+        kafka_names[name] for name in ("topic", "catalog_topic", "dead_letter_topic")
+    }
+    assert made == {kafka_names["catalog_topic"]}
+
+    records = [opened("ACC-T"), event("balance.recharged", "ACC-T", amount="1.00")]
+    publish([RawRecord(n, json.dumps(r).encode()) for n, r in enumerate(records, 1)], settings)
+    made = topics(kafka_server) & {kafka_names["topic"], kafka_names["dead_letter_topic"]}
+    assert made == {kafka_names["topic"]}

@@ -4,18 +4,10 @@ every later start (1,600 of them kept a CI broker from starting within two minut
 
 import psycopg
 import pytest
-from kafka import KafkaAdminClient
 
 from bench.scratch import scratch_database, scratch_topics
 from consumers.kafka import KafkaSettings, ensure_topics
-
-
-def topics(bootstrap: str) -> set[str]:
-    admin = KafkaAdminClient(bootstrap_servers=bootstrap)
-    try:
-        return set(admin.list_topics())
-    finally:
-        admin.close()
+from tests.cli_helpers import topics
 
 
 def databases(admin_url: str) -> set[str]:
