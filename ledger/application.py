@@ -38,7 +38,7 @@ from ledger.recorder import WHOLE_LOG, Alongside, LedgerPostgresRecorder, LogPar
 from ledger.recorder_memory import LedgerMemoryRecorder
 from ledger.recorder_sqlite import LedgerSQLiteRecorder
 from ledger.records import LedgerEventStore
-from ledger.rerate import Calls, Credits
+from ledger.rerate import Calls, Credits, logged_late
 from ledger.rules import decide
 from ledger.rules.refunds import DisputeEvidence
 from ledger.store import StoreConfig, schema_lock
@@ -526,6 +526,7 @@ class LedgerApp(Application[UUID]):
                     source_fact=fact,
                     before=before,
                     earlier=tuple(stream[:index]),
+                    logged_late=logged_late(fact, stream[index + 1 :]),
                     duplicate_of=calls.first_record(fact),
                     credited_by=account.credited_charges.get(charge_id),
                     credited=Credits.made_by(stream[index + 1 :]).of(

@@ -15,6 +15,7 @@ from ledger.catalog import CatalogHistory, CatalogVersion
 from ledger.contract import parse_document
 from ledger.errors import LedgerError
 from ledger.ids import account_stream_id
+from ledger.instants import parse_instant
 from ledger.money import ZERO, money_text
 from ledger.outcome import Outcome, rejected
 
@@ -94,12 +95,30 @@ def rerate(
 
 def rerated_account(stored: Iterable[object], catalogs: CatalogHistory) -> Account:
     """The account as its stored facts leave it when rated again under these catalogs, as
-    `rerate` rates them: the state a disputed charge's source event is re-rated in (F1), so a
-    dispute credits what a what-if replay shows (a corrected plan's minutes, say, count for
-    every call before the disputed one too)."""
+    `rerate` rates them: the state a disputed charge's source event is re-rated in (F1), from
+    the facts before it and those logged late (`logged_late`), so a dispute credits what a
+    what-if replay shows and what the late facts change (a corrected plan's minutes, say,
+    count for every call before the disputed one too)."""
     account, _, _ = _rate_again(stored, catalogs)
     assert account is not None, "an account's stream starts with its opening"
     return account
+
+
+def logged_late(source_fact: dict[str, Any], later: Iterable[object]) -> tuple[object, ...]:
+    """The facts among `later` (events logged after the source fact) dated before it: what the
+    ledger learned late about the service the source fact used (T2), a plan switched back on,
+    a purchase, a port-out, a bill run. A dispute re-rates the source fact after them (F1), so
+    a call rated PAYG while a cancelled plan stood ended is re-rated on the minutes the late
+    switch-on renewed. Decisions on other charges (refund requests) are not facts about the
+    service."""
+    at = parse_instant(source_fact["occurred_at"], "occurred_at")
+    return tuple(
+        event
+        for event in later
+        if isinstance(event, Account.FactApplied)
+        and event.fact["type"] != "refund.requested"
+        and parse_instant(event.fact["occurred_at"], "occurred_at") < at
+    )
 
 
 def _rate_again(

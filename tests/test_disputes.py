@@ -668,6 +668,135 @@ def test_c4_call_of_a_number_since_ported_out_is_still_credited() -> None:
 
 
 # ---------------------------------------------------------------------------------------------
+# F1, T2: a charge re-rated with the facts dated before it that reached the ledger after it
+
+
+def switched_back_on_late() -> list[dict[str, Any]]:
+    """na-500 cancelled (V7) and ended by December's bill run; a call of 2 December rated PAYG;
+    then the switch back on, dated in November, which renews December (T2)."""
+    return [
+        purchase("buy"),
+        event("plan.autorenew_changed", ACC, "2026-11-10T10:00:00Z", msisdn=NUM, enabled=False),
+        event("cycle.started", ACC, "2026-12-01T00:00:00Z", period="2026-12"),
+        call("meanwhile", "2026-12-02T10:00:00Z"),
+        event(
+            "plan.autorenew_changed",
+            ACC,
+            "2026-11-20T10:00:00Z",
+            event_id="switch-on",
+            msisdn=NUM,
+            enabled=True,
+        ),
+    ]
+
+
+def test_f1_a_call_rated_payg_before_a_late_switch_on_of_its_plan_is_credited() -> None:
+    """The plan was cancelled and ended by December's bill run; a call on 2 December was rated
+    PAYG; then the switch back on, dated in November, arrived and renewed December (V7, T2).
+    December's fee is charged, so the call it covered must not be charged too: the dispute
+    re-rates it after the late switch-on, on December's minutes, and credits it in full. It
+    was denied "as charged", the re-rating stopping at the call in log order."""
+    ledger = setup("postpaid")
+    feed_ok(
+        ledger,
+        *switched_back_on_late(),
+    )
+    assert [c["amount"] for c in ledger.charges(ACC) if c["kind"] == "plan_fee"] == [
+        "9.9900",  # November, at purchase
+        "9.9900",  # December, renewed by the late switch-on
+    ]
+    outcome = dispute(ledger, "meanwhile:payg", "refund-1", at="2026-12-05T12:00:00Z")
+    decision = outcome["effects"]
+    assert decision["decision"] == "credited", decision
+    # 95 s to +1 -> 2 min x 0.0150 = 0.0300; on December's na-500 minutes: nothing.
+    assert (decision["charged"], decision["rerated"], decision["credited"]) == (
+        "0.0300",
+        "0.0000",
+        "0.0300",
+    )
+    assert decision["evidence"] == (
+        "re-rated under catalog 2026-01-a, counting switch-on (plan.autorenew_changed at "
+        "2026-11-20T10:00:00Z), dated before it and logged after it: 0.0000 instead of "
+        "0.0300 under 2026-01-a"
+    )
+    [credit] = outcome["charges"]
+    assert (credit["amount"], credit["period"]) == ("-0.0300", "2026-12")
+    ledger.assert_replay_matches()
+
+
+def test_f1_a_call_rated_payg_before_a_late_purchase_dated_before_it_is_credited() -> None:
+    """A portal purchase dated 2 November reached the ledger after a call of 5 November, which
+    was rated PAYG: the plan was the number's when it called (T2)."""
+    ledger = setup("prepaid")
+    feed_ok(ledger, call("early-call", "2026-11-05T10:00:00Z"))
+    feed_ok(ledger, purchase("late-buy", at="2026-11-02T10:00:00Z"))
+    outcome = dispute(ledger, "early-call:payg", "refund-1")
+    assert outcome["effects"]["decision"] == "credited"
+    assert outcome["effects"]["credited"] == "0.0300"
+    assert (
+        "counting late-buy (plan.purchased at 2026-11-02T10:00:00Z)"
+        in (outcome["effects"]["evidence"])
+    )
+    # 10.00 - 0.0300 (the call) + 0.0300 (its credit); the plan fee went to the card (I3)
+    assert ledger.balance(ACC) == "10.0000"
+    ledger.assert_replay_matches()
+
+
+def test_f1_a_call_after_a_port_out_completion_logged_late_is_credited_in_full() -> None:
+    """The carrier's completion of the port-out reached the ledger after a call dated after it:
+    in date order the call would have been refused (the number had left, T2), so none of its
+    charge was the account's to pay. The evidence says why."""
+    ledger = setup("prepaid")
+    feed_ok(
+        ledger,
+        event("port_out.requested", ACC, "2026-11-06T10:00:00Z", event_id="port", msisdn=NUM2),
+        call("after-port", "2026-11-08T10:00:00Z", msisdn=NUM2, call_id="c2"),
+        event("port_out.completed", ACC, "2026-11-07T10:00:00Z", event_id="done", msisdn=NUM2),
+    )
+    outcome = dispute(ledger, "after-port:payg", "refund-1")
+    decision = outcome["effects"]
+    assert (decision["decision"], decision["credited"]) == ("credited", "0.0300")
+    assert decision["evidence"] == (
+        "re-rated under catalog 2026-01-a, counting done (port_out.completed at "
+        "2026-11-07T10:00:00Z), dated before it and logged after it: 0.0000 (number "
+        f"{NUM2} was ported out of account {ACC} at 2026-11-07T10:00:00Z: only its usage "
+        "dated before that is still rated) instead of 0.0300 under 2026-01-a"
+    )
+    ledger.assert_replay_matches()
+
+
+def test_f1_a_fact_logged_late_and_dated_after_the_charge_does_not_change_its_rating() -> None:
+    """Only what was true when the charged event occurred counts: a purchase logged after the
+    call and dated after it too leaves the call PAYG, and the dispute is denied."""
+    ledger = setup("prepaid")
+    feed_ok(ledger, call("early-call", "2026-11-05T10:00:00Z"))
+    feed_ok(ledger, purchase("later-buy", at="2026-11-06T10:00:00Z"))
+    outcome = dispute(ledger, "early-call:payg", "refund-1")
+    assert_denied(outcome, "one_time_and_recurring", "0.0300")
+    assert "counting" not in outcome["effects"]["evidence"]
+
+
+def test_f1_a_call_logged_late_that_took_the_minutes_first_leaves_the_charge_as_it_is() -> None:
+    """Facts learned late count whichever way they cut: after the late switch-on renewed
+    December, a call of 1 December reached the ledger and took all 500 of its minutes. The
+    call of 2 December, rated PAYG, would have found none left: denied, as charged."""
+    ledger = setup("postpaid")
+    feed_ok(
+        ledger,
+        *switched_back_on_late(),
+        call("long", "2026-12-01T12:00:00Z", seconds=500 * 60, call_id="long"),
+    )
+    assert "long:payg" not in {c["charge_id"] for c in ledger.charges(ACC)}  # on the minutes
+    outcome = dispute(ledger, "meanwhile:payg", "refund-1", at="2026-12-05T12:00:00Z")
+    assert_denied(outcome, "one_time_and_recurring", "0.0300")
+    assert outcome["effects"]["evidence"] == (
+        "re-rated under catalog 2026-01-a, counting switch-on (plan.autorenew_changed at "
+        "2026-11-20T10:00:00Z), long (call.completed at 2026-12-01T12:00:00Z), dated before "
+        "it and logged after it: 0.0300, as charged"
+    )
+
+
+# ---------------------------------------------------------------------------------------------
 # F1: everything else is denied with the clause that applies
 
 

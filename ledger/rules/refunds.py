@@ -29,6 +29,8 @@ class DisputeEvidence:
     source_fact: dict[str, Any]
     before: Account  # the account just before the source event was applied
     earlier: tuple[object, ...]  # the account's events before the source event, in order
+    # Facts logged after the source event and dated before it, in order (ledger.rerate)
+    logged_late: tuple[object, ...]
     duplicate_of: str | None  # an earlier charge for the same call, if any
     credited_by: str | None  # the last event that credited this charge, if any
     credited: Decimal  # what earlier refunds and reversals credited of it in all
@@ -98,7 +100,10 @@ def refund_requested(
     # What is owed back: the charge less its re-rated amount, less what was credited of it
     # before (a later correction may lower it further: only the further difference).
     owed = charge.amount - again.amount - credited
-    rerated = f"re-rated under catalog {again.catalog_version}: {money_text(again.amount)}" + (
+    rerated = (
+        f"re-rated under catalog {again.catalog_version}{_counting(evidence.logged_late)}: "
+        f"{money_text(again.amount)}{'' if again.refused is None else f' ({again.refused})'}"
+    ) + (
         ", as charged"
         if again.amount == charge.amount
         else f" instead of {money_text(charge.amount)} under {charge.catalog_version}"
@@ -123,27 +128,68 @@ class _Rerated:
     amount: Decimal
     catalog_version: str
     rate: str
+    refused: str | None = None  # why the rules refuse the event now, if they do
+
+
+# A dispute's evidence names this many of the facts it counted that were logged late.
+MAX_LATE_FACTS_NAMED = 3
+
+
+def _counting(logged_late: tuple[object, ...]) -> str:
+    """What the re-rating counted that the charge's own rating could not: the facts dated
+    before its source event and logged after it."""
+    if not logged_late:
+        return ""
+    named = [
+        f"{event.fact['event_id']} ({event.fact['type']} at {event.fact['occurred_at']})"
+        for event in logged_late[:MAX_LATE_FACTS_NAMED]
+        if isinstance(event, Account.FactApplied)
+    ]
+    more = len(logged_late) - len(named)
+    return (
+        f", counting {', '.join(named)}{f' and {more} more' if more else ''}, "
+        f"dated before it and logged after it"
+    )
 
 
 def _rerate(
     account: Account, evidence: DisputeEvidence, catalogs: CatalogHistory
 ) -> _Rerated | None:
     """The charge when its source event is rated again (C4 corrections applied), in the account
-    as its earlier facts leave it rated again the same way, as a what-if replay rates them (R2).
-    None: the event cannot be rated again."""
+    as its earlier facts leave it rated again the same way, as a what-if replay rates them (R2),
+    and then the facts logged after it but dated before it (T2): what the ledger knows now of
+    the service the event used. None: the event cannot be rated again."""
     corrected = corrected_history(catalogs)
+    source = evidence.source_fact
+    at = parse_instant(source["occurred_at"], "occurred_at")
     try:
-        state = rerated_account(evidence.earlier, corrected)
-        again = decide_again(state, evidence.source_fact, corrected)
+        state = rerated_account((*evidence.earlier, *evidence.logged_late), corrected)
+        again = decide_again(state, source, corrected)
+    except RejectedEvent as error:
+        if evidence.logged_late and _rates_without_them(evidence, corrected):
+            # A number ported out or removed before the event, as learned late: the event
+            # would have been refused (T2), so none of the charge was the account's to pay.
+            version = corrected.in_force(account.currency, at).version
+            return _Rerated(ZERO, version, "not rated when rated again", refused=error.reason)
+        return None
     except LedgerError:
         return None
     for charge in again.charges:
         if charge.charge_id == evidence.charge.charge_id:
             return _Rerated(charge.amount, charge.catalog_version, charge.rate)
     # Rated again, the event makes no such charge at all (its minutes or data covered it).
-    at = parse_instant(evidence.source_fact["occurred_at"], "occurred_at")
     version = corrected.in_force(account.currency, at).version
     return _Rerated(ZERO, version, "no charge when rated again")
+
+
+def _rates_without_them(evidence: DisputeEvidence, catalogs: CatalogHistory) -> bool:
+    """Whether the source event rates again when the facts logged late are left out: if so,
+    it is they that refuse it, not the catalogs."""
+    try:
+        decide_again(rerated_account(evidence.earlier, catalogs), evidence.source_fact, catalogs)
+    except LedgerError:
+        return False
+    return True
 
 
 def _denied(base: dict[str, Any], clause: str, why: str) -> Outcome:
