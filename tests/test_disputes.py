@@ -742,6 +742,27 @@ def test_f1_a_call_rated_payg_before_a_late_purchase_dated_before_it_is_credited
     ledger.assert_replay_matches()
 
 
+def test_f1_data_rated_payg_before_a_late_package_subscription_is_credited() -> None:
+    """A prepaid 1 GB package subscribed on 4 November reached the ledger after 100 MB used on
+    the 5th, rated PAYG: the package covered it (T2), so the dispute credits it all."""
+    ledger = setup("prepaid")
+    used = event("data.used", ACC, "2026-11-05T10:00:00Z", event_id="d1", msisdn=NUM)
+    feed_ok(ledger, {**used, "bytes": 100_000_000, "roaming": False})
+    subscribed = event("package.subscribed", ACC, "2026-11-04T10:00:00Z", event_id="sub")
+    feed_ok(ledger, {**subscribed, "msisdn": NUM, "package_id": "data-1gb"})
+    outcome = dispute(ledger, "d1:payg", "refund-1")
+    # 100,000,000 bytes / 1,000,000 x 0.0500 = 5.0000 PAYG; from the package: nothing.
+    assert (outcome["effects"]["decision"], outcome["effects"]["credited"]) == (
+        "credited",
+        "5.0000",
+    )
+    assert (
+        "counting sub (package.subscribed at 2026-11-04T10:00:00Z)"
+        in (outcome["effects"]["evidence"])
+    )
+    ledger.assert_replay_matches()
+
+
 def test_f1_a_call_after_a_port_out_completion_logged_late_is_credited_in_full() -> None:
     """The carrier's completion of the port-out reached the ledger after a call dated after it:
     in date order the call would have been refused (the number had left, T2), so none of its
