@@ -746,18 +746,19 @@ def test_f1_data_rated_payg_before_a_late_package_subscription_is_credited() -> 
     """A prepaid 1 GB package subscribed on 4 November reached the ledger after 100 MB used on
     the 5th, rated PAYG: the package covered it (T2), so the dispute credits it all."""
     ledger = setup("prepaid")
-    used = event("data.used", ACC, "2026-11-05T10:00:00Z", event_id="d1", msisdn=NUM)
-    feed_ok(ledger, {**used, "bytes": 100_000_000, "roaming": False})
-    subscribed = event("package.subscribed", ACC, "2026-11-04T10:00:00Z", event_id="sub")
-    feed_ok(ledger, {**subscribed, "msisdn": NUM, "package_id": "data-1gb"})
-    outcome = dispute(ledger, "d1:payg", "refund-1")
+    at = "2026-11-05T10:00:00Z"
+    feed_ok(ledger, event("data.used", ACC, at, msisdn=NUM, bytes=100_000_000, roaming=False))
+    at = "2026-11-04T10:00:00Z"
+    feed_ok(ledger, event("package.subscribed", ACC, at, msisdn=NUM, package_id="data-1gb"))
+    [charge] = [c for c in ledger.charges(ACC) if c["kind"] == "payg_data"]
+    outcome = dispute(ledger, charge["charge_id"], "refund-1")
     # 100,000,000 bytes / 1,000,000 x 0.0500 = 5.0000 PAYG; from the package: nothing.
     assert (outcome["effects"]["decision"], outcome["effects"]["credited"]) == (
         "credited",
         "5.0000",
     )
     assert (
-        "counting sub (package.subscribed at 2026-11-04T10:00:00Z)"
+        "(package.subscribed at 2026-11-04T10:00:00Z), dated before it"
         in (outcome["effects"]["evidence"])
     )
     ledger.assert_replay_matches()
