@@ -64,8 +64,9 @@ class ChargeDifference:
 
     @property
     def still_owed(self) -> Decimal:
-        """What a dispute of the charge would credit now (F1): the overcharge less what was
-        credited of it; an undercharge is never collected, so nothing."""
+        """What a dispute of the charge would credit now for this difference (F1): the
+        overcharge less what was credited of it; an undercharge is never collected, so
+        nothing. A dispute also counts the facts logged late (`logged_late`)."""
         return max(-self.difference - self.credited, ZERO)
 
     def document(self) -> dict[str, Any]:
