@@ -160,36 +160,46 @@ def _rerate(
     and then the facts logged after it but dated before it (T2): what the ledger knows now of
     the service the event used. None: the event cannot be rated again."""
     corrected = corrected_history(catalogs)
-    source = evidence.source_fact
-    at = parse_instant(source["occurred_at"], "occurred_at")
+    late = evidence.logged_late
     try:
-        state = rerated_account((*evidence.earlier, *evidence.logged_late), corrected)
-        again = decide_again(state, source, corrected)
+        again = _rated_after(account, evidence, (*evidence.earlier, *late), corrected)
     except RejectedEvent as error:
-        if evidence.logged_late and _rates_without_them(evidence, corrected):
-            # A number ported out or removed before the event, as learned late: the event
-            # would have been refused (T2), so none of the charge was the account's to pay.
-            version = corrected.in_force(account.currency, at).version
-            return _Rerated(ZERO, version, "not rated when rated again", refused=error.reason)
-        return None
+        if not late:
+            return None
+        try:
+            as_logged = _rated_after(account, evidence, evidence.earlier, corrected)
+        except LedgerError:
+            return None  # the catalogs refuse it, not only the late facts
+        # A number ported out or removed before the event, as learned late: the event
+        # would have been refused (T2), so none of the charge was the account's to pay.
+        return _Rerated(
+            ZERO,
+            as_logged.catalog_version,
+            "not rated when rated again",
+            refused=error.reason,
+        )
     except LedgerError:
         return None
+    return again
+
+
+def _rated_after(
+    account: Account,
+    evidence: DisputeEvidence,
+    earlier: tuple[object, ...],
+    catalogs: CatalogHistory,
+) -> _Rerated:
+    """The disputed charge as its source event rates after `earlier`, each rated again;
+    LedgerError when the rules refuse the event."""
+    source = evidence.source_fact
+    again = decide_again(rerated_account(earlier, catalogs), source, catalogs)
     for charge in again.charges:
         if charge.charge_id == evidence.charge.charge_id:
             return _Rerated(charge.amount, charge.catalog_version, charge.rate)
     # Rated again, the event makes no such charge at all (its minutes or data covered it).
-    version = corrected.in_force(account.currency, at).version
+    at = parse_instant(source["occurred_at"], "occurred_at")
+    version = catalogs.in_force(account.currency, at).version
     return _Rerated(ZERO, version, "no charge when rated again")
-
-
-def _rates_without_them(evidence: DisputeEvidence, catalogs: CatalogHistory) -> bool:
-    """Whether the source event rates again when the facts logged late are left out: if so,
-    it is they that refuse it, not the catalogs."""
-    try:
-        decide_again(rerated_account(evidence.earlier, catalogs), evidence.source_fact, catalogs)
-    except LedgerError:
-        return False
-    return True
 
 
 def _denied(base: dict[str, Any], clause: str, why: str) -> Outcome:
