@@ -111,12 +111,13 @@ def logged_late(source_fact: dict[str, Any], later: Iterable[object]) -> tuple[o
     a purchase, a port-out, a bill run. A dispute re-rates the source fact after them (F1), so
     a call rated PAYG while a cancelled plan stood ended is re-rated on the minutes the late
     switch-on renewed. Decisions on other charges (refund requests) are not facts about the
-    service."""
+    service, and a fact the rules rejected (a repeated bill run) changed nothing."""
     at = parse_instant(source_fact["occurred_at"], "occurred_at")
     return tuple(
         event
         for event in later
         if isinstance(event, Account.FactApplied)
+        and event.outcome["status"] == "applied"
         and event.fact["type"] != "refund.requested"
         and parse_instant(event.fact["occurred_at"], "occurred_at") < at
     )

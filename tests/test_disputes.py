@@ -697,10 +697,9 @@ def test_f1_a_call_rated_payg_before_a_late_switch_on_of_its_plan_is_credited() 
     re-rates it after the late switch-on, on December's minutes, and credits it in full. It
     was denied "as charged", the re-rating stopping at the call in log order."""
     ledger = setup("postpaid")
-    feed_ok(
-        ledger,
-        *switched_back_on_late(),
-    )
+    feed_ok(ledger, *switched_back_on_late())
+    # December's bill run sent again: rejected, it changed nothing and is not counted.
+    ledger.feed(event("cycle.started", ACC, "2026-12-01T00:00:00Z", period="2026-12"))
     assert [c["amount"] for c in ledger.charges(ACC) if c["kind"] == "plan_fee"] == [
         "9.9900",  # November, at purchase
         "9.9900",  # December, renewed by the late switch-on
