@@ -177,6 +177,21 @@ def last_effects(ledger: Ledger) -> dict[str, Any]:
     return effects
 
 
+def late_usage(ledger: Ledger, day: str, msisdn: str) -> list[dict[str, Any]]:
+    """Records of `day` on the number that reach the ledger late: a 120 s call to the US, 1 MB
+    of home data, a 60 s call to a French landline (no plan covers it: PAYG 0.0250). Each is
+    applied; their effects, in order."""
+    feed_ok(
+        ledger,
+        call(f"{day}T10:00:00Z", 120, US, msisdn),
+        used(f"{day}T11:00:00Z", MB, msisdn),
+        call(f"{day}T12:00:00Z", 60, FR_LANDLINE, msisdn),
+    )
+    outcomes = [e.outcome for e in list(ledger.app.account_events(ACC))[-3:]]
+    assert [o["status"] for o in outcomes] == ["applied"] * 3
+    return [o["effects"] for o in outcomes]
+
+
 def numbers(ledger: Ledger) -> set[str]:
     return set(ledger.account(ACC).numbers)
 
@@ -818,19 +833,9 @@ def test_P1_T2_usage_of_the_new_number_dated_before_the_completion_is_rated_on_t
     # Records of 9 November on the new number reach the ledger after the completion (the
     # switch's records lag the carrier's): rated on the ported number, which holds the plan
     # and package they used, not dead-lettered.
-    feed_ok(
-        ledger,
-        call("2026-11-09T10:00:00Z", 120, US, NEW),
-        used("2026-11-09T11:00:00Z", MB, NEW),
-        call("2026-11-09T12:00:00Z", 60, FR_LANDLINE, NEW),  # not covered: PAYG 0.0250
-    )
-    outcomes = [e.outcome for e in list(ledger.app.account_events(ACC))[-3:]]
-    assert [o["status"] for o in outcomes] == ["applied"] * 3
-    assert all(o["effects"]["ported_in_as"] == PORTED for o in outcomes)
-    assert (outcomes[0]["effects"]["plan_seconds"], outcomes[1]["effects"]["package_bytes"]) == (
-        120,
-        MB,
-    )
+    effects = late_usage(ledger, "2026-11-09", NEW)
+    assert all(e["ported_in_as"] == PORTED for e in effects)
+    assert (effects[0]["plan_seconds"], effects[1]["package_bytes"]) == (120, MB)
     number = ledger.account(ACC).numbers[PORTED]
     assert number.minute_batches["2026-11"].used_seconds == 120 + 120  # 95 s is 2 minutes
     # The views are the ported number's: 2 + 2 minutes used, 1 GB - 1 MB left.
@@ -1106,17 +1111,9 @@ def test_P2_T2_usage_dated_before_the_port_out_but_logged_after_is_rated_on_the_
     november = invoice_of(ledger, "2026-11")
     # A call and data records of 19 November reach the ledger after the port-out: they are
     # rated as the number stood, from its plan minutes and package data, not dead-lettered.
-    feed_ok(
-        ledger,
-        call("2026-11-19T10:00:00Z", 120, US, NUM1),
-        used("2026-11-19T11:00:00Z", MB, NUM1),
-        call("2026-11-19T12:00:00Z", 60, FR_LANDLINE, NUM1),  # not covered: PAYG 0.0250
-    )
-    outcomes = [e.outcome for e in list(ledger.app.account_events(ACC))[-3:]]
-    assert [o["status"] for o in outcomes] == ["applied"] * 3
-    assert outcomes[0]["effects"]["plan_seconds"] == 120
-    assert outcomes[1]["effects"]["package_bytes"] == MB
-    assert all(o["effects"]["ported_out_at"] == "2026-11-20T10:00:00Z" for o in outcomes)
+    effects = late_usage(ledger, "2026-11-19", NUM1)
+    assert (effects[0]["plan_seconds"], effects[1]["package_bytes"]) == (120, MB)
+    assert all(e["ported_out_at"] == "2026-11-20T10:00:00Z" for e in effects)
     number = ledger.account(ACC).ported_out[NUM1]
     assert number.minute_batches["2026-11"].used_seconds == 180
     # The package was prorated on 2 November (D4): 29/30 x 5 GB = 4,833,333,333 bytes.
