@@ -521,17 +521,16 @@ class LedgerApp(Application[UUID]):
                     else:
                         plan = before.numbers[charge.msisdn].plan
                         channel = plan.channel if plan is not None else None
+                later = stream[index + 1 :]
                 return DisputeEvidence(
                     charge=charge,
                     source_fact=fact,
                     before=before,
                     earlier=tuple(stream[:index]),
-                    logged_late=logged_late(fact, stream[index + 1 :]),
+                    logged_late=logged_late(fact, later),
                     duplicate_of=calls.first_record(fact),
                     credited_by=account.credited_charges.get(charge_id),
-                    credited=Credits.made_by(stream[index + 1 :]).of(
-                        charge.charge_id, charge.amount
-                    ),
+                    credited=Credits.made_by(later).of(charge.charge_id, charge.amount),
                     channel=channel,
                 )
             calls.add(event)

@@ -8,6 +8,7 @@ version is replaced by its final correction (and, for a what-if, an extra versio
 from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from decimal import Decimal
+from itertools import chain, repeat
 from typing import Any
 
 from ledger.account import Account
@@ -90,22 +91,29 @@ def rerate(
 ) -> tuple[list[ChargeDifference], list[str]]:
     """Rate an account's stored facts again from its opening; return every charge that differs
     and the facts that could not be rated at all under these catalogs (with the reason)."""
-    _, differences, unrated = _rate_again(stored, catalogs)
+    _, differences, unrated, _ = _rate_again(stored, catalogs)
     return differences, unrated
 
 
-def rerated_account(stored: Iterable[object], catalogs: CatalogHistory) -> Account:
+def rerated_account(
+    stored: Iterable[object],
+    catalogs: CatalogHistory,
+    logged_late: Iterable[Account.FactApplied] = (),
+) -> tuple[Account, tuple[Account.FactApplied, ...]]:
     """The account as its stored facts leave it when rated again under these catalogs, as
-    `rerate` rates them: the state a disputed charge's source event is re-rated in (F1), from
-    the facts before it and those logged late (`logged_late`), so a dispute credits what a
-    what-if replay shows and what the late facts change (a corrected plan's minutes, say,
-    count for every call before the disputed one too)."""
-    account, _, _ = _rate_again(stored, catalogs)
+    `rerate` rates them, and then the facts `logged_late`: the state a disputed charge's source
+    event is re-rated in (F1), from the facts before it and those logged late, so a dispute
+    credits what a what-if replay shows and what the late facts change (a corrected plan's
+    minutes, say, count for every call before the disputed one too). With it, the late facts
+    it counted: one the rules refuse where it now falls changes nothing."""
+    account, _, _, counted = _rate_again(stored, catalogs, logged_late)
     assert account is not None, "an account's stream starts with its opening"
-    return account
+    return account, counted
 
 
-def logged_late(source_fact: dict[str, Any], later: Iterable[object]) -> tuple[object, ...]:
+def logged_late(
+    source_fact: dict[str, Any], later: Iterable[object]
+) -> tuple[Account.FactApplied, ...]:
     """The facts among `later` (events logged after the source fact) dated before it: what the
     ledger learned late about the service the source fact used (T2), a plan switched back on,
     a purchase, a port-out, a bill run. A dispute re-rates the source fact after them (F1), so
@@ -124,14 +132,18 @@ def logged_late(source_fact: dict[str, Any], later: Iterable[object]) -> tuple[o
 
 
 def _rate_again(
-    stored: Iterable[object], catalogs: CatalogHistory
-) -> tuple[Account | None, list[ChargeDifference], list[str]]:
+    stored: Iterable[object],
+    catalogs: CatalogHistory,
+    logged_late: Iterable[Account.FactApplied] = (),
+) -> tuple[Account | None, list[ChargeDifference], list[str], tuple[Account.FactApplied, ...]]:
     account: Account | None = None
     differences: list[ChargeDifference] = []
     unrated: list[str] = []
+    counted: list[Account.FactApplied] = []  # of the facts logged late
     calls = Calls()
     credits = Credits()
-    for event in stored:
+    in_order = chain(zip(stored, repeat(False)), zip(logged_late, repeat(True)))
+    for event, late in in_order:
         credits.add(event)
         if isinstance(event, Account.Opened):
             account = Account.open(account_stream_id(event.fact["account_id"]), event.fact)
@@ -156,8 +168,15 @@ def _rate_again(
             try:
                 outcome = decide_again(account, fact, catalogs)
             except LedgerError as error:
+                if late:
+                    # Refused where it now falls (a call of a number added after the source
+                    # fact, say): in this order it changes nothing, and its stored outcome
+                    # would not fit the account.
+                    continue
                 unrated.append(f"{fact['event_id']}: {error.reason}")
                 outcome = original  # keep the account's state moving as it did
+        if late:
+            counted.append(event)
         calls.add(event)
         account.record(fact, outcome)
         account.collect_events()  # nothing is stored: drop the pending event
@@ -165,7 +184,7 @@ def _rate_again(
     differences = [
         replace(d, credited=credits.of(d.charge_id, d.charged or ZERO)) for d in differences
     ]
-    return account, differences, unrated
+    return account, differences, unrated, tuple(counted)
 
 
 class Credits:

@@ -786,6 +786,26 @@ def test_f1_a_call_after_a_port_out_completion_logged_late_is_credited_in_full()
     ledger.assert_replay_matches()
 
 
+def test_f1_a_late_fact_the_rules_refuse_where_it_now_falls_is_not_counted() -> None:
+    """A call dated before the disputed one on a number added after it (its record lagged the
+    number's addition, both logged after the disputed call): moved before the disputed call,
+    its number is not on the account yet, so it is refused there and changes nothing. Found
+    by the property tests: its stored outcome was recorded instead, on a number the account
+    did not hold, and the dispute failed with an internal error (KeyError)."""
+    ledger = setup("prepaid")
+    third = "+14155550103"
+    feed_ok(
+        ledger,
+        call("disputed", "2026-11-05T10:00:00Z"),
+        event("number.added", ACC, "2026-11-06T10:00:00Z", msisdn=third),
+        call("lagging", "2026-11-04T10:00:00Z", msisdn=third, call_id="c3"),
+    )
+    outcome = dispute(ledger, "disputed:payg", "refund-1")
+    assert_denied(outcome, "one_time_and_recurring", "0.0300")
+    # Nothing logged late was counted, so none is named.
+    assert outcome["effects"]["evidence"] == "re-rated under catalog 2026-01-a: 0.0300, as charged"
+
+
 def test_f1_a_fact_logged_late_and_dated_after_the_charge_does_not_change_its_rating() -> None:
     """Only what was true when the charged event occurred counts: a purchase logged after the
     call and dated after it too leaves the call PAYG, and the dispute is denied."""

@@ -4,7 +4,7 @@ The application gathers the evidence from the account's stream (the charge, its 
 the account's events before it, an earlier charge for the same call); this rule only decides.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from typing import Any
 
@@ -30,7 +30,7 @@ class DisputeEvidence:
     before: Account  # the account just before the source event was applied
     earlier: tuple[object, ...]  # the account's events before the source event, in order
     # Facts logged after the source event and dated before it, in order (ledger.rerate)
-    logged_late: tuple[object, ...]
+    logged_late: tuple[Account.FactApplied, ...]
     duplicate_of: str | None  # an earlier charge for the same call, if any
     credited_by: str | None  # the last event that credited this charge, if any
     credited: Decimal  # what earlier refunds and reversals credited of it in all
@@ -93,7 +93,7 @@ def refund_requested(
         if credited < charge.amount:
             return _credit(account, event, evidence, charge.amount - credited, why + before, base)
         return _denied(base, clause, f"{why}; it was already credited by {evidence.credited_by}")
-    again = _rerate(account, evidence, catalogs)
+    again = _rerate(evidence, catalogs)
     base["rerated"] = None if again is None else money_text(again.amount)
     if again is None:
         return _denied(base, clause, "the source event cannot be re-rated" + before)
@@ -101,7 +101,7 @@ def refund_requested(
     # before (a later correction may lower it further: only the further difference).
     owed = charge.amount - again.amount - credited
     rerated = (
-        f"re-rated under catalog {again.catalog_version}{_counting(evidence.logged_late)}: "
+        f"re-rated under catalog {again.catalog_version}{_counting(again.counted)}: "
         f"{money_text(again.amount)}{'' if again.refused is None else f' ({again.refused})'}"
     ) + (
         ", as charged"
@@ -129,13 +129,14 @@ class _Rerated:
     catalog_version: str
     rate: str
     refused: str | None = None  # why the rules refuse the event now, if they do
+    counted: tuple[Account.FactApplied, ...] = ()  # the facts logged late it was rated after
 
 
 # A dispute's evidence names this many of the facts it counted that were logged late.
 MAX_LATE_FACTS_NAMED = 3
 
 
-def _counting(logged_late: tuple[object, ...]) -> str:
+def _counting(logged_late: tuple[Account.FactApplied, ...]) -> str:
     """What the re-rating counted that the charge's own rating could not: the facts dated
     before its source event and logged after it."""
     if not logged_late:
@@ -143,7 +144,6 @@ def _counting(logged_late: tuple[object, ...]) -> str:
     named = [
         f"{event.fact['event_id']} ({event.fact['type']} at {event.fact['occurred_at']})"
         for event in logged_late[:MAX_LATE_FACTS_NAMED]
-        if isinstance(event, Account.FactApplied)
     ]
     more = len(logged_late) - len(named)
     return (
@@ -152,22 +152,22 @@ def _counting(logged_late: tuple[object, ...]) -> str:
     )
 
 
-def _rerate(
-    account: Account, evidence: DisputeEvidence, catalogs: CatalogHistory
-) -> _Rerated | None:
+def _rerate(evidence: DisputeEvidence, catalogs: CatalogHistory) -> _Rerated | None:
     """The charge when its source event is rated again (C4 corrections applied), in the account
     as its earlier facts leave it rated again the same way, as a what-if replay rates them (R2),
     and then the facts logged after it but dated before it (T2): what the ledger knows now of
     the service the event used. None: the event cannot be rated again."""
     corrected = corrected_history(catalogs)
-    late = evidence.logged_late
+    state, counted = rerated_account(evidence.earlier, corrected, evidence.logged_late)
     try:
-        again = _rated_after(account, evidence, (*evidence.earlier, *late), corrected)
+        again = _charge_in(state, evidence, corrected)
     except RejectedEvent as error:
-        if not late:
+        if not counted:
             return None
         try:
-            as_logged = _rated_after(account, evidence, evidence.earlier, corrected)
+            as_logged = _charge_in(
+                rerated_account(evidence.earlier, corrected)[0], evidence, corrected
+            )
         except LedgerError:
             return None  # the catalogs refuse it, not only the late facts
         # A number ported out or removed before the event, as learned late: the event
@@ -177,28 +177,24 @@ def _rerate(
             as_logged.catalog_version,
             "not rated when rated again",
             refused=error.reason,
+            counted=counted,
         )
     except LedgerError:
         return None
-    return again
+    return replace(again, counted=counted)
 
 
-def _rated_after(
-    account: Account,
-    evidence: DisputeEvidence,
-    earlier: tuple[object, ...],
-    catalogs: CatalogHistory,
-) -> _Rerated:
-    """The disputed charge as its source event rates after `earlier`, each rated again;
+def _charge_in(state: Account, evidence: DisputeEvidence, catalogs: CatalogHistory) -> _Rerated:
+    """The disputed charge as its source event rates in that state of the account;
     LedgerError when the rules refuse the event."""
     source = evidence.source_fact
-    again = decide_again(rerated_account(earlier, catalogs), source, catalogs)
+    again = decide_again(state, source, catalogs)
     for charge in again.charges:
         if charge.charge_id == evidence.charge.charge_id:
             return _Rerated(charge.amount, charge.catalog_version, charge.rate)
     # Rated again, the event makes no such charge at all (its minutes or data covered it).
     at = parse_instant(source["occurred_at"], "occurred_at")
-    version = catalogs.in_force(account.currency, at).version
+    version = catalogs.in_force(state.currency, at).version
     return _Rerated(ZERO, version, "no charge when rated again")
 
 

@@ -242,7 +242,7 @@ def _continued(
     latest instruction was to continue, so the plan renews through every period started
     since, as those bill runs would have renewed or changed it (V6, V8): each period's fee
     and minutes, with the catalog in force at its start (C2). Usage rated while the plan
-    stood ended stays as it was rated."""
+    stood ended stays as it was rated; a dispute of it counts this instruction (F1)."""
     too_late = too_late_to_renew(account, plan.current_period, rule, "an instruction")
     if too_late is not None:
         return too_late
