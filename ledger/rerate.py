@@ -5,10 +5,11 @@ account's facts and decides each one again under a catalog history in which ever
 version is replaced by its final correction (and, for a what-if, an extra version).
 """
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
+from datetime import datetime
 from decimal import Decimal
-from itertools import chain, repeat
+from itertools import repeat
 from typing import Any
 
 from ledger.account import Account
@@ -101,11 +102,12 @@ def rerated_account(
     logged_late: Iterable[Account.FactApplied] = (),
 ) -> tuple[Account, tuple[Account.FactApplied, ...]]:
     """The account as its stored facts leave it when rated again under these catalogs, as
-    `rerate` rates them, and then the facts `logged_late`: the state a disputed charge's source
-    event is re-rated in (F1), from the facts before it and those logged late, so a dispute
-    credits what a what-if replay shows and what the late facts change (a corrected plan's
-    minutes, say, count for every call before the disputed one too). With it, the late facts
-    it counted: one the rules refuse where it now falls changes nothing."""
+    `rerate` rates them, with each of the facts `logged_late` placed at its date: the state a
+    disputed charge's source event is re-rated in (F1), from the facts before it and those
+    logged late, so a dispute credits what a what-if replay shows and what the late facts
+    change (a corrected plan's minutes, or a late purchase's, count for every call before the
+    disputed one too). With it, the late facts it counted: a fact the rules refuse where it now
+    falls changes nothing."""
     account, _, _, counted = _rate_again(stored, catalogs, logged_late)
     assert account is not None, "an account's stream starts with its opening"
     return account, counted
@@ -127,7 +129,7 @@ def logged_late(
         if isinstance(event, Account.FactApplied)
         and event.outcome["status"] == "applied"
         and event.fact["type"] != "refund.requested"
-        and parse_instant(event.fact["occurred_at"], "occurred_at") < at
+        and _occurred(event) < at
     )
 
 
@@ -142,8 +144,9 @@ def _rate_again(
     counted: list[Account.FactApplied] = []  # of the facts logged late
     calls = Calls()
     credits = Credits()
-    in_order = chain(zip(stored, repeat(False)), zip(logged_late, repeat(True)))
-    for event, late in in_order:
+    moved = False  # a fact logged late was placed before a stored one
+    for event, late in _by_date_learned(stored, logged_late):
+        moved = moved or late
         credits.add(event)
         if isinstance(event, Account.Opened):
             account = Account.open(account_stream_id(event.fact["account_id"]), event.fact)
@@ -168,10 +171,11 @@ def _rate_again(
             try:
                 outcome = decide_again(account, fact, catalogs)
             except LedgerError as error:
-                if late:
-                    # Refused where it now falls (a call of a number added after the source
-                    # fact, say): in this order it changes nothing, and its stored outcome
-                    # would not fit the account.
+                if moved:
+                    # Refused where it now falls, after a fact logged late (a call of a
+                    # number added after the source fact, or one a late port-out took away):
+                    # in this order it changes nothing, and its stored outcome would not fit
+                    # the account.
                     continue
                 unrated.append(f"{fact['event_id']}: {error.reason}")
                 outcome = original  # keep the account's state moving as it did
@@ -185,6 +189,29 @@ def _rate_again(
         replace(d, credited=credits.of(d.charge_id, d.charged or ZERO)) for d in differences
     ]
     return account, differences, unrated, tuple(counted)
+
+
+def _by_date_learned(
+    stored: Iterable[object], logged_late: Iterable[Account.FactApplied]
+) -> Iterator[tuple[object, bool]]:
+    """The stored events in log order, each with False, and each fact logged late, with True,
+    placed before the first stored fact dated after it (the rest at the end, in log order): a
+    purchase learned late counts from its date, so its minutes go to the calls dated after it
+    in the order they were rated, and no two disputes re-rate the same minutes as unused."""
+    pending = list(logged_late)
+    for event in stored:
+        if pending and isinstance(event, Account.FactApplied):
+            at = _occurred(event)
+            due = [late for late in pending if _occurred(late) < at]
+            if due:
+                pending = [late for late in pending if _occurred(late) >= at]
+                yield from zip(due, repeat(True))
+        yield event, False
+    yield from zip(pending, repeat(True))
+
+
+def _occurred(event: Account.FactApplied) -> datetime:
+    return parse_instant(event.fact["occurred_at"], "occurred_at")
 
 
 class Credits:

@@ -837,6 +837,57 @@ def test_f1_a_call_logged_late_that_took_the_minutes_first_leaves_the_charge_as_
     )
 
 
+def test_f1_a_late_purchase_counts_its_minutes_once_across_the_calls_it_covered() -> None:
+    """Two calls of 400 minutes each were rated PAYG; then na-500, bought before both, reached
+    the ledger. In date order the first call takes 400 of the 500 minutes and the second the
+    100 left: the disputes credit 6.00 and 1.50, whichever is asked first. Each was credited
+    6.00 before, the late purchase placed after every call but the disputed one: 800 minutes
+    credited from a plan of 500."""
+    ledger = setup("postpaid")
+    feed_ok(
+        ledger,
+        call("first", "2026-11-10T10:00:00Z", seconds=400 * 60, call_id="c1"),
+        call("second", "2026-11-11T10:00:00Z", seconds=400 * 60, call_id="c2"),
+        purchase("late-buy", at="2026-11-05T10:00:00Z"),
+    )
+    # 400 min x 0.0150 = 6.0000 each, PAYG
+    second = dispute(ledger, "second:payg", "refund-2")["effects"]
+    # 100 min on the plan, 300 min x 0.0150 = 4.5000 PAYG: 6.0000 - 4.5000 = 1.5000
+    assert (second["decision"], second["rerated"], second["credited"]) == (
+        "credited",
+        "4.5000",
+        "1.5000",
+    )
+    first = dispute(ledger, "first:payg", "refund-1")["effects"]
+    assert (first["decision"], first["rerated"], first["credited"]) == (
+        "credited",
+        "0.0000",
+        "6.0000",
+    )
+    ledger.assert_replay_matches()
+
+
+def test_f1_a_late_package_counts_its_data_once_across_the_records_it_covered() -> None:
+    """Two records of 800 MB each were rated PAYG; then data-1gb, subscribed before both,
+    reached the ledger: the first record is covered in full (40.00), the second for the
+    200 MB left (600 MB x 0.05 = 30.00 still PAYG, 10.00 credited). Both were credited 40.00
+    before: 1.6 GB from a 1 GB package."""
+    ledger = setup("prepaid", recharge="100.00")
+    mb = 1_000_000
+    for event_id, at in (("d1", "2026-11-10T10:00:00Z"), ("d2", "2026-11-11T10:00:00Z")):
+        feed_ok(
+            ledger,
+            event("data.used", ACC, at, event_id=event_id, msisdn=NUM, bytes=800 * mb, roaming=False),
+        )
+    at = "2026-11-04T10:00:00Z"
+    feed_ok(ledger, event("package.subscribed", ACC, at, msisdn=NUM, package_id="data-1gb"))
+    second = dispute(ledger, "d2:payg", "refund-2")["effects"]
+    assert (second["rerated"], second["credited"]) == ("30.0000", "10.0000")
+    first = dispute(ledger, "d1:payg", "refund-1")["effects"]
+    assert (first["rerated"], first["credited"]) == ("0.0000", "40.0000")
+    ledger.assert_replay_matches()
+
+
 # ---------------------------------------------------------------------------------------------
 # F1: everything else is denied with the clause that applies
 
