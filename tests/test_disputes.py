@@ -877,7 +877,9 @@ def test_f1_a_late_package_counts_its_data_once_across_the_records_it_covered() 
     for event_id, at in (("d1", "2026-11-10T10:00:00Z"), ("d2", "2026-11-11T10:00:00Z")):
         feed_ok(
             ledger,
-            event("data.used", ACC, at, event_id=event_id, msisdn=NUM, bytes=800 * mb, roaming=False),
+            event(
+                "data.used", ACC, at, event_id=event_id, msisdn=NUM, bytes=800 * mb, roaming=False
+            ),
         )
     at = "2026-11-04T10:00:00Z"
     feed_ok(ledger, event("package.subscribed", ACC, at, msisdn=NUM, package_id="data-1gb"))
