@@ -96,9 +96,15 @@ class PackageState:
     # The fee charge of the renewal that started it (D4), which a late unsubscribe or port-out
     # dated before the renewal credits; None for a subscription or a change.
     renewal_charge_id: str | None = None
+    # Of its remaining data, what it took over from the package it replaced (D6, D7) and a
+    # late record of that package may still take back (T2): the same bytes are used once.
+    carried_bytes: int = 0
 
     def document(self) -> dict[str, object]:
-        return dict(self.__dict__)
+        doc = dict(self.__dict__)
+        if not self.carried_bytes:
+            del doc["carried_bytes"]  # as stored before packages kept it
+        return doc
 
     @classmethod
     def from_document(cls, doc: dict[str, object]) -> "PackageState":

@@ -1207,6 +1207,49 @@ def test_D6_T2_a_late_change_after_the_renewed_data_was_used_is_rejected_with_th
     assert "already changed its package in 2026-11" in outcome["reason"]
 
 
+def test_D6_T2_a_late_record_of_the_replaced_package_uses_the_carried_data_once() -> None:
+    ledger = setup("postpaid")
+    feed_ok(
+        ledger,
+        subscribe("2026-11-01T10:00:00Z", "data-1gb"),  # 30/30: 5.0000, 1,000,000,000
+        # 16 November: 15 days left of 30. 5,000,000,000 x 15/30 = 2,500,000,000 + the
+        # 1,000,000,000 data-1gb had left = 3,500,000,000.
+        change("2026-11-16T10:00:00Z", "data-5gb"),
+    )
+    assert remaining(ledger) == ("data-5gb", 3_500_000_000)
+    # Logged late, dated while data-1gb was in force: it takes data-1gb's 1,000,000,000,
+    # which now lie in data-5gb, so data-5gb keeps 2,500,000,000 (it used to keep all
+    # 3,500,000,000: the same gigabyte used twice). 500,000,000 bytes beyond it are PAYG:
+    # 500 MB x 0.0500 = 25.0000.
+    feed_ok(ledger, used("2026-11-03T10:00:00Z", 1_500_000_000))
+    assert split(ledger) == (1_000_000_000, 500_000_000, 0)
+    assert usage_charges(ledger) == [("payg_data", "25.0000", "invoice")]
+    assert remaining(ledger) == ("data-5gb", 2_500_000_000)
+    # The carried data is gone: a second late record of data-1gb finds none left.
+    feed_ok(ledger, used("2026-11-04T10:00:00Z", 1_000_000))
+    assert split(ledger) == (0, 1_000_000, 0)
+    assert remaining(ledger) == ("data-5gb", 2_500_000_000)
+    ledger.assert_replay_matches()
+
+
+def test_D6_T2_a_late_record_takes_no_more_than_the_new_package_has_left() -> None:
+    ledger = setup("postpaid")
+    feed_ok(
+        ledger,
+        subscribe("2026-11-01T10:00:00Z", "data-1gb"),  # 1,000,000,000
+        change("2026-11-16T10:00:00Z", "data-5gb"),  # 2,500,000,000 + 1,000,000,000 carried
+        used("2026-11-20T10:00:00Z", 3_400_000_000),  # 100,000,000 left, all carried ones
+    )
+    assert remaining(ledger) == ("data-5gb", 100_000_000)
+    # Of data-1gb's gigabyte only 100,000,000 bytes were not used since: the rest of the late
+    # record is PAYG, 900 MB x 0.0500 = 45.0000.
+    feed_ok(ledger, used("2026-11-03T10:00:00Z", 1_000_000_000))
+    assert split(ledger) == (100_000_000, 900_000_000, 0)
+    assert usage_charges(ledger)[-1] == ("payg_data", "45.0000", "invoice")
+    assert remaining(ledger) == ("data-5gb", 0)
+    ledger.assert_replay_matches()
+
+
 def test_D6_change_without_a_package_is_rejected() -> None:
     ledger = setup("postpaid")
     before = ledger.all_views()
@@ -1332,6 +1375,24 @@ def test_D7_a_purchase_the_balance_cannot_cover_is_rejected_and_nothing_moves() 
     )
     assert_applied(ledger, "D7")
     assert ledger.balance(ACC) == "0.0000"
+
+
+def test_D7_T2_a_late_record_of_the_replaced_package_uses_the_carried_data_once() -> None:
+    ledger = setup(recharge="100.00")
+    feed_ok(
+        ledger,
+        subscribe("2026-11-02T10:00:00Z", "data-1gb"),  # 1,000,000,000
+        # data-1gb's gigabyte is added: 5,000,000,000 + 1,000,000,000 = 6,000,000,000.
+        subscribe("2026-11-10T10:00:00Z", "data-5gb"),
+    )
+    assert remaining(ledger) == ("data-5gb", 6_000_000_000)
+    # Logged late, dated while data-1gb was in force: its gigabyte is taken once, from where
+    # it lies now; 500 MB beyond it are PAYG from the balance: 500 x 0.0500 = 25.0000.
+    feed_ok(ledger, used("2026-11-03T10:00:00Z", 1_500_000_000))
+    assert split(ledger) == (1_000_000_000, 500_000_000, 0)
+    assert remaining(ledger) == ("data-5gb", 5_000_000_000)
+    assert ledger.balance(ACC) == "55.0000"  # 100.00 - 5.00 - 15.00 - 25.00
+    ledger.assert_replay_matches()
 
 
 def test_D7_prepaid_changes_are_purchases_and_not_limited_per_period() -> None:

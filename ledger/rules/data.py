@@ -77,6 +77,7 @@ def _snapshot(
     valid_until: datetime,
     remaining_bytes: int,
     changed_in_period: str | None,
+    carried_bytes: int = 0,
 ) -> PackageState:
     return PackageState(
         package_id=package.id,
@@ -94,6 +95,7 @@ def _snapshot(
         valid_until=instant_text(valid_until),
         renews=mode == "postpaid",
         changed_in_period=changed_in_period,
+        carried_bytes=carried_bytes,
     )
 
 
@@ -171,6 +173,7 @@ def _postpaid_start(
         period_end(period, account.timezone),
         data + carried_bytes,
         changed_in_period,
+        carried_bytes,
     )
     charge = _package_charge(event, account, catalog, package, fee, rule, arithmetic)
     return charged(rule, (charge,), {"package": state.document()})
@@ -190,7 +193,7 @@ def _prepaid_purchase(
     carried = _carried_bytes(previous, package)
     at = event.occurred_at
     data = package.data_bytes or 0
-    state = _snapshot(package, "prepaid", at, at + PREPAID_VALIDITY, data + carried, None)
+    state = _snapshot(package, "prepaid", at, at + PREPAID_VALIDITY, data + carried, None, carried)
     arithmetic = (
         f"{package.name}: full fee {package.fee} from the balance; "
         + (
@@ -546,6 +549,16 @@ def data_used(account: Account, event: IncomingEvent, catalogs: CatalogHistory) 
         return charged("D3", renewed_fee, effects)
 
     from_package = min(used, package.remaining_bytes) if package is not None else 0
+    carried_into = _carried_into(account, msisdn, slot)
+    if carried_into is not None:
+        # What the replaced package had left now lies in the one that replaced it: taken
+        # from there too, and only what is left of it there.
+        from_package = min(from_package, carried_into.carried_bytes, carried_into.remaining_bytes)
+        effects["package"] = replaced(
+            carried_into,
+            remaining_bytes=carried_into.remaining_bytes - from_package,
+            carried_bytes=carried_into.carried_bytes - from_package,
+        ).document()
     payg = used - from_package
     if package is not None:
         snapshot = replaced(package, remaining_bytes=package.remaining_bytes - from_package)
@@ -574,6 +587,15 @@ def data_used(account: Account, event: IncomingEvent, catalogs: CatalogHistory) 
         payer,
     )
     return charged("D1", (*renewed_fee, charge), effects)
+
+
+def _carried_into(account: Account, msisdn: str, slot: str) -> PackageState | None:
+    """The number's current package when a record is taken from the package it replaced and
+    took over that one's data (D6, D7): a late record (T2) uses those bytes once."""
+    if slot != "previous_package":
+        return None
+    current = account.rated_number(msisdn).package
+    return current if current is not None and current.carried_bytes else None
 
 
 def renew_packages(
