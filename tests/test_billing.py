@@ -800,7 +800,7 @@ def test_P1_completion_replaces_the_number_keeping_plan_minutes_package_and_bala
         ledger.reasons()
         == [
             f"number {NEW} was replaced by the ported number {PORTED} at 2026-11-10T10:00:00Z: "
-            "only its usage dated before that is still rated"
+            "only its usage and surcharges dated before that are still rated"
         ]
         * 2
     )
@@ -1127,6 +1127,50 @@ def test_P2_T2_usage_dated_before_the_port_out_but_logged_after_is_rated_on_the_
     # One dated after the port-out is not the account's.
     counts = ledger.feed(call("2026-11-21T10:00:00Z", 60, US, NUM1))
     assert len(counts.dead_letters) == 1 and "was ported out of account" in ledger.reasons()[0]
+    ledger.assert_replay_matches()
+
+
+def test_P2_S1_T2_a_surcharge_dated_before_the_port_out_but_logged_after_is_charged() -> None:
+    ledger = setup("postpaid", numbers=(NUM1, NUM2))
+    feed_ok(ledger, port("port_out.completed", "2026-11-20T10:00:00Z", NUM1))
+    # The carrier's TCR registration fee of 5 November reaches the ledger after the port-out:
+    # it concerns the time the number was on the account, so it is charged as given (S1),
+    # like a call of that day (it used to be dead-lettered while the call was charged).
+    feed_ok(
+        ledger,
+        surcharge(
+            "2026-11-05T10:00:00Z", "4.00", "tcr_registration", "TCR registration", msisdn=NUM1
+        ),
+    )
+    [fee] = charges_of(ledger, "tcr_registration_fee")
+    assert (fee["amount"], fee["msisdn"], fee["rule"]) == ("4.0000", NUM1, "S1")
+    assert only_line(invoice_of(ledger, "2026-11"), "surcharges")["amount"] == "4.00"
+    # One dated after the port-out is not the account's.
+    counts = ledger.feed(
+        surcharge("2026-11-21T10:00:00Z", "4.00", "carrier", "Carrier fee", msisdn=NUM1)
+    )
+    assert counts.dead_letters and ledger.reasons() == [
+        f"number {NUM1} was ported out of account {ACC} at 2026-11-20T10:00:00Z: only its "
+        "usage and surcharges dated before that are still rated"
+    ]
+    ledger.assert_replay_matches()
+
+
+def test_P1_S1_T2_a_surcharge_of_the_new_number_before_the_completion_goes_to_the_ported_one() -> (
+    None
+):
+    ledger = ported_in_with_plan_and_package()
+    feed_ok(
+        ledger,
+        surcharge("2026-11-04T10:00:00Z", "1.25", "carrier", "Carrier recovery", msisdn=NEW),
+    )
+    [fee] = charges_of(ledger, "carrier_surcharge")
+    # Charged as given to the payment method (prepaid, I3), on the number that replaced it.
+    assert (fee["amount"], fee["msisdn"], fee["payer"]) == ("1.2500", PORTED, "payment_method")
+    counts = ledger.feed(
+        surcharge("2026-11-11T10:00:00Z", "1.25", "carrier", "Carrier recovery", msisdn=NEW)
+    )
+    assert counts.dead_letters and "was replaced by the ported number" in ledger.reasons()[0]
     ledger.assert_replay_matches()
 
 

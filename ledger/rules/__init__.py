@@ -22,6 +22,9 @@ from ledger.rules.refunds import DisputeEvidence
 _INTRODUCES_NUMBER = frozenset({"number.added", "port_in.requested"})
 # Usage records: rated on a number ported out since, when they are dated before (P2, T2).
 _USAGE = frozenset({"call.completed", "data.used"})
+# What a number ran up while it was on the account, still the account's when it arrives after
+# the number left (P1, P2, T2): its usage, and a carrier's surcharge on it (S1).
+_RAN_UP_ON_NUMBER = _USAGE | {"surcharge.applied"}
 
 Rule = Callable[[Account, IncomingEvent, CatalogHistory], Outcome]
 
@@ -57,20 +60,22 @@ def check_references(account: Account, event: IncomingEvent, catalogs: CatalogHi
         and event.type not in _INTRODUCES_NUMBER
         and msisdn not in account.numbers
         and (
-            event.type not in _USAGE or account.ported_out_after(msisdn, event.occurred_at) is None
+            event.type not in _RAN_UP_ON_NUMBER
+            or account.ported_out_after(msisdn, event.occurred_at) is None
         )
     ):
         port = account.ported_in.get(msisdn)
         if port is not None:
             raise RejectedEvent(
                 f"number {msisdn} was replaced by the ported number {port[0]} at {port[1]}: "
-                "only its usage dated before that is still rated"
+                "only its usage and surcharges dated before that are still rated"
             )
         gone = account.ported_out.get(msisdn)
         if gone is not None:
             raise RejectedEvent(
                 f"number {msisdn} was ported out of account {account.account_id} at "
-                f"{gone.ported_out_at}: only its usage dated before that is still rated"
+                f"{gone.ported_out_at}: only its usage and surcharges dated before that are still "
+                "rated"
             )
         raise RejectedEvent(f"unknown number {msisdn} on account {account.account_id}")
     plan_id = event.fields.get("plan_id")
@@ -119,9 +124,9 @@ def decide(
 
 
 def _ported_in_as(account: Account, event: IncomingEvent) -> str | None:
-    """The ported number a usage record of a port-in's temporary number is rated on: one
-    dated before the completion that reached the ledger after it (P1, T2)."""
-    if event.type not in _USAGE:
+    """The ported number a usage record or surcharge of a port-in's temporary number is rated
+    on: one dated before the completion that reached the ledger after it (P1, T2)."""
+    if event.type not in _RAN_UP_ON_NUMBER:
         return None
     msisdn = event.fields["msisdn"]
     if msisdn in account.numbers:
