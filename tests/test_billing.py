@@ -864,7 +864,7 @@ def test_P1_T2_usage_of_the_new_number_dated_before_the_completion_is_rated_on_t
     assert len(counts.dead_letters) == 1
     assert ledger.reasons() == [
         f"number {NEW} was replaced by the ported number {PORTED} at 2026-11-10T10:00:00Z: only "
-        "its usage dated before that is still rated"
+        "its usage and surcharges dated before that are still rated"
     ]
     ledger.assert_replay_matches()
 
@@ -1092,7 +1092,7 @@ def test_P2_completion_removes_the_number_and_ends_its_billing() -> None:
         ledger.reasons()
         == [
             f"number {NUM1} was ported out of account {ACC} at 2026-11-20T10:00:00Z: only its "
-            "usage dated before that is still rated"
+            "usage and surcharges dated before that are still rated"
         ]
         * 2
     )

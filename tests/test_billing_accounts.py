@@ -404,9 +404,9 @@ def test_i1_postpaid_account_through_three_periods_with_every_kind_of_charge() -
     )
     assert ledger.reasons() == [
         f"number {B} was ported out of account {POST} at 2026-12-12T10:00:00Z: only its usage "
-        "dated before that is still rated",
+        "and surcharges dated before that are still rated",
         f"number {T} was replaced by the ported number {P} at 2026-11-10T10:00:00Z: only its "
-        "usage dated before that is still rated",
+        "usage and surcharges dated before that are still rated",
     ]
     after = ledger.all_views()
     assert {k: v for k, v in after.items() if k.startswith("invoices/")} == {

@@ -781,7 +781,7 @@ def test_f1_a_call_after_a_port_out_completion_logged_late_is_credited_in_full()
         "re-rated under catalog 2026-01-a, counting done (port_out.completed at "
         "2026-11-07T10:00:00Z), dated before it and logged after it: 0.0000 (number "
         f"{NUM2} was ported out of account {ACC} at 2026-11-07T10:00:00Z: only its usage "
-        "dated before that is still rated) instead of 0.0300 under 2026-01-a"
+        "and surcharges dated before that are still rated) instead of 0.0300 under 2026-01-a"
     )
     ledger.assert_replay_matches()
 

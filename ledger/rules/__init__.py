@@ -128,8 +128,8 @@ def _ported_in_as(account: Account, event: IncomingEvent) -> str | None:
     on: one dated before the completion that reached the ledger after it (P1, T2)."""
     if event.type not in _RAN_UP_ON_NUMBER:
         return None
-    msisdn = event.fields["msisdn"]
-    if msisdn in account.numbers:
+    msisdn: str | None = event.fields.get("msisdn")  # optional on a surcharge
+    if msisdn is None or msisdn in account.numbers:
         return None
     return account.ported_in_as(msisdn, event.occurred_at)
 
