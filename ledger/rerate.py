@@ -133,6 +133,23 @@ def logged_late(
     )
 
 
+def later_on_number(msisdn: str | None, later: Iterable[object]) -> tuple[str, ...]:
+    """The types of the applied facts among `later` that name the number, each once in log
+    order: what became of a charge's number since it was charged (a port-out, a failed
+    port-in, a package changed), for the policy clause a denial cites (F1)."""
+    types: dict[str, None] = {}
+    if msisdn is None:
+        return ()
+    for event in later:
+        if (
+            isinstance(event, Account.FactApplied)
+            and event.outcome["status"] == "applied"
+            and event.fact.get("msisdn") == msisdn
+        ):
+            types.setdefault(event.fact["type"])
+    return tuple(types)
+
+
 def _rate_again(
     stored: Iterable[object],
     catalogs: CatalogHistory,

@@ -1113,6 +1113,105 @@ def test_f2_portal_plan_is_denied_under_prepaid_plans() -> None:
     assert_denied(denied, "prepaid_plans", "9.9900")
 
 
+NEW = "+14155550177"  # the new number a port-in gives at once (P1)
+PORTED = "+13125550199"  # the number being ported in
+
+
+def subscribed(event_id: str, msisdn: str = NUM, at: str = "2026-11-02T11:00:00Z") -> Any:
+    return event(
+        "package.subscribed", ACC, at, event_id=event_id, msisdn=msisdn, package_id="data-1gb"
+    )
+
+
+@pytest.mark.parametrize("mode", ["prepaid", "postpaid"])
+def test_f1_p1_fees_on_the_new_number_of_a_failed_port_in_cite_the_port_in_clause(
+    mode: str,
+) -> None:
+    """F1, P1: the plan and package fees of the subscription a port-in set up are not refunded
+    when the port fails: the denial cites the port-in clause, not the generic one."""
+    ledger = setup(mode)
+    feed_ok(
+        ledger,
+        event(
+            "port_in.requested",
+            ACC,
+            "2026-11-02T09:00:00Z",
+            event_id="port-in",
+            msisdn=NEW,
+            ported_msisdn=PORTED,
+        ),
+        event(
+            "plan.purchased",
+            ACC,
+            "2026-11-02T10:00:00Z",
+            event_id="buy",
+            msisdn=NEW,
+            plan_id="na-500",
+            channel="portal",
+        ),
+        subscribed("pkg", NEW),
+        event(
+            "port_in.failed",
+            ACC,
+            "2026-11-09T09:00:00Z",
+            event_id="port-failed",
+            msisdn=NEW,
+            ported_msisdn=PORTED,
+        ),
+    )
+    # data-1gb: prepaid 5.00 (D7); postpaid 5.00 x 29/30 = 4.8333 (D4)
+    package_fee = "5.0000" if mode == "prepaid" else "4.8333"
+    denied = dispute(ledger, "buy:fee", "refund-1", reason="port-in failed, refund my plan")
+    assert_denied(denied, "port_in_failure", "9.9900")
+    assert "can't be ported" in denied["effects"]["policy"]
+    assert_denied(dispute(ledger, "pkg:fee", "refund-2"), "port_in_failure", package_fee)
+
+
+@pytest.mark.parametrize("mode", ["prepaid", "postpaid"])
+def test_f1_p2_fees_of_a_number_ported_out_since_cite_the_remaining_term_clause(mode: str) -> None:
+    """F1, P2: a plan or package fee of a number that left is not refunded for the rest of its
+    term: the denial cites the port-out clause ("no partial refunds for the remaining
+    period"). A fee of a number still on the account cites its kind's clause."""
+    ledger = setup(mode)
+    feed_ok(
+        ledger,
+        purchase("buy"),
+        subscribed("pkg"),
+        subscribed("pkg-2", NUM2),
+        event("port_out.completed", ACC, "2026-11-12T10:00:00Z", event_id="gone", msisdn=NUM),
+    )
+    package_fee = "5.0000" if mode == "prepaid" else "4.8333"
+    denied = dispute(ledger, "buy:fee", "refund-1", reason="ported out, refund remaining term")
+    assert_denied(denied, "port_out", "9.9900")
+    assert "no partial refunds for the remaining period" in denied["effects"]["policy"]
+    assert_denied(dispute(ledger, "pkg:fee", "refund-2"), "port_out", package_fee)
+    other = dispute(ledger, "pkg-2:fee", "refund-3")
+    assert_denied(other, "one_time_and_recurring", package_fee)
+
+
+@pytest.mark.parametrize(
+    "then",
+    [
+        {"type": "package.changed", "package_id": "data-5gb"},
+        {"type": "package.unsubscribed"},
+    ],
+    ids=["changed", "unsubscribed"],
+)
+def test_f1_a_package_fee_after_its_change_or_cancel_cites_the_cancel_or_downgrade_clause(
+    then: dict[str, str],
+) -> None:
+    """F1: a package the customer changed or cancelled after its fee keeps the fee: "you will
+    not be issued a refund for the most recently ... charged monthly or one-time fees"."""
+    ledger = setup("prepaid", recharge="30.00")
+    fields = {k: v for k, v in then.items() if k != "type"}
+    feed_ok(
+        ledger,
+        subscribed("pkg"),
+        event(then["type"], ACC, "2026-11-10T10:00:00Z", event_id="then", msisdn=NUM, **fields),
+    )
+    assert_denied(dispute(ledger, "pkg:fee", "refund-1"), "cancel_or_downgrade", "5.0000")
+
+
 # ---------------------------------------------------------------------------------------------
 # The decision is an event
 

@@ -35,6 +35,9 @@ class DisputeEvidence:
     credited_by: str | None  # the last event that credited this charge, if any
     credited: Decimal  # what earlier refunds and reversals credited of it in all
     channel: str | None  # where the plan was bought, for plan fees
+    # What befell the charge's number after it: the types of the applied facts naming it,
+    # logged after the source event, each once in order (a port-out, a failed port-in).
+    later_on_number: tuple[str, ...] = ()
 
 
 def refund_requested(
@@ -82,9 +85,7 @@ def refund_requested(
             f"the account was blocked under the acceptable-use policy when charge "
             f"{charge.charge_id} was made: no refunds (B2)",
         )
-    clause = CLAUSE_FOR_KIND.get(charge.kind, "one_time_and_recurring")
-    if charge.kind == "plan_fee" and account.billing_mode == "postpaid":
-        clause = "cancel_or_downgrade"  # "prepaid plans are non-refundable" is not theirs
+    clause = _clause(account, evidence)
     if evidence.duplicate_of is not None and charge.amount > ZERO:
         why = (
             f"charge {charge.charge_id} duplicates {evidence.duplicate_of} for the same call "
@@ -118,6 +119,30 @@ def refund_requested(
             f"({money_text(credited)}); {rerated}: nothing more is owed",
         )
     return _denied(base, clause, rerated)
+
+
+# The clause a denied subscription fee cites once its number went through one of these (F1),
+# the most specific first: the port's own clause over the customer's own change.
+_SUBSCRIPTION_FEES = frozenset({"plan_fee", "package_fee"})
+_CLAUSE_AFTER: tuple[tuple[frozenset[str], str], ...] = (
+    (frozenset({"port_in.failed"}), "port_in_failure"),
+    (frozenset({"port_out.requested", "port_out.completed"}), "port_out"),
+    (frozenset({"package.changed", "package.unsubscribed"}), "cancel_or_downgrade"),
+)
+
+
+def _clause(account: Account, evidence: DisputeEvidence) -> str:
+    """The policy clause that applies to a denied refund of the charge (F1): the one for what
+    became of its number since, for a plan or package fee, else the one for its kind."""
+    kind = evidence.charge.kind
+    if kind in _SUBSCRIPTION_FEES:
+        since = set(evidence.later_on_number)
+        for types, clause in _CLAUSE_AFTER:
+            if since & types:
+                return clause
+    if kind == "plan_fee" and account.billing_mode == "postpaid":
+        return "cancel_or_downgrade"  # "prepaid plans are non-refundable" is not theirs
+    return CLAUSE_FOR_KIND.get(kind, "one_time_and_recurring")
 
 
 @dataclass(frozen=True)
