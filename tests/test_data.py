@@ -730,6 +730,39 @@ def test_D4_T2_a_subscription_dated_more_than_twelve_periods_back_is_rejected() 
     assert package_fees(ledger) == []
 
 
+def test_D4_C2_T2_a_renewal_takes_the_catalog_of_its_period_start_whatever_arrives_first() -> None:
+    """The renewal of a package is charged under the catalog in force when its period starts in
+    the account's time zone (Tokyo's December: 2026-11-30T15:00:00Z), whether the bill run
+    makes it (logged at 00:30 UTC, after a new version took effect at midnight UTC), a record
+    ahead of the bill run, or a late subscription's catch-up."""
+    newer = catalog_published(event_id="catalog-2026-12-a")
+    catalog = newer["catalog"] = dict(newer["catalog"])
+    catalog.update(version="2026-12-a", effective_from="2026-12-01T00:00:00Z")
+    catalog["packages"] = [
+        {**p, "fee": "17.00"} if p["id"] == "data-5gb" else p for p in catalog["packages"]
+    ]
+    newer["occurred_at"] = "2026-11-15T00:00:00Z"
+    subscribed = subscribe("2026-11-20T12:00:00Z", "data-5gb")
+    bill_run = cycle("2026-12", "2026-12-01T00:30:00Z")
+    december_record = used("2026-12-01T01:00:00Z", 1_000_000)
+    for order in (
+        (subscribed, bill_run, december_record),
+        (subscribed, december_record, bill_run),
+        (bill_run, subscribed),  # the subscription logged after the bill run
+    ):
+        ledger = setup("postpaid", timezone="Asia/Tokyo")
+        feed_ok(ledger, newer)
+        for each in order:
+            feed_ok(ledger, each)
+        december = [
+            (c["amount"], c["catalog_version"])
+            for c in ledger.charges(ACC)
+            if c["kind"] == "package_fee" and c["period"] == "2026-12"
+        ]
+        assert december == [("15.0000", "2026-01-a")], order
+        ledger.assert_replay_matches()
+
+
 def test_D4_package_subscribed_in_a_period_is_not_charged_again_when_that_period_starts() -> None:
     ledger = setup("postpaid")
     # The subscription at 00:05 on 1 December is logged before December's cycle.started.

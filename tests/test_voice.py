@@ -1407,6 +1407,56 @@ def test_C2_renewal_fee_and_minutes_come_from_the_version_in_force_at_the_period
     assert mgu(minutes_of(ledger, "2026-12")) == (600, 0, 600)
 
 
+TOKYO = "Asia/Tokyo"  # December 2026 starts there at 2026-11-30T15:00:00Z
+
+
+def tokyo_december(*events: dict[str, Any], effective_from: str) -> list[Any]:
+    """A postpaid Tokyo account's plan fees after `events`, with 2026-12-a (na-500 at 11.99)
+    in force from `effective_from`."""
+    ledger = setup("postpaid", timezone=TOKYO)
+    feed_ok(ledger, second_catalog("2026-12-a", effective_from, fee="11.99"))
+    for each in events:
+        feed_ok(ledger, each)  # one batch each: the order they reach the ledger
+    ledger.assert_replay_matches()
+    return [(c["period"], c["amount"], c["catalog_version"]) for c in fees(ledger)]
+
+
+@pytest.mark.parametrize(
+    ("effective_from", "december"),
+    [
+        # In force from midnight UTC: after Tokyo's December began, so not December's.
+        ("2026-12-01T00:00:00Z", ("2026-12", "9.9900", "2026-01-a")),
+        # In force from the instant Tokyo's December began: December's.
+        ("2026-11-30T15:00:00Z", ("2026-12", "11.9900", "2026-12-a")),
+    ],
+)
+def test_C2_T2_a_renewal_takes_the_catalog_of_its_period_start_whatever_arrives_first(
+    effective_from: str, december: tuple[str, str, str]
+) -> None:
+    """A renewal is charged under the catalog in force when its period starts in the account's
+    time zone, however it is made: by the bill run (here logged at 00:30 UTC, after the new
+    version took effect), by a call ahead of the bill run, or by a late purchase's catch-up.
+    (The bill run used its own instant and the call its own: the same facts billed 9.99 or
+    11.99 for December by the order they arrived in.)"""
+    bought = purchase("2026-11-20T12:00:00Z")
+    bill_run = cycle("2026-12", "2026-12-01T00:30:00Z")
+    december_call = call("2026-12-01T01:00:00Z", 60)
+    november = ("2026-11", "9.9900", "2026-01-a")
+    assert tokyo_december(bought, bill_run, december_call, effective_from=effective_from) == [
+        november,
+        december,
+    ]
+    assert tokyo_december(bought, december_call, bill_run, effective_from=effective_from) == [
+        november,
+        december,
+    ]
+    # The purchase logged after the bill run: December's renewal is made late, the same.
+    assert tokyo_december(bill_run, bought, effective_from=effective_from) == [
+        november,
+        december,
+    ]
+
+
 def test_C3_longest_prefix_canadian_area_code_is_rated_at_the_CA_rate() -> None:
     ledger = setup(recharge="1.00")
     feed_ok(ledger, call("2026-11-06T10:00:00Z", 60, CA), call("2026-11-06T11:00:00Z", 60, US))

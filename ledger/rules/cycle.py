@@ -13,7 +13,7 @@ def cycle_started(account: Account, event: IncomingEvent, catalogs: CatalogHisto
         account.last_cycle_period is not None and period <= account.last_cycle_period
     ):
         return rejected("V6", f"period {period} has already started on this account")
-    catalog = catalogs.in_force(account.currency, event.occurred_at)
+    catalog = voice.renewal_catalog(account, catalogs, period, event.occurred_at)
     plan_charges, plans = voice.renew_plans(account, event, period, catalog)
     package_charges, packages = data.renew_packages(account, event, period, catalog)
     charges = plan_charges + package_charges

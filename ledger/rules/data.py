@@ -26,6 +26,7 @@ from ledger.outcome import Charge, Outcome, Payer, applied, charged, rejected
 from ledger.rules.voice import (
     ahead_of_bill_run,
     periods_started_since,
+    renewal_catalog,
     renewal_credit,
     too_late_to_renew,
     usage_payer,
@@ -348,11 +349,14 @@ def _change_renewed(
     changed = PackageState.from_document(started.effects["package"])
     why = f"package changed to {package.id} at {instant_text(at)}"
     credit = _renewal_reversed(account, event, catalog, renewed, "D6", why)
-    renewal_catalog = catalogs.in_force(
-        account.currency, period_start(renewed_for, account.timezone)
-    )
     fee, again = renew_package(
-        account, event, msisdn, renewed_for, renewal_catalog, changed, f":{renewed_for}"
+        account,
+        event,
+        msisdn,
+        renewed_for,
+        renewal_catalog(account, catalogs, renewed_for, at),
+        changed,
+        f":{renewed_for}",
     ) or (None, None)
     effects = {
         "package": None if again is None else again.document(),
@@ -527,7 +531,7 @@ def data_used(account: Account, event: IncomingEvent, catalogs: CatalogHistory) 
         return charged("D2", (charge,), effects)
 
     renewed_fee: tuple[Charge, ...] = ()
-    ahead = package_renewal_ahead(account, event, msisdn, period, catalog)
+    ahead = package_renewal_ahead(account, event, msisdn, period, catalogs)
     if ahead is None:
         package, slot = package_at(account, msisdn, event.occurred_at)
     else:
@@ -660,7 +664,7 @@ def renew_package(
 
 
 def package_renewal_ahead(
-    account: Account, event: IncomingEvent, msisdn: str, period: str, catalog: CatalogVersion
+    account: Account, event: IncomingEvent, msisdn: str, period: str, catalogs: CatalogHistory
 ) -> tuple[Charge, PackageState] | None:
     """A home record of the period after the account's open one, arriving before that period's
     bill run: the number's renewing package renews for it now, as the bill run would (D4), so
@@ -668,6 +672,7 @@ def package_renewal_ahead(
     renews (the bill run ends an unsubscribed package), nor on a number ported out since."""
     if msisdn not in account.numbers or not ahead_of_bill_run(account, period):
         return None
+    catalog = renewal_catalog(account, catalogs, period, event.occurred_at)
     renewal = renew_package(account, event, msisdn, period, catalog)
     if renewal is None or renewal[0] is None or renewal[1] is None:
         return None

@@ -138,7 +138,24 @@ def periods_started_since(
     assert months_between(period, account.current_period) <= MAX_CATCH_UP_PERIODS
     while period < account.current_period:
         period = next_period(period)
-        yield period, catalogs.in_force(account.currency, period_start(period, account.timezone))
+        # A period started since a purchase starts after it: a catalog is in force there.
+        yield period, renewal_catalog(account, catalogs, period)
+
+
+def renewal_catalog(
+    account: Account, catalogs: CatalogHistory, period: str, otherwise_at: datetime | None = None
+) -> CatalogVersion:
+    """The catalog a renewal for `period` is charged under (C2): the one in force at the
+    period's start in the account's time zone, whichever way the renewal comes (its bill run,
+    a record ahead of it, a late purchase's catch-up), so the fee does not depend on which
+    arrives first. A period that starts before the first catalog takes the one in force at
+    `otherwise_at` (the event's own instant)."""
+    try:
+        return catalogs.in_force(account.currency, period_start(period, account.timezone))
+    except RejectedEvent:
+        if otherwise_at is None:
+            raise
+        return catalogs.in_force(account.currency, otherwise_at)
 
 
 def ahead_of_bill_run(account: Account, period: str) -> bool:
@@ -407,13 +424,14 @@ def minutes_for_call(
     msisdn: str,
     country: str,
     period: str,
-    catalog: CatalogVersion,
+    catalogs: CatalogHistory,
     charge_id: str,
+    at: datetime,
 ) -> tuple[Charge | None, dict[str, Any] | None, MinuteBatch | None]:
     """The plan minutes a call of `period` to `country` is taken from (V3): the period's batch,
     or the one the plan's renewal ahead of the bill run grants, with that renewal and its fee
     (`renewal_ahead`); no batch when none covers the country."""
-    renewal_fee, renewal = renewal_ahead(account, msisdn, period, catalog, charge_id)
+    renewal_fee, renewal = renewal_ahead(account, msisdn, period, catalogs, charge_id, at)
     if renewal is None:
         return None, None, covering_batch(account, msisdn, country, period)
     renewed = MinuteBatch.granted(plan_from_effect(renewal["plan"], period))
@@ -435,7 +453,13 @@ def call_completed(account: Account, event: IncomingEvent, catalogs: CatalogHist
     period = period_of(event.occurred_at, account.timezone)
     effects: dict[str, Any] = {"period": period, "country": rate.country}
     renewal_fee, renewal, batch = minutes_for_call(
-        account, msisdn, rate.country, period, catalog, f"{event.event_id}:plan_fee:{msisdn}"
+        account,
+        msisdn,
+        rate.country,
+        period,
+        catalogs,
+        f"{event.event_id}:plan_fee:{msisdn}",
+        event.occurred_at,
     )
     if renewal is not None:
         effects["renewal"] = renewal
@@ -568,7 +592,12 @@ def paid_already(plan: PlanState, period: str) -> bool:
 
 
 def renewal_ahead(
-    account: Account, msisdn: str, period: str, catalog: CatalogVersion, charge_id: str
+    account: Account,
+    msisdn: str,
+    period: str,
+    catalogs: CatalogHistory,
+    charge_id: str,
+    at: datetime,
 ) -> tuple[Charge | None, dict[str, Any] | None]:
     """A call of the period after the account's open one, arriving before that period's bill
     run: the number's plan renews for it now, as the bill run would (V6, V8), so the call is
@@ -584,6 +613,7 @@ def renewal_ahead(
         or plan.current_period != account.current_period
     ):
         return None, None
+    catalog = renewal_catalog(account, catalogs, period, at)
     charge, change = renew_plan(account, msisdn, period, catalog, charge_id)
     if change is None or change["action"] == "ended":
         return None, None
@@ -632,7 +662,7 @@ def authorize(
     period = period_of(at, account.timezone)
     # Between a period's start and its bill run the plan's renewal is counted as the call
     # record would make it: its fee goes to the payment method or invoice, never the balance.
-    _, _, batch = minutes_for_call(account, msisdn, rate.country, period, catalog, "authorize")
+    _, _, batch = minutes_for_call(account, msisdn, rate.country, period, catalogs, "authorize", at)
     plan_seconds = batch.remaining_seconds if batch is not None else 0
     if account.billing_mode == "postpaid":
         return Authorization(
