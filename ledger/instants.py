@@ -12,8 +12,12 @@ _RFC3339 = re.compile(
     r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?"
     r"([Zz]|[+-][0-9]{2}:[0-9]{2})$"
 )
-# Year 0000 is no year a calendar (or Python's datetime) has.
-_PERIOD = re.compile(r"^(?!0000)([0-9]{4})-(0[1-9]|1[0-2])$")
+# The years the ledger dates and bills in. Python's datetime holds 0001 to 9999, but a period's
+# bounds and the next period's are worked out in any time zone: an instant in year 1 or 9999
+# would step off the calendar (a "forever" 9999-12-31 has no next month).
+FIRST_YEAR, LAST_YEAR = 2, 9998
+_OUT_OF_RANGE = f"outside the years the ledger bills in ({FIRST_YEAR:04d} to {LAST_YEAR:04d})"
+_PERIOD = re.compile(r"^([0-9]{4})-(0[1-9]|1[0-2])$")
 _LOCAL_TIME = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?$")
 
 
@@ -21,7 +25,7 @@ def parse_instant(value: object, field: str) -> datetime:
     """Parse an RFC 3339 timestamp with an offset into an aware datetime.
 
     Raises ValueError naming the field when the value is not a string, has no offset,
-    or is not a real date and time.
+    is not a real date and time, or falls outside the years the ledger bills in.
     """
     if not isinstance(value, str):
         raise ValueError(
@@ -32,10 +36,18 @@ def parse_instant(value: object, field: str) -> datetime:
         # times what parsing does, and `fromisoformat` reads this shape's digits strictly.
         # Anything it refuses goes the long way, which says why.
         try:
-            return datetime.fromisoformat(value)
+            instant = datetime.fromisoformat(value)
         except ValueError:
             pass
+        else:
+            return _in_range(instant, value, field)
     return _parsed_by_pattern(value, field)
+
+
+def _in_range(instant: datetime, value: str, field: str) -> datetime:
+    if not FIRST_YEAR <= instant.year <= LAST_YEAR:
+        raise ValueError(f"{field} {value!r} is {_OUT_OF_RANGE}")
+    return instant
 
 
 def _in_instant_text_shape(value: str) -> bool:
@@ -66,7 +78,7 @@ def _parsed_by_pattern(value: str, field: str) -> datetime:
         instant = datetime.fromisoformat(text.replace("z", "Z"))
     except ValueError:
         raise ValueError(f"{field} is not a real date and time: {value!r}") from None
-    return instant
+    return _in_range(instant, value, field)
 
 
 def instant_text(instant: datetime) -> str:
@@ -138,6 +150,8 @@ def parse_period(value: object, field: str) -> str:
     """Check a `YYYY-MM` period name and return it."""
     if not isinstance(value, str) or not _PERIOD.match(value):
         raise ValueError(f"{field} must be a period named YYYY-MM, got {value!r}")
+    if not FIRST_YEAR <= int(value[:4]) <= LAST_YEAR:
+        raise ValueError(f"{field} {value!r} is {_OUT_OF_RANGE}")
     return value
 
 

@@ -486,10 +486,10 @@ def test_G2_string_lengths_enums_codes() -> None:
     assert "period must be a period named YYYY-MM" in reason_of(
         with_("cycle.started", period="2026-04\n")
     )
-    for period in ("0000-01", "\uff12\uff10\uff12\uff16-11"):  # no year 0; ASCII digits only
-        assert reason_of(with_("cycle.started", period=period)) == (
-            f"cycle.started: period must be a period named YYYY-MM, got {period!r}"
-        )
+    fullwidth_period = "\uff12\uff10\uff12\uff16-11"  # ASCII digits only
+    assert reason_of(with_("cycle.started", period=fullwidth_period)) == (
+        f"cycle.started: period must be a period named YYYY-MM, got {fullwidth_period!r}"
+    )
     fullwidth_year = "\uff12\uff10\uff12\uff16-11-01T00:00:00Z"
     assert reason_of(with_("call.completed", occurred_at=fullwidth_year)) == (
         f"call.completed: occurred_at is not an RFC 3339 timestamp with an offset: "
@@ -522,6 +522,41 @@ def test_T1_timestamp_without_offset_is_invalid() -> None:
     assert reason_of(with_("call.completed", occurred_at=1773480413)) == (
         "call.completed: occurred_at must be an RFC 3339 timestamp string, got integer 1773480413"
     )
+
+
+@pytest.mark.parametrize(
+    ("changes", "reason"),
+    [
+        # A "forever" date: December 9999 has no next month to end its period.
+        (
+            {"occurred_at": "9999-12-31T00:00:00Z"},
+            "occurred_at '9999-12-31T00:00:00Z' is outside the years the ledger bills in "
+            "(0002 to 9998)",
+        ),
+        # Year 1 at +01:00 is in year 0 in UTC, which no calendar has.
+        (
+            {"occurred_at": "0001-01-01T00:00:00+01:00"},
+            "occurred_at '0001-01-01T00:00:00+01:00' is outside the years the ledger bills in "
+            "(0002 to 9998)",
+        ),
+    ],
+)
+def test_T1_an_instant_off_the_billing_calendar_is_invalid_with_the_reason(
+    changes: dict[str, Any], reason: str
+) -> None:
+    """It used to be dead-lettered as "internal error ... ValueError: month must be in 1..12"
+    once rated (or "OverflowError: date value out of range")."""
+    assert reason_of(with_("call.completed", **changes)) == f"call.completed: {reason}"
+
+
+def test_T1_a_period_off_the_billing_calendar_is_invalid_with_the_reason() -> None:
+    for period in ("9999-12", "0000-01", "0001-12"):  # no year 0, nor a month before 0002
+        assert reason_of(with_("cycle.started", period=period)) == (
+            f"cycle.started: period {period!r} is outside the years the ledger bills in "
+            "(0002 to 9998)"
+        )
+    # The last month the ledger bills in is a period like any other.
+    assert parse_document(with_("cycle.started", period="9998-12")).fields["period"] == "9998-12"
 
 
 def test_T1_offsets_are_kept_and_documents_are_utc() -> None:

@@ -23,7 +23,7 @@ import pytest
 from ledger.errors import RejectedEvent
 from ledger.instants import next_period, parse_instant
 from ledger.rules.voice import Authorization, authorize
-from tests.cli_helpers import ingest_events, run, run_json
+from tests.cli_helpers import assert_one_line_error, ingest_events, run, run_json
 from tests.factories import catalog_published, event, opened
 from tests.harness import Ledger
 
@@ -1633,3 +1633,27 @@ def test_cli_authorize_unknown_number_is_a_one_line_error(tmp_path: Path, sqlite
     )  # fmt: skip
     assert result.stderr.startswith("ledger: error:") and result.stderr.count("\n") == 1
     assert "unknown number +14155550999" in result.stderr
+
+
+@pytest.mark.parametrize("at", ["9999-12-31T00:00:00Z", "0001-01-01T00:00:00+01:00"])
+def test_cli_an_instant_off_the_billing_calendar_is_a_one_line_error(
+    tmp_path: Path, sqlite_url: str, at: str
+) -> None:
+    """A "forever" date or the first day of year 1 used to end in a traceback (December 9999
+    has no next month; year 1 at +01:00 is year 0 in UTC)."""
+    ingest_events(tmp_path, sqlite_url, *_cli_month())
+    says = f"--at {at!r} is outside the years the ledger bills in (0002 to 9998)"
+    assert_one_line_error(
+        sqlite_url, "authorize", ACC, "--msisdn", NUM1, "--to", US, "--at", at, says=says
+    )
+    assert_one_line_error(
+        sqlite_url, "dispute", ACC, "cli-payg:payg", "--reason", "x", "--at", at, says=says
+    )
+    assert_one_line_error(
+        sqlite_url,
+        "invoice",
+        ACC,
+        "--period",
+        "9999-12",
+        says="--period '9999-12' is outside the years the ledger bills in (0002 to 9998)",
+    )
