@@ -281,30 +281,36 @@ def ingest(
     from consumers.files import DeadLetterFile, ingest_stream
 
     with user_errors(), ExitStack() as inputs:
-        # Every input opened before the first is applied: one that cannot be read is named
-        # before anything of the others is stored.
+        # Every input opened, and every dead-letter file found writable, before the first is
+        # applied: one that cannot be used is named before anything of the others is stored.
         streams = [inputs.enter_context(_open_input(name)) for name in files]
+        letters_paths = [
+            Path(dead_letter or ("deadletter.jsonl" if name == "-" else f"{name}.deadletter.jsonl"))
+            for name in files
+        ]
+        for letters_path in letters_paths:
+            _check_writable(letters_path)
         app = context.app(creates=True)
         totals = BatchCounts()
         report: dict[str, Any] = {"files": []}
-        for name, stream in zip(files, streams, strict=True):
-            source = "stdin" if name == "-" else f"file:{name}"
-            letters_path = Path(
-                dead_letter or ("deadletter.jsonl" if name == "-" else f"{name}.deadletter.jsonl")
-            )
-            sink = DeadLetterFile(letters_path, source, _permission_bits(name, stream))
-            show = None if quiet else _progress_printer(name)
-            counts = ingest_stream(app, stream, source, sink, batch_size, on_batch=show)
-            totals.add(counts)
-            report["files"].append(
-                {
-                    "file": name,
-                    **_counts_doc(counts),
-                    "dead_letter_file": str(letters_path) if counts.dead_letters else None,
-                }
-            )
-        with context.views() as views:
-            catch_up(app, views, progress=None if quiet else _views_progress("ingest"))
+        try:
+            for name, stream, letters_path in zip(files, streams, letters_paths, strict=True):
+                source = "stdin" if name == "-" else f"file:{name}"
+                sink = DeadLetterFile(letters_path, source, _permission_bits(name, stream))
+                show = None if quiet else _progress_printer(name)
+                counts = ingest_stream(app, stream, source, sink, batch_size, on_batch=show)
+                totals.add(counts)
+                report["files"].append(
+                    {
+                        "file": name,
+                        **_counts_doc(counts),
+                        "dead_letter_file": str(letters_path) if counts.dead_letters else None,
+                    }
+                )
+        finally:
+            # Batches committed before a failure are in the log: the views show them too.
+            with context.views() as views:
+                catch_up(app, views, progress=None if quiet else _views_progress("ingest"))
         report["totals"] = _counts_doc(totals)
         lines = [
             f"{f['file']}: {f['consumed']} read, {f['applied']} applied, "
@@ -313,6 +319,24 @@ def ingest(
             for f in report["files"]
         ]
         context.emit(report, "\n".join(lines))
+
+
+def _check_writable(letters_path: Path) -> None:
+    """Refuse a dead-letter file that could not be written, before anything is applied."""
+    import os
+
+    where = letters_path if letters_path.exists() else letters_path.parent
+    why = None
+    if letters_path.is_dir():
+        why = "it is a directory"
+    elif not where.is_dir() and where == letters_path.parent:
+        why = f"there is no directory {str(where)!r}"
+    elif not os.access(where, os.W_OK):
+        why = "permission denied"
+    if why is not None:
+        raise LedgerError(
+            f"cannot write the dead-letter file {letters_path} ({why}); give --dead-letter FILE"
+        )
 
 
 def _permission_bits(name: str, stream: BinaryIO) -> int:

@@ -432,3 +432,66 @@ def test_long_runs_say_how_far_they_are(
     assert json.loads(audited.stdout)["adds_up"] is True
     quiet = run("--store", sqlite_url, "ingest", "--quiet", str(path))
     assert quiet.stderr == ""
+
+
+def test_a_dead_letter_file_that_cannot_be_written_is_named_before_anything_is_applied(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    """Its bad lines would have nowhere to go: the run is refused before the first batch, not
+    after some batches were stored."""
+    ingest_events(tmp_path, sqlite_url, catalog_published(), opened("ACC-1"))
+    path = write(
+        tmp_path,
+        jsonl(event("balance.recharged", "ACC-1", amount="1.00", event_id="kk1")),
+        "more.jsonl",
+    )
+    letters = tmp_path / "no-such-dir" / "bad.jsonl"
+    assert_one_line_error(
+        sqlite_url,
+        "ingest",
+        "--quiet",
+        "--dead-letter",
+        str(letters),
+        str(path),
+        says=f"cannot write the dead-letter file {letters} (there is no directory "
+        f"'{tmp_path}/no-such-dir'); give --dead-letter FILE",
+    )
+    (tmp_path / "more.jsonl.deadletter.jsonl").mkdir()  # where its default would go
+    assert_one_line_error(
+        sqlite_url,
+        "ingest",
+        "--quiet",
+        str(path),
+        says=f"cannot write the dead-letter file {path}.deadletter.jsonl (it is a directory)",
+    )
+    assert balances(sqlite_url, "ACC-1") == {"ACC-1": "0.0000"}
+
+
+def test_a_failed_ingest_leaves_the_views_showing_the_batches_it_stored(
+    tmp_path: Path, sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run that stops partway (here the disk refuses the second batch's dead letter) has
+    committed its earlier batches: balance and invoice show them, not only an audit."""
+    from consumers.files import DeadLetterFile
+
+    def refused(self: DeadLetterFile, letters: object) -> None:
+        raise PermissionError(13, "Permission denied", str(self.path))
+
+    ingest_events(tmp_path, sqlite_url, catalog_published(), opened("ACC-1"))
+    path = write(
+        tmp_path,
+        jsonl(
+            event("balance.recharged", "ACC-1", amount="1.00", event_id="kk1"),
+            event("balance.recharged", "ACC-1", amount="x", event_id="kk2"),
+        ),
+        "more.jsonl",
+    )
+    monkeypatch.setattr(DeadLetterFile, "__call__", refused)
+    result = run(
+        "--store", sqlite_url, "ingest", "--quiet", "--batch-size", "1", str(path), expect=1
+    )
+    assert result.stderr.splitlines() == [
+        f"ledger: error: Permission denied: {path}.deadletter.jsonl"
+    ]
+    monkeypatch.undo()
+    assert balances(sqlite_url, "ACC-1") == {"ACC-1": "1.0000"}
