@@ -695,6 +695,12 @@ def _spreadsheet_safe(value: object) -> object:
     return value
 
 
+def _lines(*lines: str) -> str:
+    """Lines for people, each kept one line: text from outside (a reason, a description) shows
+    its control characters escaped, so it cannot break an entry in two or forge another."""
+    return "\n".join(line.translate(_ESCAPED_CONTROLS) for line in lines)
+
+
 def _table(headers: list[str], rows: list[list[str]]) -> str:
     """A plain aligned table for people; numbers right-aligned."""
     rows = [[cell.translate(_ESCAPED_CONTROLS) for cell in row] for row in rows]
@@ -924,7 +930,7 @@ def history(context: Context, account: str, limit: int) -> None:
                     f"[{charge['kind']}, {charge['rule']}, catalog {charge['catalog_version']}, "
                     f"paid by {charge['payer']}] {charge['arithmetic']}"
                 )
-        context.emit({"account_id": account, "entries": entries}, "\n".join(lines))
+        context.emit({"account_id": account, "entries": entries}, _lines(*lines))
 
 
 def _invoice_text(doc: dict[str, Any]) -> str:
@@ -1274,17 +1280,15 @@ def explain(context: Context, account: str, charge_id: str) -> None:
             "outcome_rule": event.outcome["rule"],
         }
         fact = event.fact
-        human = "\n".join(
-            [
-                f"charge {charge_id}: {charge['amount']} ({charge['kind']}, paid by "
-                f"{charge['payer']}), billed on {charge['billed_period']}",
-                f"source event: {fact['event_id']} {fact['type']} at {fact['occurred_at']} "
-                f"(position {event.originator_version} of {account})",
-                f"rule: {charge['rule']}",
-                f"catalog version: {charge['catalog_version']}",
-                f"rate: {charge['rate']}",
-                f"arithmetic: {charge['arithmetic']}",
-            ]
+        human = _lines(
+            f"charge {charge_id}: {charge['amount']} ({charge['kind']}, paid by "
+            f"{charge['payer']}), billed on {charge['billed_period']}",
+            f"source event: {fact['event_id']} {fact['type']} at {fact['occurred_at']} "
+            f"(position {event.originator_version} of {account})",
+            f"rule: {charge['rule']}",
+            f"catalog version: {charge['catalog_version']}",
+            f"rate: {charge['rate']}",
+            f"arithmetic: {charge['arithmetic']}",
         )
         context.emit(doc, human)
 
@@ -1356,11 +1360,14 @@ def dispute(
         )
         effects = decision.outcome["effects"]
         doc = {"account_id": account, "event_id": fact["event_id"], **effects}
-        human = f"{effects['decision']}: charge {charge_id} ({effects['charged']})"
+        decided = f"{effects['decision']}: charge {charge_id} ({effects['charged']})"
         if effects["decision"] == "credited":
-            human += f", credited {effects['credited']}; {effects['evidence']}"
+            human = _lines(f"{decided}, credited {effects['credited']}; {effects['evidence']}")
         else:
-            human += f"; {effects['evidence']}\npolicy ({effects['clause']}): {effects['policy']}"
+            human = _lines(
+                f"{decided}; {effects['evidence']}",
+                f"policy ({effects['clause']}): {effects['policy']}",
+            )
         context.emit(doc, human)
 
 

@@ -861,3 +861,34 @@ def test_S1_outside_text_neither_runs_as_a_spreadsheet_formula_nor_breaks_the_ta
     [surcharge] = [line for line in text.splitlines() if line.startswith("Surcharges")]
     assert "Surcharges: =1+2\\nsecond line" in surcharge and surcharge.endswith("1")
     assert "second line" not in text.replace(surcharge, "")
+
+
+def test_outside_text_with_control_characters_keeps_each_history_and_explain_line_one(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    """An adjustment's reason holding a newline used to print as two lines of `history` (and
+    of `explain`), the second looking like an entry of its own."""
+    ingest_events(
+        tmp_path,
+        sqlite_url,
+        catalog_published(),
+        opened(POSTPAID, "postpaid"),
+        event(
+            "adjustment.posted",
+            POSTPAID,
+            "2026-11-07T10:00:00Z",
+            amount="2.00",
+            reason="Goodwill\n2026-11-08T00:00:00Z  refund.requested",
+            approved_by="j@f",
+            event_id="p-adj",
+        ),
+    )
+    history = run("--store", sqlite_url, "history", POSTPAID).stdout.splitlines()
+    assert not [line for line in history if line.startswith("2026-11-08")]
+    assert any("reason=Goodwill\\n2026-11-08T00:00:00Z  refund.requested" in x for x in history)
+    explained = run("--store", sqlite_url, "explain", POSTPAID, "p-adj:adjustment").stdout
+    assert [x for x in explained.splitlines() if x.startswith("arithmetic:")] == [
+        "arithmetic: manual debit of 2.0000: Goodwill\\n2026-11-08T00:00:00Z  refund.requested "
+        "(approved by j@f)"
+    ]
+    assert len(explained.splitlines()) == 6
