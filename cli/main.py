@@ -115,9 +115,25 @@ class OneLineUsageError(click.ClickException):
         click.echo(f"ledger: error: {self.format_message()}", err=True)
 
 
+# The options given before the command (with what follows each), which users also try after it.
+_OPTIONS_OF_LEDGER = {"--json": "", "--store": " URL"}
+
+
 def _one_line(error: click.UsageError) -> click.ClickException:
     if isinstance(error, click.exceptions.NoArgsIsHelpError):
         return error  # `ledger` alone, or a group alone: the help itself
+    if (
+        isinstance(error, click.NoSuchOption)
+        and error.option_name in _OPTIONS_OF_LEDGER
+        and error.ctx is not None
+        and error.ctx.parent is not None
+    ):
+        option = error.option_name + _OPTIONS_OF_LEDGER[error.option_name]
+        command = error.ctx.command_path.removeprefix(error.ctx.find_root().info_name or "")
+        return OneLineUsageError(
+            f"{error.option_name} is an option of ledger itself: put it before the command, "
+            f"as in 'ledger {option}{command} ...'"
+        )
     where = f"; see '{error.ctx.command_path} --help'" if error.ctx is not None else ""
     return OneLineUsageError(f"{error.format_message().rstrip('.')}{where}")
 

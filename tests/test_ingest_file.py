@@ -243,8 +243,29 @@ def test_a_store_that_is_not_a_ledger_is_refused_in_one_line_and_left_as_it_was(
         (["nosuch"], "No such command 'nosuch'; see 'ledger --help'"),
         (["--bogus", "balance", "ACC-1"], "No such option '--bogus'"),
         (["catalog", "publish", "c.toml", "--topic", "t"], "No such option '--topic'"),
+        (
+            ["balance", "ACC-1", "--json"],
+            "--json is an option of ledger itself: put it before the command, as in "
+            "'ledger --json balance ...'",
+        ),
+        (
+            ["catalog", "validate", "c.toml", "--store", "sqlite:///x.db"],
+            "--store is an option of ledger itself: put it before the command, as in "
+            "'ledger --store URL catalog validate ...'",
+        ),
     ],
-    ids=["argument", "range", "choice", "conflict", "nested", "command", "option", "unused"],
+    ids=[
+        "argument",
+        "range",
+        "choice",
+        "conflict",
+        "nested",
+        "command",
+        "option",
+        "unused",
+        "json-after",
+        "store-after",
+    ],
 )
 def test_a_mistake_in_the_command_line_is_one_line_and_exit_2(
     sqlite_url: str, args: list[str], says: str
