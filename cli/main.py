@@ -9,7 +9,7 @@ from contextlib import ExitStack, contextmanager
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, BinaryIO, NoReturn
+from typing import TYPE_CHECKING, Any, BinaryIO, NoReturn
 
 import click
 from click.core import ParameterSource
@@ -30,6 +30,9 @@ from ledger.store import (
 )
 from projections.runner import catch_up, view_documents
 from projections.store import ViewStore, open_view_store
+
+if TYPE_CHECKING:
+    from ledger.catalog import CatalogVersion
 
 
 class Context:
@@ -1262,6 +1265,24 @@ def _view_differences(live: dict[str, Any], replayed: dict[str, Any]) -> list[st
     return findings
 
 
+def _why_nothing_changes(events: list[Any], extra: "CatalogVersion") -> str:
+    """Why a catalog given to `replay --catalog` can re-rate none of the account's facts, when
+    it is plain: it prices another currency, or takes effect after the last of them."""
+    from ledger.instants import instant_text, parse_instant
+
+    facts = [event.fact for event in events if hasattr(event, "fact")]
+    currency = next((f["currency"] for f in facts if f["type"] == "account.opened"), None)
+    if currency is not None and currency != extra.currency:
+        return f": it prices {extra.currency} and the account is billed in {currency}"
+    last = max((parse_instant(f["occurred_at"], "occurred_at") for f in facts), default=None)
+    if extra.corrects is None and last is not None and extra.effective_from > last:
+        return (
+            f": it takes effect at {instant_text(extra.effective_from)}, after the account's "
+            f"last fact ({instant_text(last)})"
+        )
+    return ""
+
+
 def _stored_events(app: LedgerApp, account: str) -> list[Any]:
     """The account's stored events, read once; fails with one line for an unknown account."""
     events = list(app.account_events(account))
@@ -1496,6 +1517,7 @@ def replay(
             _table([*headers, "catalog"], rows)
             if rows
             else f"no charge of {account} changes under {extra.version}"
+            + _why_nothing_changes(events, extra)
         )
         # What disputes would credit now: overcharges less what was credited of them before.
         human += f"\ntotal difference {money_text(total)}; still owed back {money_text(owed)}"

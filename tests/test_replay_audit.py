@@ -709,6 +709,46 @@ def test_R2_C4_replay_with_a_catalog_is_byte_identical_and_readable(
     assert f"total difference {C4_TOTAL}; still owed back 0.0500" in text
 
 
+@pytest.mark.parametrize(
+    ("edits", "why"),
+    [
+        (
+            [
+                ('version = "2026-01-a"', 'version = "eur-1"'),
+                ('currency = "USD"', 'currency = "EUR"'),
+            ],
+            "it prices EUR and the account is billed in USD",
+        ),
+        (
+            [
+                ('version = "2026-01-a"', 'version = "2030-a"'),
+                (
+                    'effective_from = "2026-01-01T00:00:00Z"',
+                    'effective_from = "2030-01-01T00:00:00Z"',
+                ),
+            ],
+            "it takes effect at 2030-01-01T00:00:00Z, after the account's last fact "
+            "(2026-11-10T10:00:00Z)",
+        ),
+    ],
+    ids=["other-currency", "after-every-fact"],
+)
+def test_R2_replay_with_a_catalog_that_cannot_apply_says_why_nothing_changes(
+    tmp_path: Path, sqlite_url: str, edits: list[tuple[str, str]], why: str
+) -> None:
+    """A finance user who picked the wrong file reads why, not a bare "no change"."""
+    ingest_events(tmp_path, sqlite_url, *c4_events())
+    text = default_catalog_path().read_text(encoding="utf-8")
+    for old, new in edits:
+        assert text.count(old) == 1, old
+        text = text.replace(old, new)
+    other = tmp_path / "other.toml"
+    other.write_text(text, encoding="utf-8")
+    shown = run("--store", sqlite_url, "replay", C4_ACC, "--catalog", str(other)).stdout
+    version = "eur-1" if "EUR" in why else "2030-a"
+    assert shown.splitlines()[0] == f"no charge of {C4_ACC} changes under {version}: {why}"
+
+
 def test_R2_C4_replay_with_a_catalog_stores_nothing(tmp_path: Path, sqlite_url: str) -> None:
     """R2, C4: the re-rating is a what-if: the original charges stay as they were (C4); the
     balance, history, invoice and stored events are unchanged and the audit still adds up."""
