@@ -720,17 +720,25 @@ def _lines(*lines: str) -> str:
     return "\n".join(line.translate(_ESCAPED_CONTROLS) for line in lines)
 
 
+_AMOUNT = re.compile(r"-?[0-9]+(\.[0-9]+)?")
+
+
 def _table(headers: list[str], rows: list[list[str]]) -> str:
-    """A plain aligned table for people; numbers right-aligned."""
+    """A plain aligned table for people: a column of numbers (amounts, counts; "-" where there
+    is none) is right-aligned, its header too, so the header sits over its digits."""
     rows = [[cell.translate(_ESCAPED_CONTROLS) for cell in row] for row in rows]
     widths = [
         max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)
     ]
+    numeric = [
+        any(r[i] != "-" for r in rows) and all(r[i] == "-" or _AMOUNT.fullmatch(r[i]) for r in rows)
+        for i in range(len(headers))
+    ]
 
     def fmt(cells: list[str]) -> str:
         return "  ".join(
-            c.rjust(w) if c[:1].isdigit() or c[:1] == "-" else c.ljust(w)
-            for c, w in zip(cells, widths, strict=True)
+            c.rjust(w) if right else c.ljust(w)
+            for c, w, right in zip(cells, widths, numeric, strict=True)
         ).rstrip()
 
     return "\n".join([fmt(headers), *(fmt(r) for r in rows)])
@@ -848,7 +856,17 @@ def data(context: Context, account: str, msisdn: str | None, at: str | None) -> 
             renews = line.pop("renews")
             if not renews and _over(line["valid_until"], instant):
                 line.update(package_id=None, remaining_bytes=0, valid_until=None, unlimited=False)
-        human = _table(fields, [[_cell(line[f]) for f in fields] for line in lines])
+        # Data Unlimited has no bytes to count down (D3): "-", not a 0 that reads as used up.
+        human = _table(
+            fields,
+            [
+                [
+                    _cell(None if f == "remaining_bytes" and line["unlimited"] else line[f])
+                    for f in fields
+                ]
+                for line in lines
+            ],
+        )
         context.emit({"account_id": account, "lines": lines}, human)
 
 

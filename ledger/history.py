@@ -43,7 +43,14 @@ class HasEvents(Protocol):
 
 def summary(fact: dict[str, Any]) -> str:
     keys = _SUMMARIES.get(fact["type"], ())
-    return " ".join(f"{key}={fact[key]}" for key in keys if key in fact)
+    return " ".join(f"{key}={_shown(fact[key])}" for key in keys if key in fact)
+
+
+def _shown(value: object) -> str:
+    """A field's value as people read it, yes/no for a flag as the tables print it."""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return str(value)
 
 
 def outcome_text(fact: dict[str, Any], outcome: dict[str, Any]) -> str | None:

@@ -1624,6 +1624,17 @@ def test_cli_data_json_lines(tmp_path: Path, sqlite_url: str) -> None:
     assert run_json("--store", sqlite_url, "balance", ACC)["balance"] == "5.0000"
 
 
+def test_cli_data_table_shows_no_byte_count_for_data_unlimited(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    """Its JSON keeps remaining_bytes 0 (nothing to count down); the table shows "-", not a 0
+    that reads as data used up."""
+    ingest_events(tmp_path, sqlite_url, *_cli_month())
+    rows = run("--store", sqlite_url, "data", ACC, "--at", LOOK_AT).stdout.splitlines()
+    assert rows[1].split() == [NUM1, "data-5gb", "3750000000", "2026-12-10T12:00:00Z", "no"]
+    assert rows[2].split() == [NUM2, "data-unlimited", "-", "2026-12-11T08:00:00Z", "yes"]
+
+
 def test_cli_throttle_json_lines(tmp_path: Path, sqlite_url: str) -> None:
     ingest_events(tmp_path, sqlite_url, *_cli_month())
     doc = run_json("--store", sqlite_url, "throttle", ACC, "--at", LOOK_AT)

@@ -892,3 +892,44 @@ def test_outside_text_with_control_characters_keeps_each_history_and_explain_lin
         "(approved by j@f)"
     ]
     assert len(explained.splitlines()) == 6
+
+
+def test_tables_right_align_a_column_of_amounts_with_its_header_and_show_flags_as_words(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    """An amount wider than its header used to push the header to its left; history printed
+    Python's True/False where tables say yes/no."""
+    ingest_events(
+        tmp_path,
+        sqlite_url,
+        catalog_published(),
+        opened(POSTPAID, "postpaid"),
+        event("number.added", POSTPAID, "2026-11-01T09:30:00Z", msisdn=NUM_P),
+        event(
+            "adjustment.posted",
+            POSTPAID,
+            "2026-11-07T10:00:00Z",
+            amount="1234.50",
+            reason="Equipment",
+            approved_by="j@f",
+            event_id="p-adj",
+        ),
+        event(
+            "data.used",
+            POSTPAID,
+            "2026-11-08T10:00:00Z",
+            msisdn=NUM_P,
+            bytes=1_000_000,
+            roaming=False,
+            event_id="p-data",
+        ),
+    )
+    text = run("--store", sqlite_url, "invoice", POSTPAID, "--period", "2026-11").stdout
+    rows = text.splitlines()
+    [header] = [row for row in rows if row.startswith("line")]
+    [amount] = [row for row in rows if "1234.50" in row]
+    # The header's last letter sits over the amount's last digit.
+    assert header.index("amount") + len("amount") == amount.index("1234.50") + len("1234.50")
+    history = run("--store", sqlite_url, "history", POSTPAID).stdout
+    assert "bytes=1000000 roaming=no" in history
+    assert "False" not in history
