@@ -406,6 +406,7 @@ _MONEY = {
 }
 _TIMEZONE_MAX = 64
 _MONEY_MAX_CHARS = 24  # "-999999999999.9999" is 18
+_is_plain_decimal = re.compile(r"-?[0-9]+(\.[0-9]+)?").fullmatch
 
 
 def _full(pattern: str) -> Callable[[str], re.Match[str] | None]:
@@ -517,6 +518,11 @@ def _check_money(spec: FieldSpec, value: object) -> Decimal:
             amount = parse_money(value, spec.name)
         except ValueError as error:
             raise _Bad(str(error)) from None
+    elif _is_plain_decimal(value):  # what breaks is its size, not its form
+        raise _Bad(
+            f"{spec.name} must be less than 1000000000000 (10^12) in size, got a number "
+            f"of {len(value.lstrip('-').split('.')[0])} digits before the point"
+        )
     if amount is None or not _is_money(value):
         raise _Bad(
             f'{spec.name} must be a plain decimal string such as "10.00" (no exponent, no '
@@ -721,10 +727,20 @@ def parse_event(raw: bytes | str) -> IncomingEvent:
     if isinstance(raw, bytes):
         doc = _decoded_fast(raw)
         if doc is not None:
-            return _parse_document(doc, owned=True)
+            try:
+                return _parse_document(doc, owned=True)
+            except InvalidEvent:
+                # Said as the standard library's decoding says it: orjson reads an integer
+                # beyond 64 bits as a float, whose reason would name the wrong problem.
+                pass
     try:
         doc = _DECODER.decode(text)
     except json.JSONDecodeError as error:
+        if text.startswith("\ufeff"):  # as Windows Notepad and Excel save "UTF-8"
+            raise InvalidEvent(
+                "not JSON: the record starts with a UTF-8 byte-order mark (save the file as "
+                "UTF-8 without BOM)"
+            ) from None
         raise InvalidEvent(f"not JSON: {error}") from None
     except RecursionError:
         raise InvalidEvent("not JSON: nested too deeply") from None

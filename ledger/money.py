@@ -28,7 +28,7 @@ def parse_money(value: object, field: str) -> Decimal:
     if not amount.is_finite():
         raise ValueError(f"{field} must be a finite decimal number, got {value!r}")
     if abs(amount) >= MAX_ABS_AMOUNT:
-        raise ValueError(f"{field} is out of range: {value!r}")
+        raise ValueError(f"{field} must be less than 1000000000000 (10^12) in size, got {value!r}")
     return amount
 
 
