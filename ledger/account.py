@@ -17,7 +17,7 @@ from eventsourcing.utils import get_topic
 from ledger.chain import GENESIS, link
 from ledger.frozen import built
 from ledger.instants import parse_instant, period_of
-from ledger.money import ZERO
+from ledger.money import ZERO, money_text
 from ledger.outcome import Outcome, rated_msisdn
 from ledger.state import ENDED_AUTORENEW_OFF, NumberState, PackageState, PlanState
 
@@ -38,8 +38,11 @@ Kept = TypeVar("Kept")
 # the events it applied, which the store keeps (ledger.applied_ids). 3: with each number's
 # cancelled plan (`ended_plan`) and the temporary numbers port-ins replaced (`ported_in`): an
 # account loaded from an older snapshot would decide a late switch-on or a late record of a
-# temporary number otherwise than its events do.
-SNAPSHOT_FORMAT = 3
+# temporary number otherwise than its events do. 4: with what partial refunds credited of each
+# charge (`credited_in_part`) and the data each package took over (`carried_bytes`): a late
+# port-out or cancel reverses the rest of a partly credited renewal, a late record of a
+# replaced package uses the data carried over once.
+SNAPSHOT_FORMAT = 4
 
 # What an account holds besides the library's own fields: each has a place in its snapshot.
 _STATE_FIELDS = frozenset(
@@ -57,6 +60,7 @@ _STATE_FIELDS = frozenset(
         "ported_in",
         "balance",
         "credited_charges",
+        "credited_in_part",
         "chain_head",
     }
 )
@@ -97,6 +101,9 @@ class Account(Aggregate):
         self.ported_in: dict[str, tuple[str, str]] = {}
         self.balance: Decimal = ZERO
         self.credited_charges: dict[str, str] = {}  # charge id -> the refund that credited it
+        # Of those, the ones credited in part so far (a price correction's difference): charge
+        # id -> the amount credited. Every other credited charge was credited in full.
+        self.credited_in_part: dict[str, str] = {}
         self.chain_head: str = chain
 
     @classmethod
@@ -127,6 +134,7 @@ class Account(Aggregate):
             "ported_in": {temporary: list(port) for temporary, port in self.ported_in.items()},
             "balance": str(self.balance),
             "credited_charges": dict(self.credited_charges),
+            "credited_in_part": dict(self.credited_in_part),
             "chain_head": self.chain_head,
         }
 
@@ -163,6 +171,7 @@ class Account(Aggregate):
         }
         account.balance = Decimal(doc["balance"])
         account.credited_charges = dict(doc["credited_charges"])
+        account.credited_in_part = dict(doc["credited_in_part"])
         account.chain_head = doc["chain_head"]
         return account
 
@@ -207,6 +216,14 @@ class Account(Aggregate):
             return None
         ported, completed_at = port
         return ported if at < parse_instant(completed_at, "completed_at") else None
+
+    def uncredited(self, charge_id: str, amount: Decimal) -> Decimal:
+        """What of the charge of that id, which charged `amount`, no refund or reversal has
+        credited yet: all of it, the rest after a partial refund, or nothing."""
+        if charge_id not in self.credited_charges:
+            return amount
+        part = self.credited_in_part.get(charge_id)
+        return ZERO if part is None else amount - Decimal(part)
 
     def rated_number(self, msisdn: str) -> NumberState:
         """The number a usage record is rated on: the account's own, or one ported out of it
@@ -353,6 +370,7 @@ def _reversed_charges(account: Account, fact: dict[str, Any], effects: Mapping[s
     """Renewals a fact dated before them reversed: credited, so no dispute credits them again."""
     for charge_id in effects.get("reversed_charges", ()):
         account.credited_charges[charge_id] = fact["event_id"]
+        account.credited_in_part.pop(charge_id, None)  # the rest of it: now in full
 
 
 def _call_completed(account: Account, fact: dict[str, Any], effects: Mapping[str, Any]) -> None:
@@ -452,7 +470,15 @@ def _set_aside(aside: dict[str, Kept], msisdn: str, kept: Kept, limit: int) -> N
 
 def _refund_requested(account: Account, fact: dict[str, Any], effects: Mapping[str, Any]) -> None:
     if effects["decision"] == "credited":
-        account.credited_charges[effects["charge_id"]] = fact["event_id"]
+        charge_id = effects["charge_id"]
+        before = account.uncredited(charge_id, Decimal(effects["charged"]))
+        account.credited_charges[charge_id] = fact["event_id"]
+        rest = before - Decimal(effects["credited"])
+        if rest > ZERO:
+            credited = Decimal(effects["charged"]) - rest
+            account.credited_in_part[charge_id] = money_text(credited)
+        else:
+            account.credited_in_part.pop(charge_id, None)
 
 
 def _blocked(account: Account, _: dict[str, Any], effects: Mapping[str, Any]) -> None:

@@ -128,10 +128,12 @@ def correcting_catalog(
     rates: dict[str, str] | None = None,
     plan_fees: dict[str, str] | None = None,
     plan_minutes: dict[str, int] | None = None,
+    package_fees: dict[str, str] | None = None,
     effective_from: str = "2026-11-15T00:00:00Z",
 ) -> dict[str, Any]:
     """catalog.published of 2026-01-b, which corrects 2026-01-a (C4): the default catalog with
-    the given per-minute rates (by prefix), plan fees and plan minutes (by plan id)."""
+    the given per-minute rates (by prefix), plan fees and plan minutes (by plan id) and package
+    fees (by package id)."""
     doc = load_catalog_file(default_catalog_path()).to_document()
     doc["version"] = CORRECTION
     doc["corrects"] = CATALOG
@@ -141,6 +143,8 @@ def correcting_catalog(
     for plan in doc["plans"]:
         plan["fee"] = (plan_fees or {}).get(plan["id"], plan["fee"])
         plan["minutes"] = (plan_minutes or {}).get(plan["id"], plan["minutes"])
+    for package in doc["packages"]:
+        package["fee"] = (package_fees or {}).get(package["id"], package["fee"])
     return {
         "event_id": f"catalog-{CORRECTION}",
         "type": "catalog.published",
@@ -614,6 +618,106 @@ def test_c4_plan_fee_under_a_corrected_fee_is_credited_to_the_payment_method() -
     assert charge_of(ledger, "buy:fee")["amount"] == "9.9900"  # the original stays
     [line] = lines_of(ledger, "2026-11", "credits")
     assert line["description"].endswith("(credited to payment method)")
+
+
+def december_renewal_credited_one_dollar(
+    kind: str, bought: dict[str, Any], correction: dict[str, Any], *before: dict[str, Any]
+) -> Ledger:
+    """A postpaid plan or package renewed for December, then corrected 1.00 lower (C4) and
+    disputed: 1.00 credited, the rest of the renewal left charged."""
+    ledger = setup("postpaid")
+    feed_ok(ledger, bought, *before)
+    feed_ok(
+        ledger,
+        event("cycle.started", ACC, "2026-12-01T00:00:00Z", event_id="cycle-12", period="2026-12"),
+    )
+    feed_ok(ledger, correction)
+    renewal = f"cycle-12:{kind}:{NUM}"
+    decision = dispute(ledger, renewal, "refund-1", at="2026-12-02T10:00:00Z")["effects"]
+    assert (decision["decision"], decision["credited"]) == ("credited", "1.0000")
+    assert ledger.account(ACC).credited_in_part == {renewal: "1.0000"}
+    return ledger
+
+
+@pytest.mark.parametrize(
+    ("late", "rule", "why"),
+    [
+        (
+            event("port_out.completed", ACC, "2026-11-25T10:00:00Z", event_id="late", msisdn=NUM),
+            "P2",
+            "ported out",
+        ),
+        (
+            event(
+                "plan.autorenew_changed",
+                ACC,
+                "2026-11-25T10:00:00Z",
+                event_id="late",
+                msisdn=NUM,
+                enabled=False,
+            ),
+            "V7",
+            "autorenew switched off",
+        ),
+    ],
+    ids=["port-out", "cancel"],
+)
+def test_f1_a_partly_credited_renewal_is_reversed_for_the_rest_by_a_late_fact(
+    late: dict[str, Any], rule: str, why: str
+) -> None:
+    """A port-out or cancel dated before the bill run, logged after a price correction's
+    dispute credited 1.00 of the renewal, reverses the other 8.99: the customer pays nothing
+    for December, as without the dispute (the reversal skipped a renewal credited at all)."""
+    before = (
+        [event("port_out.requested", ACC, "2026-11-20T10:00:00Z", event_id="req", msisdn=NUM)]
+        if rule == "P2"
+        else []
+    )
+    # na-500 renewed at 9.99, corrected to 8.99.
+    na_500 = correcting_catalog(plan_fees={"na-500": "8.99"})
+    ledger = december_renewal_credited_one_dollar("plan_fee", purchase("buy"), na_500, *before)
+    feed_ok(ledger, late)
+    renewal = f"cycle-12:plan_fee:{NUM}"
+    reversal = [
+        c for c in outcome_of(ledger, "late")["charges"] if c["rate"] == f"reverses {renewal}"
+    ]
+    assert [(c["amount"], c["rule"], c["period"]) for c in reversal] == [
+        ("-8.9900", rule, "2026-12")
+    ]
+    assert "(the rest: 1.0000 was credited before)" in reversal[0]["arithmetic"]
+    assert why in reversal[0]["label"]
+    december = ledger.invoice(ACC, "2026-12")
+    assert december is not None
+    assert [line["amount"] for line in december["lines"]] == ["9.99", "-8.99", "-1.00"]
+    assert december["total"] == "0.00"
+    assert ledger.account(ACC).credited_in_part == {}
+    # Credited in full now: a further dispute credits nothing more.
+    denied = dispute(ledger, renewal, "refund-2", at="2026-12-03T10:00:00Z")["effects"]
+    assert (denied["decision"], denied["credited"]) == ("denied", "0.0000")
+    ledger.assert_replay_matches()
+
+
+def test_f1_a_partly_credited_package_renewal_is_reversed_for_the_rest_by_a_late_unsubscribe() -> (
+    None
+):
+    """D5, T2: data-1gb renewed for December (5.00), corrected to 4.00 and disputed (1.00
+    credited); an unsubscribe dated 25 November, logged after, reverses the other 4.00."""
+    data_1gb = correcting_catalog(package_fees={"data-1gb": "4.00"})
+    ledger = december_renewal_credited_one_dollar("package_fee", subscribed("pkg"), data_1gb)
+    renewal = f"cycle-12:package_fee:{NUM}"
+    feed_ok(
+        ledger,
+        event("package.unsubscribed", ACC, "2026-11-25T10:00:00Z", event_id="late", msisdn=NUM),
+    )
+    [reversal] = outcome_of(ledger, "late")["charges"]
+    assert (reversal["amount"], reversal["rule"], reversal["rate"]) == (
+        "-4.0000",
+        "D5",
+        f"reverses {renewal}",
+    )
+    december = ledger.invoice(ACC, "2026-12")
+    assert december is not None and december["total"] == "0.00"
+    ledger.assert_replay_matches()
 
 
 def test_c4_prorated_package_fee_is_credited_the_prorated_difference() -> None:

@@ -25,6 +25,7 @@ from ledger.money import rated
 from ledger.outcome import Charge, Outcome, Payer, applied, charged, rejected
 from ledger.rules.voice import (
     ahead_of_bill_run,
+    credited_in_full,
     periods_started_since,
     renewal_catalog,
     renewal_credit,
@@ -384,6 +385,7 @@ def _renewal_reversed(
     (D5, D6), on the renewal's own period."""
     assert renewed.renewal_charge_id is not None
     return renewal_credit(
+        account,
         event,
         catalog,
         "package_fee",
@@ -398,11 +400,11 @@ def _renewal_reversed(
 
 
 def _untouched(account: Account, renewed: PackageState) -> bool:
-    """A renewal whose data nothing has used, and whose fee nothing has credited yet."""
+    """A renewal whose data nothing has used, and whose fee nothing has credited in full."""
     return (
         renewed.remaining_bytes == renewed.data_bytes
         and renewed.fup_used_bytes == 0
-        and renewed.renewal_charge_id not in account.credited_charges
+        and not credited_in_full(account, renewed.renewal_charge_id, renewed.fee)
     )
 
 

@@ -9,7 +9,7 @@ from ledger.contract import IncomingEvent
 from ledger.instants import instant_text, parse_instant, period_of
 from ledger.outcome import Charge, Outcome, applied, charged, rejected
 from ledger.rules.data import renewal_period
-from ledger.rules.voice import fee_payer, renewal_credit, usage_payer
+from ledger.rules.voice import credited_in_full, fee_payer, renewal_credit, usage_payer
 
 
 def port_in_requested(account: Account, event: IncomingEvent, _: CatalogHistory) -> Outcome:
@@ -116,10 +116,12 @@ def _renewals_after_completion(
     credits: list[Charge] = []
     reversed_charges: list[str] = []
     for kind, period, charge_id, fee, payer in renewals:
-        if charge_id is None or fee is None or charge_id in account.credited_charges:
+        if charge_id is None or fee is None or credited_in_full(account, charge_id, fee):
             continue  # no fee (a yearly plan's month), or credited already
         credits.append(
-            renewal_credit(event, catalog, kind, period, charge_id, fee, payer, msisdn, "P2", why)
+            renewal_credit(
+                account, event, catalog, kind, period, charge_id, fee, payer, msisdn, "P2", why
+            )
         )
         reversed_charges.append(charge_id)
     return tuple(credits), reversed_charges

@@ -281,7 +281,9 @@ def _reversals(
     catalog = catalogs.in_force(account.currency, event.occurred_at)
     payer, msisdn = fee_payer(account), event.fields["msisdn"]
     return tuple(
-        renewal_credit(event, catalog, "plan_fee", period, charge_id, fee, payer, msisdn, rule, why)
+        renewal_credit(
+            account, event, catalog, "plan_fee", period, charge_id, fee, payer, msisdn, rule, why
+        )
         for period, charge_id, fee in undone
         if charge_id is not None and fee is not None
     )
@@ -309,14 +311,22 @@ def unused_renewals_after(
             period <= since
             or not batch.renewed
             or batch.used_seconds
-            or batch.fee_charge_id in account.credited_charges
+            or credited_in_full(account, batch.fee_charge_id, batch.fee)
         ):
             break
         undone.append((period, batch.fee_charge_id, batch.fee))
     return undone
 
 
+def credited_in_full(account: Account, charge_id: str | None, fee: str | None) -> bool:
+    """Whether refunds or reversals have credited all of a renewal's fee already."""
+    if charge_id is None or fee is None:
+        return False  # no fee (a yearly plan's month): nothing to credit
+    return account.uncredited(charge_id, rated(Decimal(fee))) <= ZERO
+
+
 def renewal_credit(
+    account: Account,
     event: IncomingEvent,
     catalog: CatalogVersion,
     kind: str,
@@ -328,10 +338,18 @@ def renewal_credit(
     rule: str,
     why: str,
 ) -> Charge:
-    """The whole fee of a renewal that a fact dated before it says should not have been made
-    (a cancel, a change, an unsubscribe, a port-out), credited on the renewal's own period: a
-    correction of the bill run, where a refund (F1) would re-rate a charge rightly made."""
-    amount = rated(Decimal(fee))
+    """The fee of a renewal that a fact dated before it says should not have been made (a
+    cancel, a change, an unsubscribe, a port-out), credited on the renewal's own period: a
+    correction of the bill run, where a refund (F1) would re-rate a charge rightly made. All
+    of it, or the rest a partial refund left (`reverses_in_part`)."""
+    charged = rated(Decimal(fee))
+    amount = account.uncredited(fee_charge_id, charged)
+    assert ZERO < amount <= charged, (fee_charge_id, amount, charged)
+    before = (
+        ""
+        if amount == charged
+        else f" (the rest: {money_text(charged - amount)} was credited before)"
+    )
     return Charge(
         charge_id=f"{event.event_id}:reversal:{kind}:{period}",
         kind=kind,
@@ -339,8 +357,8 @@ def renewal_credit(
         rule=rule,
         catalog_version=catalog.version,
         rate=f"reverses {fee_charge_id}",
-        arithmetic=f"credit {money_text(amount)} of {fee_charge_id}, the renewal for {period}: "
-        f"{why}, before the renewal",
+        arithmetic=f"credit {money_text(amount)} of {fee_charge_id}, the renewal for {period}"
+        f"{before}: {why}, before the renewal",
         period=period,
         payer=payer,
         msisdn=msisdn,
