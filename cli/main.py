@@ -166,7 +166,13 @@ class LedgerGroup(click.Group):
     help="Event store: sqlite:///FILE (embedded) or postgresql://USER:PASS@HOST:PORT/DB. "
     "Also read from LEDGER_STORE.",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print one JSON object for machines.")
+@click.option(
+    "--json",
+    "as_json",
+    is_flag=True,
+    help="Print one JSON object for machines. Like --store, give it before the command: "
+    "ledger --json balance ACC-1001.",
+)
 @click.pass_context
 def main(ctx: click.Context, store: str, as_json: bool) -> None:
     """Event-sourced billing ledger for a telecom operator.
@@ -1576,6 +1582,31 @@ def rebuild_views(context: Context, processes: int | None) -> None:
         with context.views() as views:
             replayed = rebuild(app, views, parts, progress=show)
         context.emit({"replayed": replayed}, f"rebuilt views from {replayed} stored events")
+
+
+# One line each in `ledger --help`, where click would cut the docstrings' first sentences.
+_SUMMARIES = {
+    "audit": "Prove the ledger adds up; exit 1 naming each difference",
+    "authorize": "May a number call a destination now, and for how long",
+    "balance": "An account's PAYG balance",
+    "catalog": "Validate, convert and publish catalog versions",
+    "consume": "Consume events from Kafka, exactly once",
+    "data": "Each number's data package and what is left of it",
+    "dispute": "Settle a refund request for one charge",
+    "explain": "Why one charge is what it is: rule, rate, arithmetic",
+    "export": "Invoices or charges as CSV or JSON for finance",
+    "history": "An account's timeline: facts, outcomes, charges",
+    "ingest": "Ingest JSON Lines event files (or stdin)",
+    "invoice": "A postpaid invoice or prepaid statement",
+    "minutes": "Plan minutes per number: granted, used, remaining",
+    "publish": "Validate a JSON Lines file and produce it to Kafka",
+    "rebuild": "Rebuild every view from the stored events",
+    "replay": "Replay an account, or re-rate it under another catalog",
+    "throttle": "Fair-use throttling per number",
+}
+assert set(_SUMMARIES) == set(main.commands), set(main.commands) ^ set(_SUMMARIES)
+for _name, _summary in _SUMMARIES.items():
+    main.commands[_name].short_help = _summary
 
 
 if __name__ == "__main__":

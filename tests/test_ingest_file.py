@@ -276,6 +276,16 @@ def test_a_mistake_in_the_command_line_is_one_line_and_exit_2(
     assert says in result.stderr, result.stderr
 
 
+def test_the_help_lists_every_command_with_a_whole_summary() -> None:
+    """Support reads `ledger --help` to find a command: no summary is cut off with "...", and
+    it says where --json and --store go."""
+    text = run("--help").stdout
+    commands = text.split("Commands:")[1].strip().splitlines()
+    assert len(commands) == 17
+    assert not [line for line in commands if line.endswith("...")]
+    assert "give it before the command" in " ".join(text.split())
+
+
 def test_ledger_alone_still_shows_its_help() -> None:
     result = run(expect=2)
     assert "Usage: ledger [OPTIONS] COMMAND" in result.stdout + result.stderr
