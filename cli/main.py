@@ -8,6 +8,7 @@ from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from datetime import datetime
 from decimal import Decimal
+from itertools import takewhile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, NoReturn
 
@@ -1482,7 +1483,10 @@ def replay(
             events = events[:position]
         if as_of is not None:
             instant = _query_instant(as_of, "--as-of")
-            events = [e for e in events if e.timestamp <= instant]
+            # The events recorded by then are a prefix of the stream: the first recorded
+            # after the instant ends it (the recorded time is not under the hash chain, and a
+            # moved one must not take an event out of the middle of the history).
+            events = list(takewhile(lambda e: e.timestamp <= instant, events))
         doc: dict[str, Any] = {
             "account_id": account,
             "position": len(events),

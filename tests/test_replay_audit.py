@@ -22,6 +22,7 @@ import json
 import re
 import sqlite3
 from collections.abc import Iterator
+from contextlib import closing
 from dataclasses import dataclass
 from datetime import timedelta
 from decimal import Decimal
@@ -447,6 +448,35 @@ def test_R2_as_of_is_recorded_time_not_occurred_time(long_store: LongStore) -> N
     assert late_charge not in invoiced_charges(doc["views"])
     later = replay_json(long_store.url, PREPAID, "--position", str(cycle + 2))
     assert late_charge in invoiced_charges(later["views"])
+
+
+def test_R2_as_of_replays_a_prefix_even_when_a_recorded_time_was_moved(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    """The recorded time is not under the hash chain: one moved into 2030 in the store used to
+    take that event out of the middle of an --as-of replay (a history that never existed).
+    The replay now stops before it: every event after it is left out too."""
+    ingest_events(tmp_path, sqlite_url, *c4_events())
+    db = sqlite3.connect(sqlite_url.removeprefix("sqlite:///"))
+    with closing(db):
+        rows = db.execute(
+            "select rowid, state from stored_events where topic like '%FactApplied%'"
+        ).fetchall()
+        moved = [(rowid, state) for rowid, state in rows if b'"event_id":"c4-gb-95"' in state]
+        assert len(moved) == 1
+        rowid, state = moved[0]
+        tampered = re.sub(
+            rb'"_data_":"[^"]+"', b'"_data_":"2030-01-01T00:00:00+00:00"', state, count=1
+        )
+        assert tampered != state
+        db.execute("update stored_events set state = ? where rowid = ?", (tampered, rowid))
+        db.commit()
+    all_of_it = replay_json(sqlite_url, C4_ACC)["position"]
+    doc = replay_json(sqlite_url, C4_ACC, "--as-of", "2029-01-01T00:00:00Z")
+    events = [e["event_id"] for e in c4_events() if e["account_id"] == C4_ACC]
+    # Its stream holds the account's events in this order: the replay stops before c4-gb-95
+    # (it used to leave out that one alone, at position all_of_it - 1).
+    assert doc["position"] == events.index("c4-gb-95") < all_of_it - 1
 
 
 def invoiced_charges(views: dict[str, Any]) -> set[tuple[str, str]]:
