@@ -136,7 +136,8 @@ def logged_late(
 def later_on_number(msisdn: str | None, later: Iterable[object]) -> tuple[str, ...]:
     """The types of the applied facts among `later` that name the number, each once in log
     order: what became of a charge's number since it was charged (a port-out, a failed
-    port-in, a package changed), for the policy clause a denial cites (F1)."""
+    port-in, a package changed), for the policy clause a denial cites (F1). A port-in's
+    temporary number is followed to the ported number that replaced it (P1)."""
     types: dict[str, None] = {}
     if msisdn is None:
         return ()
@@ -147,6 +148,8 @@ def later_on_number(msisdn: str | None, later: Iterable[object]) -> tuple[str, .
             and event.fact.get("msisdn") == msisdn
         ):
             types.setdefault(event.fact["type"])
+            if event.fact["type"] == "port_in.completed":
+                msisdn = event.fact["ported_msisdn"]  # the same line, under the ported number
     return tuple(types)
 
 

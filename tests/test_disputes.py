@@ -1293,6 +1293,42 @@ def test_f1_p2_fees_of_a_number_ported_out_since_cite_the_remaining_term_clause(
     assert_denied(other, "one_time_and_recurring", package_fee)
 
 
+def test_f1_p1_p2_a_fee_on_a_port_ins_temporary_number_follows_it_to_the_ported_one() -> None:
+    """The fee was charged on the temporary number; the ported number that replaced it was
+    ported out since: the same line left, and the denial cites the port-out clause."""
+    ledger = setup("prepaid")
+    feed_ok(
+        ledger,
+        event(
+            "port_in.requested",
+            ACC,
+            "2026-11-02T09:00:00Z",
+            event_id="port-in",
+            msisdn=NEW,
+            ported_msisdn=PORTED,
+        ),
+        event(
+            "plan.purchased",
+            ACC,
+            "2026-11-02T10:00:00Z",
+            event_id="buy",
+            msisdn=NEW,
+            plan_id="na-500",
+            channel="portal",
+        ),
+        event(
+            "port_in.completed",
+            ACC,
+            "2026-11-05T09:00:00Z",
+            event_id="port-done",
+            msisdn=NEW,
+            ported_msisdn=PORTED,
+        ),
+        event("port_out.completed", ACC, "2026-11-12T10:00:00Z", event_id="gone", msisdn=PORTED),
+    )
+    assert_denied(dispute(ledger, "buy:fee", "refund-1"), "port_out", "9.9900")
+
+
 @pytest.mark.parametrize(
     "then",
     [
