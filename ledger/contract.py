@@ -406,7 +406,7 @@ _MONEY = {
 }
 _TIMEZONE_MAX = 64
 _MONEY_MAX_CHARS = 24  # "-999999999999.9999" is 18
-_is_plain_decimal = re.compile(r"-?[0-9]+(\.[0-9]+)?").fullmatch
+_is_too_large = re.compile(r"-?[1-9][0-9]{12,}(\.[0-9]{1,4})?").fullmatch
 
 
 def _full(pattern: str) -> Callable[[str], re.Match[str] | None]:
@@ -518,7 +518,7 @@ def _check_money(spec: FieldSpec, value: object) -> Decimal:
             amount = parse_money(value, spec.name)
         except ValueError as error:
             raise _Bad(str(error)) from None
-    elif _is_plain_decimal(value):  # what breaks is its size, not its form
+    elif _is_too_large(value):  # a well-formed amount whose size is what breaks
         raise _Bad(
             f"{spec.name} must be less than 1000000000000 (10^12) in size, got a number "
             f"of {len(value.lstrip('-').split('.')[0])} digits before the point"

@@ -410,6 +410,11 @@ def test_M1_money_must_be_a_decimal_string_not_a_float() -> None:
         "adjustment.posted: amount must be less than 1000000000000 (10^12) in size, got a "
         "number of 38 digits before the point"
     )
+    # As long, but what breaks is the form: too many decimal places, leading zeros.
+    for text in ("1." + "0" * 23, "0" * 25 + "1"):
+        assert "must be a plain decimal string" in reason_of(
+            with_("adjustment.posted", amount=text)
+        )
 
 
 def test_F3_adjustments_are_signed() -> None:
