@@ -17,6 +17,8 @@ _RFC3339 = re.compile(
 # would step off the calendar (a "forever" 9999-12-31 has no next month).
 FIRST_YEAR, LAST_YEAR = 2, 9998
 _OUT_OF_RANGE = f"outside the years the ledger bills in ({FIRST_YEAR:04d} to {LAST_YEAR:04d})"
+# The months an instant of those years falls in, in a zone up to 14 hours from UTC.
+FIRST_PERIOD, LAST_PERIOD = f"{FIRST_YEAR - 1:04d}-12", f"{LAST_YEAR + 1:04d}-01"
 _PERIOD = re.compile(r"^([0-9]{4})-(0[1-9]|1[0-2])$")
 _LOCAL_TIME = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?$")
 
@@ -150,8 +152,11 @@ def parse_period(value: object, field: str) -> str:
     """Check a `YYYY-MM` period name and return it."""
     if not isinstance(value, str) or not _PERIOD.match(value):
         raise ValueError(f"{field} must be a period named YYYY-MM, got {value!r}")
-    if not FIRST_YEAR <= int(value[:4]) <= LAST_YEAR:
-        raise ValueError(f"{field} {value!r} is {_OUT_OF_RANGE}")
+    if not FIRST_PERIOD <= value <= LAST_PERIOD:
+        raise ValueError(
+            f"{field} {value!r} is outside the periods the ledger bills in ({FIRST_PERIOD} to "
+            f"{LAST_PERIOD}: those of the years {FIRST_YEAR:04d} to {LAST_YEAR:04d} in any zone)"
+        )
     return value
 
 

@@ -573,13 +573,15 @@ def test_T1_an_instant_off_the_billing_calendar_is_invalid_with_the_reason(
 
 
 def test_T1_a_period_off_the_billing_calendar_is_invalid_with_the_reason() -> None:
-    for period in ("9999-12", "0000-01", "0001-12"):  # no year 0, nor a month before 0002
+    for period in ("9999-12", "9999-02", "0000-01", "0001-11"):
         assert reason_of(with_("cycle.started", period=period)) == (
-            f"cycle.started: period {period!r} is outside the years the ledger bills in "
-            "(0002 to 9998)"
+            f"cycle.started: period {period!r} is outside the periods the ledger bills in "
+            "(0001-12 to 9999-01: those of the years 0002 to 9998 in any zone)"
         )
-    # The last month the ledger bills in is a period like any other.
-    assert parse_document(with_("cycle.started", period="9998-12")).fields["period"] == "9998-12"
+    # The first and last months an instant of those years falls in, in some zone: an account
+    # in New York opened at 0002-01-01T00:00:00Z is billed on 0001-12, which must be named.
+    for period in ("0001-12", "9999-01"):
+        assert parse_document(with_("cycle.started", period=period)).fields["period"] == period
 
 
 def test_T1_offsets_are_kept_and_documents_are_utc() -> None:

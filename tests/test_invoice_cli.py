@@ -483,7 +483,7 @@ def test_invoice_with_a_malformed_period_is_a_one_line_error(
     for bad in ("2026-1", "2026-13", "november", "\uff12\uff10\uff12\uff16-11"):
         assert_one_line_error(sqlite_url, "invoice", POSTPAID, "--period", bad, says=f"got '{bad}'")
     assert_one_line_error(
-        sqlite_url, "invoice", POSTPAID, "--period", "0000-01", says="outside the years"
+        sqlite_url, "invoice", POSTPAID, "--period", "0000-01", says="outside the periods"
     )
 
 

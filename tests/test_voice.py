@@ -1655,5 +1655,5 @@ def test_cli_an_instant_off_the_billing_calendar_is_a_one_line_error(
         ACC,
         "--period",
         "9999-12",
-        says="--period '9999-12' is outside the years the ledger bills in (0002 to 9998)",
+        says="--period '9999-12' is outside the periods the ledger bills in (0001-12 to 9999-01",
     )
