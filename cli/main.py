@@ -5,7 +5,7 @@ import signal
 import sys
 import time
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager, suppress
 from datetime import datetime
 from decimal import Decimal
 from itertools import takewhile
@@ -333,10 +333,14 @@ def ingest(
                         "dead_letter_file": str(letters_path) if counts.dead_letters else None,
                     }
                 )
-        finally:
-            # Batches committed before a failure are in the log: the views show them too.
-            with context.views() as views:
-                catch_up(app, views, progress=None if quiet else _views_progress("ingest"))
+        except BaseException:
+            # Batches committed before a failure are in the log: the views show them too. The
+            # failure is what to report, even if the views cannot be reached either.
+            with suppress(Exception), context.views() as views:
+                catch_up(app, views)
+            raise
+        with context.views() as views:
+            catch_up(app, views, progress=None if quiet else _views_progress("ingest"))
         report["totals"] = _counts_doc(totals)
         lines = [
             f"{f['file']}: {f['consumed']} read, {f['applied']} applied, "
