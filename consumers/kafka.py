@@ -108,7 +108,9 @@ class HeldUntilAnswered(logging.Filter):
         if self.latest is None:
             return None
         said = self.latest.rsplit("]: ", 1)[-1]
-        return re.sub(r" \(after \d+ms in state \w+\)$", "", said)
+        # Its timing, with what it adds when it repeats itself: ", 1 identical error(s)
+        # suppressed".
+        return re.sub(r" \(after \d+ms in state \w+(, .*)?\)$", "", said)
 
 
 FIRST_ANSWER = HeldUntilAnswered()

@@ -410,6 +410,32 @@ def test_an_unreachable_kafka_broker_is_one_line_error(tmp_path: Path) -> None:
         assert time.monotonic() - started < 2 * BROKER_TIMEOUT_SECONDS + 15
 
 
+@pytest.mark.parametrize(
+    "timing",
+    [
+        "(after 0ms in state CONNECT)",
+        "(after 1ms in state CONNECT, 1 identical error(s) suppressed)",
+    ],
+)
+def test_the_reason_a_broker_is_unreachable_leaves_out_librdkafkas_timing(timing: str) -> None:
+    """When librdkafka repeats a line it adds how many it suppressed to the timing, which the
+    one-line error used to show (the end-to-end test above failed on it now and then)."""
+    import logging
+
+    from consumers.kafka import HeldUntilAnswered
+
+    held = HeldUntilAnswered()
+    held.hold()
+    line = (
+        "FAIL [ledger-admin#producer-1] [thrd:127.0.0.1:1/bootstrap]: 127.0.0.1:1/bootstrap: "
+        f"Connect to ipv4#127.0.0.1:1 failed: Connection refused {timing}"
+    )
+    held.filter(logging.LogRecord("rdkafka", logging.ERROR, "", 0, line, None, None))
+    assert held.reason() == (
+        "127.0.0.1:1/bootstrap: Connect to ipv4#127.0.0.1:1 failed: Connection refused"
+    )
+
+
 def test_a_kafka_client_error_is_one_line_in_librdkafkas_words(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
