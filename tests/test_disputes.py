@@ -1352,6 +1352,19 @@ def test_f1_a_package_fee_after_its_change_or_cancel_cites_the_cancel_or_downgra
     assert_denied(dispute(ledger, "pkg:fee", "refund-1"), "cancel_or_downgrade", "5.0000")
 
 
+def test_f1_a_plan_fee_keeps_its_own_clause_when_the_numbers_package_changed_since() -> None:
+    """The package's change is not the plan's: its fee is denied under the prepaid-plans
+    clause, as with no change."""
+    ledger = setup("prepaid", recharge="30.00")
+    feed_ok(
+        ledger,
+        purchase("buy"),
+        subscribed("pkg"),
+        event("package.unsubscribed", ACC, "2026-11-10T10:00:00Z", event_id="then", msisdn=NUM),
+    )
+    assert_denied(dispute(ledger, "buy:fee", "refund-1"), "prepaid_plans", "9.9900")
+
+
 # ---------------------------------------------------------------------------------------------
 # The decision is an event
 

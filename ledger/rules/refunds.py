@@ -121,13 +121,18 @@ def refund_requested(
     return _denied(base, clause, rerated)
 
 
-# The clause a denied subscription fee cites once its number went through one of these (F1),
-# the most specific first: the port's own clause over the customer's own change.
+# The clause a denied fee of these kinds cites once its number went through one of these facts
+# (F1), the most specific first: the port's own clause over the customer's own change. (A
+# plan's own clauses already speak of cancelling and downgrading.)
 _SUBSCRIPTION_FEES = frozenset({"plan_fee", "package_fee"})
-_CLAUSE_AFTER: tuple[tuple[frozenset[str], str], ...] = (
-    (frozenset({"port_in.failed"}), "port_in_failure"),
-    (frozenset({"port_out.requested", "port_out.completed"}), "port_out"),
-    (frozenset({"package.changed", "package.unsubscribed"}), "cancel_or_downgrade"),
+_CLAUSE_AFTER: tuple[tuple[frozenset[str], frozenset[str], str], ...] = (
+    (_SUBSCRIPTION_FEES, frozenset({"port_in.failed"}), "port_in_failure"),
+    (_SUBSCRIPTION_FEES, frozenset({"port_out.requested", "port_out.completed"}), "port_out"),
+    (
+        frozenset({"package_fee"}),
+        frozenset({"package.changed", "package.unsubscribed"}),
+        "cancel_or_downgrade",
+    ),
 )
 
 
@@ -135,11 +140,10 @@ def _clause(account: Account, evidence: DisputeEvidence) -> str:
     """The policy clause that applies to a denied refund of the charge (F1): the one for what
     became of its number since, for a plan or package fee, else the one for its kind."""
     kind = evidence.charge.kind
-    if kind in _SUBSCRIPTION_FEES:
-        since = set(evidence.later_on_number)
-        for types, clause in _CLAUSE_AFTER:
-            if since & types:
-                return clause
+    since = set(evidence.later_on_number)
+    for kinds, types, clause in _CLAUSE_AFTER:
+        if kind in kinds and since & types:
+            return clause
     if kind == "plan_fee" and account.billing_mode == "postpaid":
         return "cancel_or_downgrade"  # "prepaid plans are non-refundable" is not theirs
     return CLAUSE_FOR_KIND.get(kind, "one_time_and_recurring")

@@ -341,7 +341,7 @@ def renewal_credit(
     """The fee of a renewal that a fact dated before it says should not have been made (a
     cancel, a change, an unsubscribe, a port-out), credited on the renewal's own period: a
     correction of the bill run, where a refund (F1) would re-rate a charge rightly made. All
-    of it, or the rest a partial refund left (`reverses_in_part`)."""
+    of it, or the rest a partial refund left (`Account.credited_in_part`)."""
     charged = rated(Decimal(fee))
     amount = account.uncredited(fee_charge_id, charged)
     assert ZERO < amount <= charged, (fee_charge_id, amount, charged)
