@@ -14,14 +14,17 @@ Figures used throughout:
 
 import copy
 import json
+from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ledger.errors import RejectedEvent
-from ledger.instants import next_period, parse_instant
+from ledger.instants import instant_text, next_period, parse_instant, period_start
 from ledger.rules.voice import Authorization, authorize
 from tests.cli_helpers import assert_one_line_error, ingest_events, run, run_json
 from tests.factories import catalog_published, event, opened
@@ -1455,6 +1458,34 @@ def test_C2_T2_a_renewal_takes_the_catalog_of_its_period_start_whatever_arrives_
         november,
         december,
     ]
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    zone_name=st.sampled_from(["UTC", "Asia/Tokyo", "America/New_York", "Pacific/Kiritimati"]),
+    takes_effect_hours=st.integers(min_value=-20, max_value=20),
+    bill_run_minutes=st.integers(min_value=0, max_value=900),
+    call_minutes=st.integers(min_value=0, max_value=900),
+)
+def test_C2_T2_a_renewal_fee_never_depends_on_what_reaches_the_ledger_first(
+    zone_name: str, takes_effect_hours: int, bill_run_minutes: int, call_minutes: int
+) -> None:
+    """Whatever the zone, and wherever the new version takes effect around December's start,
+    the bill run and a December call give the same December fee in either order: the one in
+    force when December starts in the account's zone."""
+    start = period_start("2026-12", zone_name)
+    effective = instant_text(start + timedelta(hours=takes_effect_hours))
+    bill_run = cycle("2026-12", instant_text(start + timedelta(minutes=bill_run_minutes)))
+    december_call = call(instant_text(start + timedelta(minutes=call_minutes)), 60)
+    expected = ("9.9900", CATALOG) if takes_effect_hours > 0 else ("11.9900", "2026-12-a")
+    for order in ((bill_run, december_call), (december_call, bill_run)):
+        ledger = setup("postpaid", timezone=zone_name)
+        feed_ok(ledger, second_catalog("2026-12-a", effective, fee="11.99"))
+        feed_ok(ledger, purchase("2026-11-20T12:00:00Z"))
+        for each in order:
+            feed_ok(ledger, each)
+        december = [(c["amount"], c["catalog_version"]) for c in fees(ledger)][1:]
+        assert december == [expected], order
 
 
 def test_C3_longest_prefix_canadian_area_code_is_rated_at_the_CA_rate() -> None:
