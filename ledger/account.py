@@ -470,13 +470,11 @@ def _set_aside(aside: dict[str, Kept], msisdn: str, kept: Kept, limit: int) -> N
 
 def _refund_requested(account: Account, fact: dict[str, Any], effects: Mapping[str, Any]) -> None:
     if effects["decision"] == "credited":
-        charge_id = effects["charge_id"]
-        before = account.uncredited(charge_id, Decimal(effects["charged"]))
+        charge_id, charged = effects["charge_id"], Decimal(effects["charged"])
+        rest = account.uncredited(charge_id, charged) - Decimal(effects["credited"])
         account.credited_charges[charge_id] = fact["event_id"]
-        rest = before - Decimal(effects["credited"])
         if rest > ZERO:
-            credited = Decimal(effects["charged"]) - rest
-            account.credited_in_part[charge_id] = money_text(credited)
+            account.credited_in_part[charge_id] = money_text(charged - rest)
         else:
             account.credited_in_part.pop(charge_id, None)
 

@@ -38,7 +38,7 @@ from ledger.recorder import WHOLE_LOG, Alongside, LedgerPostgresRecorder, LogPar
 from ledger.recorder_memory import LedgerMemoryRecorder
 from ledger.recorder_sqlite import LedgerSQLiteRecorder
 from ledger.records import LedgerEventStore
-from ledger.rerate import Calls, Credits, later_on_number, logged_late
+from ledger.rerate import Calls, later_on_number, logged_late
 from ledger.rules import decide
 from ledger.rules.refunds import DisputeEvidence
 from ledger.store import StoreConfig, schema_lock
@@ -530,7 +530,7 @@ class LedgerApp(Application[UUID]):
                     logged_late=logged_late(fact, later),
                     duplicate_of=calls.first_record(fact),
                     credited_by=account.credited_charges.get(charge_id),
-                    credited=Credits.made_by(later).of(charge.charge_id, charge.amount),
+                    credited=charge.amount - account.uncredited(charge_id, charge.amount),
                     channel=channel,
                     later_on_number=later_on_number(charge.msisdn, later),
                 )

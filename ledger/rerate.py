@@ -242,13 +242,6 @@ class Credits:
     def __init__(self) -> None:
         self._by_charge: dict[str, Decimal | None] = {}  # None: in full
 
-    @classmethod
-    def made_by(cls, events: Iterable[object]) -> "Credits":
-        credits = cls()
-        for event in events:
-            credits.add(event)
-        return credits
-
     def add(self, event: object) -> None:
         if not isinstance(event, Account.FactApplied):
             return
