@@ -218,16 +218,16 @@ def _by_date_learned(
     placed before the first stored fact dated after it (the rest at the end, in log order): a
     purchase learned late counts from its date, so its minutes go to the calls dated after it
     in the order they were rated, and no two disputes re-rate the same minutes as unused."""
-    pending = list(logged_late)
+    pending = [(_occurred(late), late) for late in logged_late]
     for event in stored:
         if pending and isinstance(event, Account.FactApplied):
             at = _occurred(event)
-            due = [late for late in pending if _occurred(late) < at]
+            due = [late for when, late in pending if when < at]
             if due:
-                pending = [late for late in pending if _occurred(late) >= at]
+                pending = [(when, late) for when, late in pending if when >= at]
                 yield from zip(due, repeat(True))
         yield event, False
-    yield from zip(pending, repeat(True))
+    yield from ((late, True) for _, late in pending)
 
 
 def _occurred(event: Account.FactApplied) -> datetime:
