@@ -355,13 +355,15 @@ def _check_writable(letters_path: Path) -> None:
     """Refuse a dead-letter file that could not be written, before anything is applied."""
     import os
 
-    where = letters_path if letters_path.exists() else letters_path.parent
+    folder = letters_path.parent
     why = None
     if letters_path.is_dir():
         why = "it is a directory"
-    elif not where.is_dir() and where == letters_path.parent:
-        why = f"there is no directory {str(where)!r}"
-    elif not os.access(where, os.W_OK):
+    elif letters_path.exists():
+        why = None if os.access(letters_path, os.W_OK) else "permission denied"
+    elif not folder.is_dir():
+        why = f"there is no directory {str(folder)!r}"
+    elif not os.access(folder, os.W_OK):
         why = "permission denied"
     if why is not None:
         raise LedgerError(
@@ -731,6 +733,8 @@ def _lines(*lines: str) -> str:
     return "\n".join(line.translate(_ESCAPED_CONTROLS) for line in lines)
 
 
+# An amount or a count in a table cell: `_NUMBER` without its "+", so a column of phone
+# numbers stays left-aligned like other text.
 _AMOUNT = re.compile(r"-?[0-9]+(\.[0-9]+)?")
 
 
