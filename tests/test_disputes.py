@@ -1227,6 +1227,25 @@ def subscribed(event_id: str, msisdn: str = NUM, at: str = "2026-11-02T11:00:00Z
     )
 
 
+def port_in(type_: str, at: str, event_id: str) -> dict[str, Any]:
+    """A port-in's request, completion or failure: PORTED in place of NEW (P1)."""
+    return event(type_, ACC, at, event_id=event_id, msisdn=NEW, ported_msisdn=PORTED)
+
+
+def port_in_with_a_plan() -> list[dict[str, Any]]:
+    """A port-in requested on 2 November, and na-500 bought on its new number ("buy")."""
+    bought = event(
+        "plan.purchased",
+        ACC,
+        "2026-11-02T10:00:00Z",
+        event_id="buy",
+        msisdn=NEW,
+        plan_id="na-500",
+        channel="portal",
+    )
+    return [port_in("port_in.requested", "2026-11-02T09:00:00Z", "port-in"), bought]
+
+
 @pytest.mark.parametrize("mode", ["prepaid", "postpaid"])
 def test_f1_p1_fees_on_the_new_number_of_a_failed_port_in_cite_the_port_in_clause(
     mode: str,
@@ -1236,32 +1255,9 @@ def test_f1_p1_fees_on_the_new_number_of_a_failed_port_in_cite_the_port_in_claus
     ledger = setup(mode)
     feed_ok(
         ledger,
-        event(
-            "port_in.requested",
-            ACC,
-            "2026-11-02T09:00:00Z",
-            event_id="port-in",
-            msisdn=NEW,
-            ported_msisdn=PORTED,
-        ),
-        event(
-            "plan.purchased",
-            ACC,
-            "2026-11-02T10:00:00Z",
-            event_id="buy",
-            msisdn=NEW,
-            plan_id="na-500",
-            channel="portal",
-        ),
+        *port_in_with_a_plan(),
         subscribed("pkg", NEW),
-        event(
-            "port_in.failed",
-            ACC,
-            "2026-11-09T09:00:00Z",
-            event_id="port-failed",
-            msisdn=NEW,
-            ported_msisdn=PORTED,
-        ),
+        port_in("port_in.failed", "2026-11-09T09:00:00Z", "port-failed"),
     )
     # data-1gb: prepaid 5.00 (D7); postpaid 5.00 x 29/30 = 4.8333 (D4)
     package_fee = "5.0000" if mode == "prepaid" else "4.8333"
@@ -1299,31 +1295,8 @@ def test_f1_p1_p2_a_fee_on_a_port_ins_temporary_number_follows_it_to_the_ported_
     ledger = setup("prepaid")
     feed_ok(
         ledger,
-        event(
-            "port_in.requested",
-            ACC,
-            "2026-11-02T09:00:00Z",
-            event_id="port-in",
-            msisdn=NEW,
-            ported_msisdn=PORTED,
-        ),
-        event(
-            "plan.purchased",
-            ACC,
-            "2026-11-02T10:00:00Z",
-            event_id="buy",
-            msisdn=NEW,
-            plan_id="na-500",
-            channel="portal",
-        ),
-        event(
-            "port_in.completed",
-            ACC,
-            "2026-11-05T09:00:00Z",
-            event_id="port-done",
-            msisdn=NEW,
-            ported_msisdn=PORTED,
-        ),
+        *port_in_with_a_plan(),
+        port_in("port_in.completed", "2026-11-05T09:00:00Z", "port-done"),
         event("port_out.completed", ACC, "2026-11-12T10:00:00Z", event_id="gone", msisdn=PORTED),
     )
     assert_denied(dispute(ledger, "buy:fee", "refund-1"), "port_out", "9.9900")

@@ -820,18 +820,40 @@ def test_rebuild_gives_the_same_invoice_json(tmp_path: Path, sqlite_url: str) ->
     assert run("--store", sqlite_url, "--json", "invoice", POSTPAID).stdout == default_before
 
 
-def test_S1_outside_text_neither_runs_as_a_spreadsheet_formula_nor_breaks_the_table(
-    tmp_path: Path, sqlite_url: str
-) -> None:
-    """A carrier's description is kept as given, but a CSV cell that would start a formula
-    gets a leading apostrophe (amounts stay numbers), and a newline is shown escaped in the
-    invoice table, so each line stays one row."""
+def postpaid_ingested(tmp_path: Path, sqlite_url: str, *events: dict[str, Any]) -> None:
+    """The postpaid account with its number NUM_P, then these events, ingested."""
     ingest_events(
         tmp_path,
         sqlite_url,
         catalog_published(),
         opened(POSTPAID, "postpaid"),
         event("number.added", POSTPAID, "2026-11-01T09:30:00Z", msisdn=NUM_P),
+        *events,
+    )
+
+
+def adjustment(amount: str, reason: str, approved_by: str = "j@f") -> dict[str, Any]:
+    """Finance's adjustment p-adj on the postpaid account, 7 November (F3)."""
+    return event(
+        "adjustment.posted",
+        POSTPAID,
+        "2026-11-07T10:00:00Z",
+        amount=amount,
+        reason=reason,
+        approved_by=approved_by,
+        event_id="p-adj",
+    )
+
+
+def test_S1_outside_text_neither_runs_as_a_spreadsheet_formula_nor_breaks_the_table(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    """A carrier's description is kept as given, but a CSV cell that would start a formula
+    gets a leading apostrophe (amounts stay numbers), and a newline is shown escaped in the
+    invoice table, so each line stays one row."""
+    postpaid_ingested(
+        tmp_path,
+        sqlite_url,
         event(
             "surcharge.applied",
             POSTPAID,
@@ -842,15 +864,7 @@ def test_S1_outside_text_neither_runs_as_a_spreadsheet_formula_nor_breaks_the_ta
             msisdn=NUM_P,
             event_id="p-sur",
         ),
-        event(
-            "adjustment.posted",
-            POSTPAID,
-            "2026-11-07T10:00:00Z",
-            amount="-2.00",
-            reason="@goodwill",
-            approved_by="supervisor",
-            event_id="p-adj",
-        ),
+        adjustment("-2.00", "@goodwill", approved_by="supervisor"),
     )
     rows = csv_rows(run("--store", sqlite_url, "export", "charges").stdout)
     assert [(row["label"], row["amount"], row["msisdn"]) for row in rows] == [
@@ -868,20 +882,8 @@ def test_outside_text_with_control_characters_keeps_each_history_and_explain_lin
 ) -> None:
     """An adjustment's reason holding a newline used to print as two lines of `history` (and
     of `explain`), the second looking like an entry of its own."""
-    ingest_events(
-        tmp_path,
-        sqlite_url,
-        catalog_published(),
-        opened(POSTPAID, "postpaid"),
-        event(
-            "adjustment.posted",
-            POSTPAID,
-            "2026-11-07T10:00:00Z",
-            amount="2.00",
-            reason="Goodwill\n2026-11-08T00:00:00Z  refund.requested",
-            approved_by="j@f",
-            event_id="p-adj",
-        ),
+    postpaid_ingested(
+        tmp_path, sqlite_url, adjustment("2.00", "Goodwill\n2026-11-08T00:00:00Z  refund.requested")
     )
     history = run("--store", sqlite_url, "history", POSTPAID).stdout.splitlines()
     assert not [line for line in history if line.startswith("2026-11-08")]
@@ -899,21 +901,10 @@ def test_tables_right_align_a_column_of_amounts_with_its_header_and_show_flags_a
 ) -> None:
     """An amount wider than its header used to push the header to its left; history printed
     Python's True/False where tables say yes/no."""
-    ingest_events(
+    postpaid_ingested(
         tmp_path,
         sqlite_url,
-        catalog_published(),
-        opened(POSTPAID, "postpaid"),
-        event("number.added", POSTPAID, "2026-11-01T09:30:00Z", msisdn=NUM_P),
-        event(
-            "adjustment.posted",
-            POSTPAID,
-            "2026-11-07T10:00:00Z",
-            amount="1234.50",
-            reason="Equipment",
-            approved_by="j@f",
-            event_id="p-adj",
-        ),
+        adjustment("1234.50", "Equipment"),
         event(
             "data.used",
             POSTPAID,
