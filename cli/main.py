@@ -1620,6 +1620,92 @@ assert set(_SUMMARIES) == set(main.commands), set(main.commands) ^ set(_SUMMARIE
 for _name, _summary in _SUMMARIES.items():
     main.commands[_name].short_help = _summary
 
+# Examples at the foot of each command's help, on the README's sample month (its quick start
+# ingests it into the default store) and the services scripts/ starts.
+_EXAMPLES = {
+    "": (
+        "ledger catalog event ledger/catalogs/default.toml > catalog.jsonl",
+        "ledger ingest catalog.jsonl examples/sample-month.jsonl",
+        "ledger balance ACC-1001",
+        "ledger --json invoice ACC-2001 --period 2026-11",
+    ),
+    "audit": (
+        "ledger audit",
+        "ledger audit ACC-2001",
+        "ledger --store postgresql://ledger:ledger@127.0.0.1:55432/ledger audit --processes 2",
+    ),
+    "authorize": (
+        "ledger authorize ACC-1002 --msisdn +14165550201 --to +12125550100",
+        "ledger --json authorize ACC-1001 --msisdn +14155550101 --to +639171234567 "
+        "--at 2026-11-20T09:00:00Z",
+    ),
+    "balance": ("ledger balance ACC-1001", "ledger --json balance ACC-1001"),
+    "catalog": (
+        "ledger catalog validate ledger/catalogs/default.toml",
+        "ledger catalog event ledger/catalogs/default.toml > catalog.jsonl",
+    ),
+    "catalog event": ("ledger catalog event ledger/catalogs/default.toml > catalog.jsonl",),
+    "catalog publish": (
+        "ledger catalog publish ledger/catalogs/default.toml --bootstrap 127.0.0.1:19092",
+    ),
+    "catalog validate": ("ledger catalog validate ledger/catalogs/default.toml",),
+    "consume": (
+        "ledger --store postgresql://ledger:ledger@127.0.0.1:55432/ledger consume",
+        "ledger --store sqlite:///kafka.db consume --until-idle 5",
+    ),
+    "data": (
+        "ledger data ACC-1002 --at 2026-11-30T12:00:00Z",
+        "ledger --json data ACC-2001 --msisdn +13105550401",
+    ),
+    "dispute": ('ledger dispute ACC-1001 sample-00042:payg --reason "call dropped"',),
+    "explain": ("ledger explain ACC-2001 sample-00019:fee",),
+    "export": (
+        "ledger export invoices --period 2026-11 --output invoices-2026-11.csv",
+        "ledger export charges --account ACC-2001 --format json",
+    ),
+    "history": ("ledger history ACC-1001 --limit 20",),
+    "ingest": (
+        "ledger ingest catalog.jsonl examples/sample-month.jsonl",
+        "ledger ingest --dead-letter rejected.jsonl --quiet - < examples/sample-month.jsonl",
+    ),
+    "invoice": ("ledger invoice ACC-2001 --period 2026-11", "ledger --json invoice ACC-1001"),
+    "minutes": (
+        "ledger minutes ACC-1001 --period 2026-11",
+        "ledger minutes ACC-2001 --msisdn +13105550401",
+    ),
+    "publish": (
+        "ledger publish examples/sample-month.jsonl",
+        "ledger publish examples/sample-month.jsonl --no-validate --topic ledger.events",
+    ),
+    "rebuild": (
+        "ledger rebuild",
+        "ledger --store postgresql://ledger:ledger@127.0.0.1:55432/ledger rebuild --processes 2",
+    ),
+    "replay": (
+        "ledger replay ACC-2001 --position 10",
+        "ledger replay ACC-1001 --as-of 2026-11-15T00:00:00Z",
+        "ledger replay ACC-1001 --catalog ledger/catalogs/default.toml",
+    ),
+    "throttle": ("ledger --json throttle ACC-2002 --at 2026-11-30T12:00:00Z",),
+}
+
+
+def commands_of(group: click.Group, path: str = "") -> dict[str, click.Command]:
+    """`group` and every command under it, by its words after `ledger` ("" for `ledger`)."""
+    found: dict[str, click.Command] = {path.strip(): group}
+    for name, command in group.commands.items():
+        if isinstance(command, click.Group):
+            found.update(commands_of(command, f"{path}{name} "))
+        else:
+            found[path + name] = command
+    return found
+
+
+assert set(_EXAMPLES) == set(commands_of(main)), set(commands_of(main)) ^ set(_EXAMPLES)
+for _path, _command in commands_of(main).items():
+    # "\b" keeps click from running the lines together into one paragraph.
+    _command.epilog = "\b\nExamples:\n" + "\n".join(f"  {e}" for e in _EXAMPLES[_path])
+
 
 if __name__ == "__main__":
     main()
