@@ -280,7 +280,7 @@ def test_the_help_lists_every_command_with_a_whole_summary() -> None:
     """Support reads `ledger --help` to find a command: no summary is cut off with "...", and
     it says where --json and --store go."""
     text = run("--help").stdout
-    commands = text.split("Commands:")[1].strip().splitlines()
+    commands = text.split("Commands:\n")[1].split("\n\n")[0].splitlines()
     assert len(commands) == 17
     assert not [line for line in commands if line.endswith("...")]
     assert "give it before the command" in " ".join(text.split())
