@@ -46,22 +46,34 @@ def _dead_letter_line(source: str, letter: DeadLetter) -> dict[str, object]:
 
 
 def read_lines(stream: BinaryIO) -> Iterator[RawRecord]:
-    """Numbered non-blank lines; a line over the limit is cut (and will fail validation)."""
+    """Numbered non-blank lines. A line over MAX_LINE_BYTES is read that far, and its record
+    says its whole size (it is over the contract's limit, and refused)."""
     number = 0
     while True:
         line = stream.readline(MAX_LINE_BYTES)
         if not line:
             return
         number += 1
+        whole_size = None
         if not line.endswith(b"\n") and len(line) == MAX_LINE_BYTES:
-            # Skip the rest of an oversized line so it counts as one record.
-            while True:
-                rest = stream.readline(MAX_LINE_BYTES)
-                if not rest or rest.endswith(b"\n"):
-                    break
-        value = line.rstrip(b"\r\n")
-        if value.strip():
-            yield RawRecord(position=number, value=value)
+            whole_size = _skip_rest(stream, line)
+            if whole_size <= len(line):  # all that was left was the line's ending
+                line, whole_size = line[:whole_size], None
+        value = line.rstrip(b"\r\n") if whole_size is None else line
+        if whole_size is not None or value.strip():
+            yield RawRecord(number, value, whole_size)
+
+
+def _skip_rest(stream: BinaryIO, start: bytes) -> int:
+    """Read past the rest of the line `start` began, holding none of it; the line's size
+    without its ending."""
+    size, tail = len(start), start[-2:]
+    while True:
+        rest = stream.readline(MAX_LINE_BYTES)
+        size += len(rest)
+        tail = (tail + rest)[-2:]
+        if not rest or rest.endswith(b"\n"):
+            return size - (len(tail) - len(tail.rstrip(b"\r\n")))
 
 
 def ingest_stream(

@@ -27,9 +27,8 @@ from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 from eventsourcing.persistence import Tracking
 
-from consumers.pipeline import STORE_ERRORS, RawRecord, process_batch
+from consumers.pipeline import STORE_ERRORS, RawRecord, parse_record, process_batch
 from ledger.application import BatchCounts, DeadLetter, LedgerApp
-from ledger.contract import parse_event
 from ledger.errors import InvalidEvent, LedgerError
 from projections.projection import KnownDocuments
 from projections.runner import ViewsAlongside, catch_up
@@ -760,7 +759,7 @@ def publish(
     for record in records:
         if validate:
             try:
-                event = parse_event(record.value)
+                event = parse_record(record)
             except InvalidEvent as error:
                 report.invalid.append((record.position, error.reason))
                 continue

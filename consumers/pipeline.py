@@ -11,7 +11,7 @@ from eventsourcing import persistence
 from eventsourcing.persistence import Tracking
 
 from ledger.application import Batch, BatchCounts, DeadLetter, LedgerApp, WrittenAlongside
-from ledger.contract import IncomingEvent, parse_event
+from ledger.contract import IncomingEvent, oversized_record, parse_event
 from ledger.errors import LedgerError
 from ledger.frozen import fields_at_once
 from ledger.store import STORE_OUTAGES
@@ -24,10 +24,21 @@ STORE_ERRORS: tuple[type[Exception], ...] = (*STORE_OUTAGES, persistence.Integri
 @fields_at_once  # built for every record: its fields set at once
 @dataclass(frozen=True)
 class RawRecord:
-    """One record as the source delivered it: its position (line or offset) and its bytes."""
+    """One record as the source delivered it: its position (line or offset) and its bytes.
+
+    `whole_size`: the record's size where the source read only its first bytes, `value` (a
+    file's line over consumers.files.MAX_LINE_BYTES); None where `value` is all of it."""
 
     position: int
     value: bytes
+    whole_size: int | None = None
+
+
+def parse_record(record: RawRecord) -> IncomingEvent:
+    """The record's event under the contract. Raises InvalidEvent(reason)."""
+    if record.whole_size is not None:
+        raise oversized_record(record.whole_size, read=len(record.value))
+    return parse_event(record.value)
 
 
 DeadLetterSink = Callable[[Sequence[DeadLetter]], None]
@@ -67,7 +78,7 @@ def _apply_records(
         reason = poisoned.get(record.position)
         if reason is None:
             try:
-                parsed.append((record, parse_event(record.value)))
+                parsed.append((record, parse_record(record)))
                 continue
             except LedgerError as error:
                 reason = error.reason

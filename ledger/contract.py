@@ -60,6 +60,7 @@ __all__ = [
     "Kind",
     "Sign",
     "json_schemas",
+    "oversized_record",
     "parse_document",
     "parse_event",
     "schema_text",
@@ -715,7 +716,7 @@ def parse_event(raw: bytes | str) -> IncomingEvent:
     else:
         size = len(raw)
     if size > MAX_RECORD_BYTES:
-        raise InvalidEvent(f"record is {size} bytes, over the {MAX_RECORD_BYTES}-byte limit")
+        raise oversized_record(size)
     if not isinstance(raw, str):
         try:
             text = raw.decode("utf-8")
@@ -747,6 +748,14 @@ def parse_event(raw: bytes | str) -> IncomingEvent:
     except ValueError as error:  # e.g. an integer literal with thousands of digits
         raise InvalidEvent(f"not JSON: {error}") from None
     return _parse_document(doc, owned=True)
+
+
+def oversized_record(size: int, read: int | None = None) -> InvalidEvent:
+    """The refusal of a record of `size` bytes, over MAX_RECORD_BYTES (G2); `read`: the bytes
+    its source read of it, where the source stopped before its end."""
+    assert size > MAX_RECORD_BYTES, size
+    cut = "" if read is None else f" (its first {read} bytes read)"
+    return InvalidEvent(f"record is {size} bytes, over the {MAX_RECORD_BYTES}-byte limit{cut}")
 
 
 def _decoded_fast(raw: bytes) -> Any:

@@ -28,6 +28,7 @@ import pytest
 from eventsourcing import persistence
 from kafka import TopicPartition
 
+from consumers.files import MAX_LINE_BYTES
 from consumers.kafka import IdleClock, KafkaSettings, publish
 from consumers.pipeline import RawRecord, process_batch
 from ledger.application import DeadLetter
@@ -526,6 +527,38 @@ def test_G2_file_ingest_dead_letters_garbage_truncated_and_oversized_lines_and_g
     assert [
         (s["consumed"], s["applied"], s["dead_lettered"]) for s in audit["intake"]["sources"]
     ] == [(8, 5, 3)]
+
+
+def test_G2_a_line_over_the_read_limit_is_refused_with_its_whole_size(
+    tmp_path: Path, sqlite_url: str
+) -> None:
+    """A file's line is read up to MAX_LINE_BYTES (4 MiB), never held whole. Support is told
+    the line's real size, and the line after it still applies; `publish` says the same."""
+    huge = json.dumps(
+        {**event("balance.recharged", "ACC-H", amount="9.00"), "padding": "x" * MAX_LINE_BYTES}
+    )
+    path = tmp_path / "events.jsonl"
+    path.write_bytes(
+        jsonl(catalog_published(), opened("ACC-H")).encode()
+        + huge.encode()
+        + b"\r\n"  # line 3
+        + jsonl(event("balance.recharged", "ACC-H", amount="1.00")).encode()
+    )
+    size = len(huge)
+    reason = (
+        f"record is {size} bytes, over the {MAX_RECORD_BYTES}-byte limit "
+        f"(its first {MAX_LINE_BYTES} bytes read)"
+    )
+    report = run_json("--store", sqlite_url, "ingest", "--quiet", str(path))
+    assert report["totals"] == {"consumed": 4, "applied": 3, "duplicates": 0, "dead_lettered": 1}
+    assert balances(sqlite_url, "ACC-H") == {"ACC-H": "1.0000"}
+    text = Path(f"{path}.deadletter.jsonl").read_text(encoding="utf-8")
+    (letter,) = [json.loads(line) for line in text.splitlines()]
+    assert (letter["line"], letter["reason"]) == (3, reason)
+    assert letter["original"] == huge[:MAX_LINE_BYTES]  # what was read of it, kept
+
+    refused = run("publish", "--bootstrap", "127.0.0.1:1", str(path), expect=1).stderr
+    assert refused.splitlines()[0] == f"{path}:3: {reason}"
 
 
 @pytest.mark.kafka

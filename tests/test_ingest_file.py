@@ -1,5 +1,6 @@
 """File ingestion through the `ledger` command on the embedded SQLite store (G1, G2, issue 2)."""
 
+import io
 import json
 import os
 import socket
@@ -15,6 +16,7 @@ import pytest
 from confluent_kafka import KafkaError, KafkaException
 
 from cli.main import user_errors
+from consumers import files
 from tests.cli_helpers import (
     assert_one_line_error,
     balances,
@@ -32,6 +34,24 @@ from tests.factories import (
     mixed_month,
     opened,
 )
+
+
+@pytest.mark.parametrize(
+    ("text", "records"),
+    [
+        (b"0123456789\nabc\n", [(1, b"01234567", 10), (2, b"abc", None)]),
+        (b"0123456\r\nabc", [(1, b"0123456", None), (2, b"abc", None)]),  # \n in the next read
+        (b"01234567\n \n\nabc\n", [(1, b"01234567", None), (4, b"abc", None)]),
+        (b"01234567\r89\r\n", [(1, b"01234567", 11)]),  # the \r of the first read was data
+        (b"0123456789abcdefghij", [(1, b"01234567", 20)]),  # no ending at all
+    ],
+)
+def test_a_line_is_read_up_to_the_limit_and_its_whole_size_counted(
+    monkeypatch: pytest.MonkeyPatch, text: bytes, records: list[tuple[int, bytes, int | None]]
+) -> None:
+    monkeypatch.setattr(files, "MAX_LINE_BYTES", 8)
+    read = [(r.position, r.value, r.whole_size) for r in files.read_lines(io.BytesIO(text))]
+    assert read == records
 
 
 def write(tmp_path: Path, text: str, name: str = "events.jsonl") -> Path:
