@@ -12,9 +12,10 @@ their own (`CHARGES_VIEW`), never written again. A batch then rewrites a bounded
 however busy the account, and the layout is the same however the charges were batched.
 
 A batch rewrites the whole document of each invoice it charges, so the document holds what
-only it knows: a line's amounts and what tells it from the others, not its text, which is
-written from them when read. PostgreSQL's work to store a document grows with its bytes
-(docs/PERFORMANCE.md, round 23). `read_invoices` puts each line's text and ids back together.
+only it knows: a line's exact sum and what tells it from the others, as a list without field
+names (`StoredLine`), not its text or its shown amount, which are written from them when
+read. PostgreSQL's work to store a document grows with its bytes (docs/PERFORMANCE.md,
+round 23 and session 40). `read_invoices` puts each line's fields, text and ids back together.
 
 `cycle.started` for a period closes every earlier open invoice of the account (the bill run)
 and opens the period's own, which already holds the fees in advance.
@@ -67,8 +68,20 @@ _CHARGE_LINE_KINDS = {
 USAGE_CHARGE_KINDS = frozenset({"payg_call", "payg_data", "roaming_data"})
 _PAYERS = {"balance": "from balance", "payment_method": "to payment method", "invoice": ""}
 _CREDITED_TO = {"balance": "balance", "payment_method": "payment method"}
-# The document's layout: 1 listed every charge id on its line, 2 held each line's text and key.
-LAYOUT = 3
+# The document's layout: 1 listed every charge id on its line, 2 held each line's text and key,
+# 3 held each line as an object with its fields' names and its shown amount.
+LAYOUT = 4
+_EARLIER_LAYOUTS = {
+    None: "its lines list every charge id",
+    2: "its lines spell out their texts",  # stored without a layout, told by its `charges`
+    3: "its lines name their fields",
+}
+
+# A stored line (layout 4): [number, kind, msisdn, period, payer, exact amount], followed on a
+# late-usage or labelled line by its charge kind (or None), and on a labelled one by its label
+# and its charge's id. `number` is its place among the lines as they were made.
+StoredLine = list[Any]
+_NUMBER, _KIND, _MSISDN, _PERIOD, _PAYER, _EXACT, _CHARGE_KIND, _LABEL, _CHARGE_ID = range(9)
 
 
 def invoice_key(account_id: str, period: str) -> str:
@@ -86,7 +99,7 @@ def line_kind(charge: dict[str, Any]) -> str:
 
 
 def line_description(line: dict[str, Any], billed_period: str, billing_mode: str) -> str:
-    """A line's text (I1, I2), from what the stored line holds."""
+    """A line's text (I1, I2), from its fields (`line_fields`)."""
     kind, period = line["kind"], line["period"]
     if kind == "late_usage":
         usage = LINE_KINDS[_CHARGE_LINE_KINDS[line["charge_kind"]]]
@@ -124,16 +137,36 @@ def _line_id(kind: str, charge: dict[str, Any]) -> LineId:
     )
 
 
-def _stored_line_id(line: dict[str, Any]) -> LineId:
+def _stored_line_id(line: StoredLine) -> LineId:
     """A stored line's id, which also orders the lines."""
     return (
-        _LINE_ORDER[line["kind"]],
-        line["msisdn"] or "",
-        line["period"],
-        line.get("charge_kind", ""),
-        line["payer"],
-        line.get("charge_id", ""),
+        _LINE_ORDER[line[_KIND]],
+        line[_MSISDN] or "",
+        line[_PERIOD],
+        (line[_CHARGE_KIND] or "") if len(line) > _CHARGE_KIND else "",
+        line[_PAYER],
+        line[_CHARGE_ID] if len(line) > _CHARGE_ID else "",
     )
+
+
+def line_fields(line: StoredLine) -> dict[str, Any]:
+    """A stored line by its fields' names, with its shown amount: `charge_kind` on a
+    late-usage line, `label` and `charge_id` on a labelled one."""
+    exact = line[_EXACT]
+    fields = {
+        "number": line[_NUMBER],
+        "kind": line[_KIND],
+        "msisdn": line[_MSISDN],
+        "period": line[_PERIOD],
+        "payer": line[_PAYER],
+        "exact_amount": exact,
+        "amount": str(shown(Decimal(exact))),
+    }
+    if len(line) > _CHARGE_KIND and line[_CHARGE_KIND] is not None:
+        fields["charge_kind"] = line[_CHARGE_KIND]
+    if len(line) > _LABEL:
+        fields["label"], fields["charge_id"] = line[_LABEL], line[_CHARGE_ID]
+    return fields
 
 
 def empty_invoice(account_id: str, period: str, billing_mode: str, currency: str) -> dict[str, Any]:
@@ -147,7 +180,7 @@ def empty_invoice(account_id: str, period: str, billing_mode: str, currency: str
         "status": "open",
         "closed_by": None,
         "closed_at": None,
-        "lines": [],
+        "lines": [],  # StoredLine each, in invoice order
         "total": "0.00",
         # [line number, event id, charge id after "<event id>:"], fewer than CHARGES_PER_CHUNK
         "charges": [],
@@ -162,11 +195,11 @@ def empty_invoice(account_id: str, period: str, billing_mode: str, currency: str
 
 
 class HeldLine:
-    """A line of a held invoice with the exact sum and the shown amount its texts say."""
+    """A line of a held invoice with the exact sum its text says and the amount shown."""
 
     __slots__ = ("exact", "line", "shown")
 
-    def __init__(self, line: dict[str, Any], exact: Decimal, shown_amount: Decimal) -> None:
+    def __init__(self, line: StoredLine, exact: Decimal, shown_amount: Decimal) -> None:
         self.line = line
         self.exact = exact
         self.shown = shown_amount
@@ -180,11 +213,12 @@ def _current_layout(doc: dict[str, Any]) -> dict[str, Any]:
     layout = doc.get("layout")
     if layout == LAYOUT:
         return doc
-    if layout is None:
-        held = "list every charge id" if "charges" not in doc else "spell out their texts"
+    if layout is None and "charges" in doc:
+        layout = 2
+    if layout in _EARLIER_LAYOUTS:
         raise OutdatedInvoiceLayout(
             f"invoice {doc['account_id']} {doc['period']} is in an earlier layout of the views"
-            f" (its lines {held}): run `ledger rebuild`"
+            f" ({_EARLIER_LAYOUTS[layout]}): run `ledger rebuild`"
         )
     raise OutdatedInvoiceLayout(
         f"invoice {doc['account_id']} {doc['period']} is in layout {layout!r} of the views,"
@@ -197,22 +231,20 @@ class HeldInvoice:
     """An open invoice as a process holds it between charges: its lines by grouping key, and
     the amounts its texts say as Decimals.
 
-    Adding a charge then parses the charge's amount alone, not the line's sum, its shown
-    amount, the total and a statement's balance change back from their texts (four parses a
-    charge, a tenth of folding the views). Each text is still written as it moves, so the
-    document is at every moment what the store would hold.
+    Adding a charge then parses the charge's amount alone, not the line's sum, the total and
+    a statement's balance change back from their texts (parses that were a tenth of folding
+    the views). Each text is still written as it moves, so the document is at every moment
+    what the store would hold.
     """
 
     __slots__ = ("balance_change", "by_id", "doc", "order", "total")
 
     def __init__(self, doc: dict[str, Any]) -> None:
         self.doc = _current_layout(doc)
-        self.by_id = {
-            _stored_line_id(line): HeldLine(
-                line, Decimal(line["exact_amount"]), Decimal(line["amount"])
-            )
-            for line in doc["lines"]
-        }
+        self.by_id = {}
+        for line in doc["lines"]:
+            exact = Decimal(line[_EXACT])
+            self.by_id[_stored_line_id(line)] = HeldLine(line, exact, shown(exact))
         # The lines' ids in the order of the lines: where a new line goes, found among them.
         self.order = list(self.by_id)
         assert self.order == sorted(self.order), f"lines out of order: {self.order}"
@@ -236,11 +268,11 @@ class HeldInvoice:
         assert charge_id[after - 1 : after] == ":" and charge_id.startswith(event_id), (
             f"charge {charge_id} is not named after its event {event_id}"
         )
-        self.doc["charges"].append([line["number"], event_id, charge_id[after:]])
+        self.doc["charges"].append([line[_NUMBER], event_id, charge_id[after:]])
         amount = Decimal(charge["amount"])
         exact = rated(held.exact + amount)
         held.exact = exact
-        line["exact_amount"] = str(exact)
+        line[_EXACT] = str(exact)
         shown_now = shown(exact)
         if shown_now != held.shown:
             # The sum of the lines' shown amounts, moved by this line's change rather than
@@ -248,7 +280,6 @@ class HeldInvoice:
             self.total = self.total - held.shown + shown_now
             self.doc["total"] = str(self.total)
             held.shown = shown_now
-            line["amount"] = str(shown_now)
         return amount
 
     def move_balance(self, delta: Decimal) -> None:
@@ -257,21 +288,14 @@ class HeldInvoice:
         self.doc["balance_change"] = str(self.balance_change)
 
     def _new_line(self, line_id: LineId, kind: str, charge: dict[str, Any]) -> HeldLine:
-        line = {
-            "number": len(self.doc["lines"]),  # its place among the lines as they were made
-            "kind": kind,
-            "msisdn": charge["msisdn"],
-            "period": charge["period"],
-            "payer": charge["payer"],
-            "exact_amount": ZERO_TEXT,
-            "amount": "0.00",
-        }
+        number = len(self.doc["lines"])
+        line = [number, kind, charge["msisdn"], charge["period"], charge["payer"], ZERO_TEXT]
         # What else tells the line apart and goes into its text, only where there is any.
-        if kind == "late_usage":
-            line["charge_kind"] = charge["kind"]
+        charge_kind = charge["kind"] if kind == "late_usage" else None
         if charge["label"]:
-            line["label"] = charge["label"]
-            line["charge_id"] = charge["charge_id"]
+            line.extend((charge_kind, charge["label"], charge["charge_id"]))
+        elif charge_kind is not None:
+            line.append(charge_kind)
         assert _stored_line_id(line) == line_id, (line, line_id)
         # The lines are kept in line order: a new one goes in its place, no sort of them all.
         place = bisect(self.order, line_id)
@@ -420,7 +444,8 @@ def published(doc: dict[str, Any], filed: Sequence[dict[str, Any]]) -> dict[str,
     assert len(filed) == doc["charge_chunks"], (doc["account_id"], doc["period"], len(filed))
     lines = []
     by_number: dict[int, dict[str, Any]] = {}
-    for line in doc["lines"]:
+    for stored in doc["lines"]:
+        line = line_fields(stored)
         shown_line = {
             "amount": line["amount"],
             "description": line_description(line, doc["period"], doc["billing_mode"]),

@@ -41,6 +41,7 @@ from typing import Any
 
 import pytest
 
+from projections.invoices import line_fields
 from tests.cli_helpers import assert_one_line_error, ingest_events, run, run_json
 from tests.factories import catalog_published, event, opened
 
@@ -503,20 +504,19 @@ def test_invoice_for_a_period_without_one_is_a_one_line_error(
         )
 
 
-def _first_layout(doc: dict[str, Any]) -> dict[str, Any]:
-    """An invoice as the views held it before its charge ids were filed apart."""
-    earlier = {k: v for k, v in doc.items() if k not in ("layout", "charges", "charge_chunks")}
-    earlier["lines"] = [{**line, "charge_ids": ["c"], "event_ids": ["e"]} for line in doc["lines"]]
-    return earlier
+def _third_layout(doc: dict[str, Any]) -> dict[str, Any]:
+    """An invoice as the views held it before its lines were stored without their fields'
+    names and shown amounts."""
+    return {**doc, "layout": 3, "lines": [line_fields(line) for line in doc["lines"]]}
 
 
 def _second_layout(doc: dict[str, Any]) -> dict[str, Any]:
     """An invoice as the views held it before its lines' texts were written when read."""
-    earlier = {k: v for k, v in doc.items() if k != "layout"}
+    earlier = {k: v for k, v in _third_layout(doc).items() if k != "layout"}
     earlier["lines"] = [
         {**line, "line_id": [2, line["msisdn"] or "", line["period"], "", line["payer"], ""]}
         | {"description": "PAYG calls"}
-        for line in doc["lines"]
+        for line in earlier["lines"]
     ]
     earlier["charges"] = [
         [number, f"{event_id}:{rest}", event_id] for number, event_id, rest in doc["charges"]
@@ -524,9 +524,23 @@ def _second_layout(doc: dict[str, Any]) -> dict[str, Any]:
     return earlier
 
 
+def _first_layout(doc: dict[str, Any]) -> dict[str, Any]:
+    """An invoice as the views held it before its charge ids were filed apart."""
+    third = _third_layout(doc)
+    earlier = {k: v for k, v in third.items() if k not in ("layout", "charges", "charge_chunks")}
+    earlier["lines"] = [
+        {**line, "charge_ids": ["c"], "event_ids": ["e"]} for line in third["lines"]
+    ]
+    return earlier
+
+
 @pytest.mark.parametrize(
     ("earlier_layout", "its_lines"),
-    [(_first_layout, "list every charge id"), (_second_layout, "spell out their texts")],
+    [
+        (_first_layout, "list every charge id"),
+        (_second_layout, "spell out their texts"),
+        (_third_layout, "name their fields"),
+    ],
 )
 def test_views_of_an_earlier_layout_are_a_one_line_error_until_rebuilt(
     tmp_path: Path,
@@ -536,7 +550,7 @@ def test_views_of_an_earlier_layout_are_a_one_line_error_until_rebuilt(
 ) -> None:
     """Views written by an earlier version of the ledger, read, name the fix instead of
     failing on a missing field or showing wrong lines: 1 listed every charge id on its line,
-    2 held each line's text."""
+    2 held each line's text, 3 each line's fields by name."""
     ingest_events(tmp_path, sqlite_url, *november())
     shown = run_json("--store", sqlite_url, "invoice", POSTPAID)
     with sqlite3.connect(tmp_path / "ledger.db") as db:

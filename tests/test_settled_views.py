@@ -21,6 +21,7 @@ from ledger.store import parse_store_url
 from projections.invoices import (
     CHARGES_PER_CHUNK,
     CHARGES_VIEW,
+    LAYOUT,
     HeldInvoices,
     OutdatedInvoiceLayout,
     empty_invoice,
@@ -303,8 +304,11 @@ def test_a_consumer_meeting_an_invoice_of_an_earlier_layout_stores_nothing_and_n
 
 def test_an_invoice_of_a_layout_this_ledger_does_not_know_names_the_layout_it_reads() -> None:
     """Views written by a later version of the ledger are not read as if they were this one's."""
-    later = {**empty_invoice(ACC, "2026-11", "postpaid", "USD"), "layout": 4}
-    says = f"invoice {ACC} 2026-11 is in layout 4 of the views, and this ledger reads layout 3"
+    later = {**empty_invoice(ACC, "2026-11", "postpaid", "USD"), "layout": LAYOUT + 1}
+    says = (
+        f"invoice {ACC} 2026-11 is in layout {LAYOUT + 1} of the views, and this ledger reads "
+        f"layout {LAYOUT}"
+    )
     with pytest.raises(OutdatedInvoiceLayout, match=says):
         published(later, [])
     with pytest.raises(OutdatedInvoiceLayout, match=says):
