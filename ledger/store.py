@@ -4,6 +4,7 @@
 `postgresql://user:password@host:port/dbname` (production).
 """
 
+import os
 import sqlite3
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
@@ -169,7 +170,20 @@ def check_sqlite_store(path: str, creates: bool) -> None:
             )
         if not file.parent.is_dir():
             raise StoreUnusable(f"cannot create the store {path}: no directory {file.parent}")
+        if not os.access(file.parent, os.W_OK):
+            raise StoreUnusable(
+                f"cannot create the store {path}: this user may not write to {file.parent}"
+            )
         return
+    # SQLite writes beside a store in WAL mode even to read it (its -wal and -shm files), and
+    # a query brings the views up to date: what it said instead was "attempt to write a
+    # readonly database".
+    for needed in (file, file.parent):
+        if not os.access(needed, os.W_OK):
+            raise StoreUnusable(
+                f"cannot use the store {path}: this user may not write to {needed}, and an "
+                "SQLite store is written to even to be read; run as its owner"
+            )
     with file.open("rb") as opened:
         if opened.read(len(_SQLITE_HEADER)) != _SQLITE_HEADER:
             raise StoreUnusable(f"{path} is not an SQLite database")

@@ -318,6 +318,55 @@ def test_ingest_names_a_directory_it_cannot_make_the_store_in(tmp_path: Path) ->
     )
 
 
+def writable_except(monkeypatch: pytest.MonkeyPatch, *unwritable: Path) -> None:
+    """The permissions of a user who may not write to these paths. Root, who runs the tests on
+    CI, may write anywhere, so the operating system is asked through this answer instead."""
+    real_access = os.access
+    monkeypatch.setattr(
+        os,
+        "access",
+        lambda path, mode: (
+            real_access(path, mode) and not (mode & os.W_OK and Path(path) in unwritable)
+        ),
+    )
+
+
+def test_a_store_this_user_may_not_write_to_is_named_with_why(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Support given read access alone to the embedded store is told why it cannot query it
+    (SQLite writes its WAL files beside it even to read, and a query brings the views up to
+    date), where it was told "not a readable SQLite database (attempt to write a readonly
+    database)"."""
+    path = tmp_path / "ledger.db"
+    store = f"sqlite:///{path}"
+    new_store(store)
+    why = "and an SQLite store is written to even to be read; run as its owner"
+    with monkeypatch.context() as patched:
+        writable_except(patched, path)
+        assert_one_line_error(
+            store, "balance", "ACC-1", says=f"this user may not write to {path}, {why}"
+        )
+    with monkeypatch.context() as patched:
+        writable_except(patched, tmp_path)
+        assert_one_line_error(
+            store,
+            "audit",
+            says=f"cannot use the store {path}: this user may not write to {tmp_path}, {why}",
+        )
+        fresh, letters = tmp_path / "new.db", tmp_path / "letters"
+        letters.mkdir()
+        assert_one_line_error(
+            f"sqlite:///{fresh}",
+            "ingest",
+            "--dead-letter",
+            str(letters / "letters.jsonl"),
+            "-",
+            says=f"cannot create the store {fresh}: this user may not write to {tmp_path}",
+        )
+    assert run("--store", store, "audit").stdout.strip().endswith("adds up")
+
+
 def test_ingest_checks_every_input_is_there_before_applying_any(
     sqlite_url: str, tmp_path: Path
 ) -> None:
