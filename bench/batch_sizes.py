@@ -1,7 +1,7 @@
 """What a batch's size saves: the CPU and view bytes an event costs, by records a batch.
 
     .venv/bin/python -m bench.batch_sizes [--accounts 1000] [--records 24000] \
-        [--sizes 100,250,1000,4000] [--repeat 2]
+        [--sizes 100,250,1000,4000] [--repeat 2] [--uuid-ids]
 
 A Kafka consumer stores each partition's records of a poll as one batch, with the view
 documents the batch changed written once each, whole, however many of its events changed
@@ -59,7 +59,7 @@ def measure(admin_url: str, lines: list[bytes], warm: int, size: int) -> dict[st
 
 
 def run(args: argparse.Namespace) -> list[dict[str, Any]]:
-    lines = list(generate(args.accounts, args.records))[: args.records]
+    lines = list(generate(args.accounts, args.records, uuid_ids=args.uuid_ids))[: args.records]
     if len(lines) <= args.warm:
         raise SystemExit(f"--records {args.records} leaves nothing after --warm {args.warm}")
     sizes = [int(size) for size in args.sizes.split(",")]
@@ -83,6 +83,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--warm", type=int, default=4000, help="records stored first, unmeasured")
     parser.add_argument("--sizes", default="100,250,1000,4000", help="records a batch, each run")
     parser.add_argument("--repeat", type=int, default=2, help="runs of every size, in turn")
+    parser.add_argument(
+        "--uuid-ids", action="store_true", help="event ids as UUIDs, as an upstream system's"
+    )
     parser.add_argument("--admin-url", default=ADMIN_URL, help="a PostgreSQL role with CREATEDB")
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     args = parser.parse_args(argv)

@@ -1,6 +1,7 @@
 """One benchmark run: raw baselines and the ledger, measured on the same machine in one go.
 
-    .venv/bin/python -m bench.run [--accounts 2000] [--events 100000] [--partitions 4]
+    .venv/bin/python -m bench.run [--accounts 2000] [--events 100000] [--partitions 4] \
+        [--uuid-ids]
 
 Needs the real services (bash scripts/postgres.sh start; bash scripts/kafka.sh start). Prints:
 raw kafka-python consume rate, raw PostgreSQL batched insert rate, the ledger's end-to-end rate
@@ -65,6 +66,11 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--partitions", type=int, default=4, help="partitions of the topic")
     parser.add_argument(
+        "--uuid-ids",
+        action="store_true",
+        help="event ids as an upstream system makes them (UUIDs) instead of the bench's short ones",
+    )
+    parser.add_argument(
         "--admin-url",
         default=ADMIN_URL,
         help="a PostgreSQL role with CREATEDB: each step gets a database of its own, dropped after",
@@ -80,9 +86,14 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     tune_for_long_runs()  # as the `ledger` command does
 
-    lines = list(generate(args.accounts, args.events))
-    figures: dict[str, Any] = {"records": len(lines), "accounts": args.accounts}
-    say(f"bench: {len(lines):,} records for {args.accounts:,} accounts")
+    lines = list(generate(args.accounts, args.events, uuid_ids=args.uuid_ids))
+    figures: dict[str, Any] = {
+        "records": len(lines),
+        "accounts": args.accounts,
+        "uuid_ids": args.uuid_ids,
+    }
+    ids = " (event ids: UUIDs)" if args.uuid_ids else ""
+    say(f"bench: {len(lines):,} records for {args.accounts:,} accounts{ids}")
     with scratch_topics(args.bootstrap, prefix="bench-") as names:
         settings = KafkaSettings(bootstrap=args.bootstrap, **names)
         measure(args, settings, lines, figures)

@@ -10,6 +10,7 @@ the next period's bill run, so plans renew and invoices close. Same arguments, s
 
 import json
 import random
+import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -47,9 +48,31 @@ def catalog_event() -> dict[str, Any]:
     }
 
 
-def generate(accounts: int, usage_events: int, seed: int = 8, months: int = 1) -> Iterator[bytes]:
+def generate(
+    accounts: int, usage_events: int, seed: int = 8, months: int = 1, uuid_ids: bool = False
+) -> Iterator[bytes]:
     """JSON lines (bytes, no newline): the catalog, then `months` months in time order, each
-    with `usage_events` usage records and the next period's bill run."""
+    with `usage_events` usage records and the next period's bill run. `uuid_ids`: every event
+    id but the catalog's a UUID, as an upstream system makes them (36 characters, where the
+    bench's own are 5 to 30), the records otherwise the same."""
+    records = _records(accounts, usage_events, seed, months)
+    return _with_uuid_ids(records, random.Random(seed)) if uuid_ids else records
+
+
+def _with_uuid_ids(lines: Iterator[bytes], rng: random.Random) -> Iterator[bytes]:
+    """The records with random (but reproducible) UUIDs for event ids; no record of the
+    traffic names another's event id, so nothing else changes."""
+    for line in lines:
+        if not line.startswith(b'{"'):  # a bad record: as it was
+            yield line
+            continue
+        doc = json.loads(line)
+        if doc["type"] != "catalog.published":
+            doc["event_id"] = str(uuid.UUID(int=rng.getrandbits(128), version=4))
+        yield json.dumps(doc).encode()
+
+
+def _records(accounts: int, usage_events: int, seed: int, months: int) -> Iterator[bytes]:
     rng = random.Random(seed)
     yield json.dumps(catalog_event()).encode()
     setup: list[dict[str, Any]] = []

@@ -35,7 +35,7 @@ def test_bench_batch_sizes_prints_a_table_for_people(
     main(
         [
             *("--accounts", "5", "--records", "200", "--warm", "50", "--sizes", "25"),
-            *("--repeat", "1", "--admin-url", postgres_server),
+            *("--repeat", "1", "--uuid-ids", "--admin-url", postgres_server),
         ]
     )
     out = capsys.readouterr().out.splitlines()
