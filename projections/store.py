@@ -244,14 +244,15 @@ class PostgresViewStore(ViewStore):
     def _settle_older_documents(self) -> None:
         """A table made before documents were settled: add the column, and settle what the
         projections would have settled (`InvoiceProjection`, `MinutesProjection`): closed
-        invoices, and minutes of a period before their number's plan's latest one. A test
-        compares the result with a rebuild's."""
+        invoices, filed chunks of charges, and minutes of a period before their number's
+        plan's latest one. A test compares the result with a rebuild's."""
         self._db.execute(
             f"ALTER TABLE {self.table} ADD COLUMN settled BOOLEAN NOT NULL DEFAULT false"
         )
         self._db.execute(
             f"UPDATE {self.table} SET settled = true "
-            "WHERE view = 'invoices' AND doc::jsonb ->> 'status' = 'closed'"
+            "WHERE (view = 'invoices' AND doc::jsonb ->> 'status' = 'closed') "
+            "OR view = 'invoice_charges'"
         )
         self._db.execute(
             f"UPDATE {self.table} AS minutes SET settled = true FROM {self.table} AS plans "

@@ -21,10 +21,12 @@ from itertools import pairwise
 from typing import Any
 
 import orjson
+import pytest
 
 from ledger.account import MAX_PORTED_IN_KEPT, MAX_PORTED_OUT_KEPT, Account
 from ledger.instants import instant_text, parse_instant
 from ledger.rules.voice import authorize
+from projections import invoices
 from projections.invoices import CHARGES_PER_CHUNK, read_invoices
 from projections.runner import view_documents
 from tests.factories import catalog_published, event, opened
@@ -379,7 +381,8 @@ def test_I1_a_busy_months_invoice_keeps_every_charge_id_and_is_written_alike_how
     """Charge ids past `CHARGES_PER_CHUNK` are filed in chunks of their own, so a batch
     rewrites a bounded invoice however busy the month; the lines read back whole, and the
     views are the same whether the month came in one batch or in uneven ones."""
-    calls = 2 * CHARGES_PER_CHUNK + 37
+    left = CHARGES_PER_CHUNK // 2 + 1  # the latest charges, after two chunks filed
+    calls = 2 * CHARGES_PER_CHUNK + left
     month = busy_month(calls)
     at_once = setup(numbers=(NUM1, NUM2))
     feed_ok(at_once, *month)
@@ -390,10 +393,10 @@ def test_I1_a_busy_months_invoice_keeps_every_charge_id_and_is_written_alike_how
 
     stored = at_once.views.get("invoices", f"{ACC}|2026-11")
     assert stored is not None
-    assert (len(stored["charges"]), stored["charge_chunks"]) == (37, 2)
+    assert (len(stored["charges"]), stored["charge_chunks"]) == (left, 2)
     filed = [key for key, _ in at_once.views.scan("invoice_charges", f"{ACC}|")]
     assert filed == [f"{ACC}|2026-11|000000", f"{ACC}|2026-11|000001"]
-    # Nothing in the document grows with the month: the ids of 237 calls are elsewhere.
+    # Nothing in the document grows with the month: the filed calls' ids are elsewhere.
     assert len(orjson.dumps(stored)) < 2_000 + 60 * CHARGES_PER_CHUNK
 
     november = invoice_of(at_once, "2026-11")
@@ -407,6 +410,27 @@ def test_I1_a_busy_months_invoice_keeps_every_charge_id_and_is_written_alike_how
         # 0.0150 a minute each, one minute each (US)
         assert line["exact_amount"] == str(Decimal("0.0150") * len(events))
         assert "line_id" not in line and "number" not in line
+
+
+def test_I1_latest_charges_held_under_a_larger_chunk_are_filed_at_the_next_charge(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Views written by a version that filed charges in larger chunks hold more latest charges
+    than this one files at: the next charge files them all, and the document stays bounded."""
+    ledger = setup(numbers=(NUM1, NUM2))
+    month = busy_month(2 * CHARGES_PER_CHUNK)[:-1]  # no bill run: the invoice stays open
+    monkeypatch.setattr(invoices, "CHARGES_PER_CHUNK", 4 * CHARGES_PER_CHUNK)
+    feed_ok(ledger, *month[:-1])
+    held = ledger.views.get("invoices", f"{ACC}|2026-11")
+    assert held is not None
+    assert (len(held["charges"]), held["charge_chunks"]) == (2 * CHARGES_PER_CHUNK - 1, 0)
+    monkeypatch.undo()
+    feed_ok(ledger, month[-1])
+    filed = ledger.views.get("invoices", f"{ACC}|2026-11")
+    assert filed is not None
+    assert (filed["charges"], filed["charge_chunks"]) == ([], 1)
+    shown = invoice_of(ledger, "2026-11")["lines"]
+    assert sum(len(line["charge_ids"]) for line in shown) == 2 * CHARGES_PER_CHUNK
 
 
 def test_I1_a_stored_invoice_holds_lines_amounts_and_keys_and_their_texts_are_written_read() -> (
