@@ -44,14 +44,19 @@ def command_blocks(section: str) -> list[list[str]]:
     return blocks
 
 
+def command_index(words: list[str]) -> int:
+    """Where the command starts in a command line's words, after the program and the options
+    given before the command (`--store` takes a value)."""
+    index = 1
+    while words[index].startswith("-"):
+        index += 2 if words[index] == "--store" else 1
+    return index
+
+
 def subcommand(line: str) -> str:
     """`authorize` of `.venv/bin/ledger --json authorize ...`: the first word not an option."""
-    words = line.split()[1:]
-    options_with_values = {"--store"}
-    index = 0
-    while words[index].startswith("-"):
-        index += 2 if words[index] in options_with_values else 1
-    return words[index]
+    words = line.split()
+    return words[command_index(words)]
 
 
 @pytest.fixture
@@ -151,9 +156,7 @@ def parsed(line: str) -> tuple[str, dict[str, object]]:
             del words[at : at + 2]
     assert words[0] == "ledger", line
     main.make_context("ledger", words[1:])  # the options before the command
-    index = 1
-    while words[index].startswith("-"):
-        index += 2 if words[index] == "--store" else 1
+    index = command_index(words)
     command: click.Command = main
     path: list[str] = []
     while isinstance(command, click.Group):
