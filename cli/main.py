@@ -1701,8 +1701,9 @@ def commands_of(group: click.Group, path: str = "") -> dict[str, click.Command]:
     return found
 
 
-assert set(_EXAMPLES) == set(commands_of(main)), set(commands_of(main)) ^ set(_EXAMPLES)
-for _path, _command in commands_of(main).items():
+_COMMANDS = commands_of(main)
+assert set(_EXAMPLES) == set(_COMMANDS), set(_COMMANDS) ^ set(_EXAMPLES)
+for _path, _command in _COMMANDS.items():
     # "\b" keeps click from running the lines together into one paragraph.
     _command.epilog = "\b\nExamples:\n" + "\n".join(f"  {e}" for e in _EXAMPLES[_path])
 
