@@ -561,7 +561,7 @@ def test_long_runs_say_how_far_they_are(
 
 
 def test_a_dead_letter_file_that_cannot_be_written_is_named_before_anything_is_applied(
-    tmp_path: Path, sqlite_url: str
+    tmp_path: Path, sqlite_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Its bad lines would have nowhere to go: the run is refused before the first batch, not
     after some batches were stored."""
@@ -590,6 +590,21 @@ def test_a_dead_letter_file_that_cannot_be_written_is_named_before_anything_is_a
         str(path),
         says=f"cannot write the dead-letter file {path}.deadletter.jsonl (it is a directory)",
     )
+    shut, kept = tmp_path / "shut", tmp_path / "kept.jsonl"
+    shut.mkdir()
+    kept.write_text("")
+    with monkeypatch.context() as patched:
+        writable_except(patched, shut, kept)  # a folder, and a file that is there
+        for letters in (shut / "bad.jsonl", kept):
+            assert_one_line_error(
+                sqlite_url,
+                "ingest",
+                "--quiet",
+                "--dead-letter",
+                str(letters),
+                str(path),
+                says=f"cannot write the dead-letter file {letters} (permission denied)",
+            )
     assert balances(sqlite_url, "ACC-1") == {"ACC-1": "0.0000"}
 
 
