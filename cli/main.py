@@ -1473,14 +1473,14 @@ def replay(
     """Replay an account from its stored events in a throwaway store (R1, R2).
 
     Prints the account's views as they were at that point (all of them with --json, in
-    canonical JSON: byte-identical on every run). With --catalog, every fact is rated again
-    under the published catalogs, corrected (C4) and with that version added, and each
-    charge that comes out differently is listed, with what was credited of it already and what
-    a dispute would still credit; nothing is stored.
+    canonical JSON: byte-identical on every run; each invoice as `ledger invoice` shows it).
+    With --catalog, every fact is rated again under the published catalogs, corrected (C4)
+    and with that version added, and each charge that comes out differently is listed, with
+    what was credited of it already and what a dispute would still credit; nothing is stored.
     """
     from ledger.catalog import load_catalog_file
     from ledger.rerate import corrected_history, rerate
-    from projections.runner import fold, view_documents
+    from projections.runner import fold, shown_views
 
     with user_errors():
         if position is not None and as_of is not None:
@@ -1502,7 +1502,7 @@ def replay(
         }
         if catalog_file is None:
             try:
-                docs = view_documents(fold(events), account)
+                docs = shown_views(fold(events), account)
             except AssertionError as error:
                 fail(
                     f"the stored events of {account} cannot be replayed ({error}); "

@@ -10,6 +10,7 @@ from typing import Any
 from ledger.account import Account
 from ledger.application import LedgerApp
 from ledger.recorder import Alongside
+from projections import invoices
 from projections.balance import BalanceProjection
 from projections.data import DataProjection
 from projections.invoices import InvoiceProjection
@@ -216,4 +217,23 @@ def view_documents(views: ViewStore, account_id: str | None = None) -> dict[str,
             )
         for key, doc in found:
             docs[f"{view}/{key}"] = doc
+    return docs
+
+
+def shown_views(views: ViewStore, account_id: str) -> dict[str, Doc]:
+    """An account's view documents as its queries show them, not as stored: each invoice as
+    `ledger --json invoice` shows it (its lines by name, each with its charge and event ids),
+    which also puts its filed chunks of charges back on it; every other view as stored."""
+    read = {
+        f"{invoices.VIEW}/{invoices.invoice_key(account_id, doc['period'])}": doc
+        for doc in invoices.read_invoices(views, account_id)
+    }
+    docs: dict[str, Doc] = {}
+    for name, doc in view_documents(views, account_id).items():
+        view = name.split("/", 1)[0]
+        if view == invoices.VIEW:
+            docs[name] = read.pop(name)
+        elif view != invoices.CHARGES_VIEW:
+            docs[name] = doc
+    assert not read, f"invoices read but not stored: {sorted(read)}"
     return docs

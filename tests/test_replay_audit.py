@@ -37,7 +37,8 @@ from ledger.catalog import default_catalog_path
 from ledger.ids import account_stream_id
 from ledger.instants import instant_text
 from ledger.store import parse_store_url
-from projections.runner import catch_up, view_documents
+from projections import invoices
+from projections.runner import catch_up, shown_views, view_documents
 from projections.store import open_view_store
 from tests.cli_helpers import assert_one_line_error, ingest_events, run, run_json
 from tests.factories import catalog_published, event, opened
@@ -315,7 +316,7 @@ def long_store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LongStore]:
             assert counts.applied == 1, (doc, [d.reason for d in dead])
             catch_up(app, views)
             if doc["account_id"] in checkpoints:
-                checkpoints[doc["account_id"]].append(view_documents(views, doc["account_id"]))
+                checkpoints[doc["account_id"]].append(shown_views(views, doc["account_id"]))
     app.close()
     yield LongStore(url, events, checkpoints)
 
@@ -401,6 +402,32 @@ def test_R2_replay_shows_the_balance_and_invoices_readably(long_store: LongStore
     assert "2026-11: closed" in out and "2027-01: open" in out
 
 
+@pytest.mark.parametrize("account", [PREPAID, POSTPAID])
+def test_R2_replay_json_shows_each_invoice_as_ledger_invoice_does(
+    long_store: LongStore, account: str
+) -> None:
+    """R2: a replayed invoice reads as `ledger --json invoice` reads the live one: its lines
+    by name, each with the ids of its charges, filed or latest. It showed the stored layout:
+    lines as bare lists, and the charge ids in separate chunk documents by line number."""
+    views = replay_json(long_store.url, account)["views"]
+    assert not [key for key in views if key.startswith("invoice_charges/")]
+    periods = ("2026-11", "2026-12", "2027-01")
+    for period in periods:
+        live = run_json("--store", long_store.url, "invoice", account, "--period", period)
+        assert views[f"invoices/{account}|{period}"] == live, period
+    lines = [line for period in periods for line in views[f"invoices/{account}|{period}"]["lines"]]
+    assert all(isinstance(line, dict) and line["description"] for line in lines)
+    # Every charge the account was charged is on one line of one invoice.
+    charged = run_json("--store", long_store.url, "export", "charges", "--account", account)
+    on_lines = [charge_id for line in lines for charge_id in line["charge_ids"]]
+    assert sorted(on_lines) == sorted(c["charge_id"] for c in charged["charges"])
+    busiest = max(
+        len({c for ln in views[f"invoices/{account}|{p}"]["lines"] for c in ln["charge_ids"]})
+        for p in periods
+    )
+    assert busiest > invoices.CHARGES_PER_CHUNK  # some of them were filed in chunks
+
+
 # ---------------------------------------------------------------------------------------------
 # R2: --as-of is the recorded time
 
@@ -444,7 +471,7 @@ def test_R2_as_of_is_recorded_time_not_occurred_time(long_store: LongStore) -> N
     instant = instant_text(recorded[cycle])  # the bill run's recording (position cycle + 1)
     doc = replay_json(long_store.url, PREPAID, "--as-of", instant)
     assert doc["position"] == cycle + 1
-    late_charge = (events[cycle + 1]["event_id"], "payg")
+    late_charge = f"{events[cycle + 1]['event_id']}:payg"
     assert late_charge not in invoiced_charges(doc["views"])
     later = replay_json(long_store.url, PREPAID, "--position", str(cycle + 2))
     assert late_charge in invoiced_charges(later["views"])
@@ -479,13 +506,14 @@ def test_R2_as_of_replays_a_prefix_even_when_a_recorded_time_was_moved(
     assert doc["position"] == events.index("c4-gb-95") < all_of_it - 1
 
 
-def invoiced_charges(views: dict[str, Any]) -> set[tuple[str, str]]:
-    """(event id, charge id after it) of each charge the invoice documents list, filed or not."""
+def invoiced_charges(views: dict[str, Any]) -> set[str]:
+    """The ids of the charges on the replayed invoices' lines."""
     return {
-        (event_id, after_event_id)
+        charge_id
         for key, doc in views.items()
-        if key.startswith(("invoices/", "invoice_charges/"))
-        for _, event_id, after_event_id in doc["charges"]
+        if key.startswith("invoices/")
+        for line in doc["lines"]
+        for charge_id in line["charge_ids"]
     }
 
 
@@ -835,7 +863,8 @@ def test_R3_audit_of_an_untouched_long_store_adds_up(long_store: LongStore) -> N
         own = run_json("--store", long_store.url, "audit", account)
         assert (own["scope"], own["adds_up"], own["findings"]) == (account, True, [])
         assert own["chains"] == {"streams": 1, "findings": []}
-        assert own["views"]["documents"] == len(long_store.checkpoints[account][-1])
+        with open_view_store(parse_store_url(long_store.url)) as views:
+            assert own["views"]["documents"] == len(view_documents(views, account))
         assert "intake" not in own
         own_text = run("--store", long_store.url, "audit", account).stdout.splitlines()
         assert own_text[0] == "chains: 1 stream, intact"
