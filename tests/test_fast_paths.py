@@ -134,6 +134,40 @@ def test_the_log_read_as_rows_gives_the_events_the_librarys_notifications_give(
     app.close()
 
 
+@pytest.mark.parametrize("kind", ["sqlite", "postgres"])
+def test_the_log_is_decoded_one_event_at_a_time_as_a_replay_takes_it(
+    kind: str, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A replay or an audit decodes each stored event when it takes it, not a page of them
+    first, which held a page of events' objects where one is needed (and cost reading the log
+    a third more CPU, session 41). The events are the same, in the same order."""
+    url = request.getfixturevalue(f"{kind}_url")
+    app = LedgerApp(parse_store_url(url))
+    _ingest(app, LINES[:300])
+    whole = [(p, _state(e)) for p, e in app.stored_page(0, 100_000)]
+    through = whole[-1][0]
+    decoded = [0]
+    event_of = app.mapper.event_of
+
+    def counted(*row: Any) -> Any:
+        decoded[0] += 1
+        return event_of(*row)
+
+    monkeypatch.setattr(app.mapper, "event_of", counted)
+    for read in (app.stored_events(page_size=100), app.logged_events(through, page_size=100)):
+        decoded[0] = 0
+        next(read)
+        assert decoded[0] == 1
+        next(read)
+        assert decoded[0] == 2
+    assert [_state(e) for e in app.stored_events(page_size=7)] == [e for _, e in whole]
+    assert [(p, _state(e)) for p, e in app.logged_events(through, page_size=7)] == whole
+    assert [p for p, _ in app.logged_events(through - 5, page_size=7)] == [
+        p for p, _ in whole if p <= through - 5
+    ]
+    app.close()
+
+
 def _same_record(ours: object, theirs: object) -> bool:
     """Built by `ledger.frozen.built` or by the dataclass's own __init__: no difference."""
     return (
