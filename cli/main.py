@@ -1326,11 +1326,12 @@ def _stored_events(app: LedgerApp, account: str) -> list[Any]:
 
 def _find_charge(app: LedgerApp, account: str, charge_id: str) -> tuple[Any, dict[str, Any]]:
     """The stored event that made the charge, and the charge; fails with one line if none."""
-    for event in _stored_events(app, account):
-        for charge in getattr(event, "outcome", {}).get("charges", []):
-            if charge["charge_id"] == charge_id:
-                return event, charge
-    fail(f"no charge {charge_id} on account {account}")
+    found = app.charge_of(account, charge_id)
+    if found is None:
+        if app.account(account) is None:
+            fail(f"unknown account {account}")
+        fail(f"no charge {charge_id} on account {account}")
+    return found
 
 
 @main.command()

@@ -46,6 +46,10 @@ from ledger.transcoder import LedgerMapper, LedgerTranscoder
 
 # Explicit limits on what grows in memory.
 MAX_CACHED_ACCOUNTS = 50_000
+# Looking for one charge, a stream is read back from its end in pages that double from the
+# first size up to the last: a recent charge takes one small read, an old one about as many
+# events read as the whole stream, in few queries.
+CHARGE_SEARCH_PAGES = (100, 10_000)
 MAX_BATCH_RECORDS = 100_000
 MAX_CACHED_INTAKES = 10_000
 MAX_RECENT_EVENTS = 20_000
@@ -500,6 +504,43 @@ class LedgerApp(Application[UUID]):
     def account_events(self, account_id: str) -> Iterator[object]:
         """The stored events of one account's stream, in order (nothing when unknown)."""
         return iter(self.events.get(account_stream_id(account_id)))
+
+    def charge_of(
+        self, account_id: str, charge_id: str
+    ) -> tuple[Account.FactApplied, dict[str, Any]] | None:
+        """The stored event that made this charge of the account, and the charge; None when
+        the account made no such charge.
+
+        A charge id is its event's id, a colon and a suffix (`ledger.rules`), and either may
+        hold colons: the index of applied event ids (G1) says which of the ids it may begin
+        with the account applied, without reading its stream, and only those events are looked
+        for, from the latest back (a question is most often of a recent charge). Reading the
+        whole stream of a busy account took most of a second for 20,000 events."""
+        stream = account_stream_id(account_id)
+        event_ids = {charge_id[:end] for end, char in enumerate(charge_id) if char == ":"}
+        wanted = {
+            event_id
+            for _, event_id in self.applied_index.applied_among({(stream, e) for e in event_ids})
+        }
+        before: int | None = None
+        size, largest = CHARGE_SEARCH_PAGES
+        while wanted:
+            page = list(self.events.get(stream, lte=before, desc=True, limit=size))
+            for event in page:
+                if not isinstance(event, Account.FactApplied):
+                    continue  # an account's opening charges nothing
+                event_id = event.fact["event_id"]
+                if event_id not in wanted:
+                    continue
+                wanted.discard(event_id)
+                for charge in event.outcome["charges"]:
+                    if charge["charge_id"] == charge_id:
+                        return event, charge
+            if len(page) < size:
+                break
+            before = page[-1].originator_version - 1
+            size = min(size * 2, largest)
+        return None
 
     def dispute_evidence(
         self, account: Account, charge_id: str, pending: Sequence[object] = ()
