@@ -36,12 +36,12 @@ from bench.scratch import ADMIN_URL, scratch_database, scratch_topics
 from bench.traffic import generate
 from consumers.kafka import (
     ConsumeReport,
-    KafkaSettings,
     Publisher,
     consume,
     ensure_topics,
     publish,
 )
+from consumers.kafka_settings import KafkaSettings
 from consumers.pipeline import RawRecord
 from ledger.application import LedgerApp
 from ledger.recorder import LedgerPostgresRecorder

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO, NoReturn
 import click
 from click.core import ParameterSource
 
+from consumers.kafka_settings import DEFAULT_BOOTSTRAP, KafkaSettings
 from ledger.application import BatchCounts, LedgerApp
 from ledger.canonical import canonical_json
 from ledger.errors import LedgerError
@@ -394,17 +395,17 @@ def _open_input(name: str) -> Iterator[BinaryIO]:
 
 _TOPIC_OPTIONS = {
     "topic": click.option(
-        "--topic", default="ledger.events", show_default=True, help="Events topic."
+        "--topic", default=KafkaSettings.topic, show_default=True, help="Events topic."
     ),
     "catalog_topic": click.option(
         "--catalog-topic",
-        default="ledger.catalog",
+        default=KafkaSettings.catalog_topic,
         show_default=True,
         help="Topic of catalog.published events (read to its end before rating).",
     ),
     "dead_letter_topic": click.option(
         "--dead-letter-topic",
-        default="ledger.events.deadletter",
+        default=KafkaSettings.dead_letter_topic,
         show_default=True,
         help="Where records the ledger cannot apply go, with the reason in headers.",
     ),
@@ -414,8 +415,6 @@ _TOPIC_OPTIONS = {
 def _kafka_options(*topics: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """--bootstrap and the options of the topics the command uses (keys of _TOPIC_OPTIONS),
     each passed as the KafkaSettings field of its name."""
-    from consumers.kafka import DEFAULT_BOOTSTRAP
-
     options = [
         click.option(
             "--bootstrap",
@@ -435,10 +434,8 @@ def _kafka_options(*topics: str) -> Callable[[Callable[..., Any]], Callable[...,
     return decorate
 
 
-def _settings(bootstrap: str, **topics_and_group: str) -> Any:
+def _settings(bootstrap: str, **topics_and_group: str) -> KafkaSettings:
     """KafkaSettings of the command's options; a topic it has no option for keeps its default."""
-    from consumers.kafka import KafkaSettings
-
     return KafkaSettings(bootstrap=bootstrap, **topics_and_group)
 
 

@@ -15,7 +15,6 @@ broker shows here as requests that time out (reading the catalog topic's end, ea
 import contextlib
 import json
 import logging
-import os
 import re
 import time
 from collections.abc import Callable, Collection, Hashable, Iterable, Sequence
@@ -27,6 +26,7 @@ from confluent_kafka.admin import AdminClient
 from confluent_kafka.cimpl import NewTopic
 from eventsourcing.persistence import Tracking
 
+from consumers.kafka_settings import KafkaSettings
 from consumers.pipeline import STORE_ERRORS, RawRecord, parse_record, process_batch
 from ledger.application import BatchCounts, DeadLetter, LedgerApp
 from ledger.errors import InvalidEvent, LedgerError
@@ -34,7 +34,6 @@ from projections.projection import KnownDocuments
 from projections.runner import ViewsAlongside, catch_up
 from projections.store import PostgresViewStore, StaleViewPosition, ViewStore
 
-DEFAULT_BOOTSTRAP = "127.0.0.1:19092"
 DEFAULT_PARTITIONS = 3  # of the events topic, when a publish or a consumer has to create it
 MAX_POLL_RECORDS = 5000  # explicit limit on one batch
 DEAD_LETTER_TIMEOUT_SECONDS = 30.0
@@ -123,17 +122,6 @@ class BrokerUnreachable(LedgerError):
 
 class RecordsNotDelivered(LedgerError):
     """The broker did not take every record a publish sent."""
-
-
-@dataclass(frozen=True)
-class KafkaSettings:
-    bootstrap: str = field(
-        default_factory=lambda: os.environ.get("LEDGER_KAFKA", DEFAULT_BOOTSTRAP)
-    )
-    topic: str = "ledger.events"
-    catalog_topic: str = "ledger.catalog"
-    dead_letter_topic: str = "ledger.events.deadletter"
-    group: str = "ledger"
 
 
 def tracking_name(topic: str, partition: int) -> str:

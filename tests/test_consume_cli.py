@@ -30,7 +30,8 @@ from eventsourcing import persistence
 from kafka import TopicPartition
 
 from consumers.files import MAX_LINE_BYTES
-from consumers.kafka import IdleClock, KafkaSettings, publish
+from consumers.kafka import IdleClock, publish
+from consumers.kafka_settings import KafkaSettings
 from consumers.pipeline import RawRecord, process_batch
 from ledger.application import DeadLetter
 from ledger.audit import audit_intake

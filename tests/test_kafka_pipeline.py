@@ -153,7 +153,8 @@ def test_publish_creates_only_the_topics_it_writes_to(
     """A catalog publish left an events topic of the default name (`ledger.events`, 3
     partitions) beside the one an operator's consumers read, and a dead-letter topic: publish
     makes only the topics its records go to; a consumer makes the ones it reads and writes."""
-    from consumers.kafka import KafkaSettings, publish
+    from consumers.kafka import publish
+    from consumers.kafka_settings import KafkaSettings
     from consumers.pipeline import RawRecord
     from ledger.catalog import default_catalog_path
     from tests.factories import event, opened

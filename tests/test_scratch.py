@@ -6,7 +6,8 @@ import psycopg
 import pytest
 
 from bench.scratch import scratch_database, scratch_topics
-from consumers.kafka import KafkaSettings, ensure_topics
+from consumers.kafka import ensure_topics
+from consumers.kafka_settings import KafkaSettings
 from tests.cli_helpers import topics
 
 
