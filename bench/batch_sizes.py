@@ -27,7 +27,7 @@ from bench.traffic import generate
 from ledger.application import LedgerApp
 from ledger.runtime import tune_for_long_runs
 from ledger.store import parse_store_url
-from projections.store import PostgresViewStore
+from projections.store_postgres import PostgresViewStore
 
 WARM_BATCH = 1000
 

@@ -28,7 +28,8 @@ from ledger.application import LedgerApp
 from ledger.runtime import tune_for_long_runs
 from ledger.store import parse_store_url
 from projections.runner import ViewsAlongside
-from projections.store import VIEW_TABLE, PostgresViewStore
+from projections.store import VIEW_TABLE
+from projections.store_postgres import PostgresViewStore
 
 
 class CountedAlongside(ViewsAlongside):

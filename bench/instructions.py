@@ -48,7 +48,7 @@ from ledger.runtime import tune_for_long_runs
 from ledger.store import parse_store_url
 from projections.log_audit import audit_events
 from projections.runner import ViewsAlongside, fold
-from projections.store import PostgresViewStore
+from projections.store_postgres import PostgresViewStore
 
 STEPS = ("fold", "read", "audit", "consume")
 BATCH = 1000

@@ -37,7 +37,7 @@ from ledger.store import parse_store_url
 from projections.log_audit import audit_log
 from projections.log_rebuild import rebuild_in_parts
 from projections.runner import fold, rebuild
-from projections.store import PostgresViewStore
+from projections.store_postgres import PostgresViewStore
 
 REBUILD_STEPS = ("rebuild_in_place", "rebuild", "rebuild_in_parts")  # they write views
 STEPS = ("read", "fold", "replay", "audit", "audit_in_parts", *REBUILD_STEPS)

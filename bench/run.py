@@ -44,7 +44,7 @@ from consumers.kafka import (
 from consumers.kafka_settings import KafkaSettings
 from consumers.pipeline import RawRecord
 from ledger.application import LedgerApp
-from ledger.recorder import LedgerPostgresRecorder
+from ledger.recorder_postgres import LedgerPostgresRecorder
 from ledger.runtime import tune_for_long_runs
 from ledger.store import parse_store_url
 from projections.invoices import read_invoices

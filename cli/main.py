@@ -24,11 +24,11 @@ from ledger.recorder import MAX_LOG_PARTS
 from ledger.runtime import tune_for_long_runs
 from ledger.store import (
     DEFAULT_STORE_URL,
-    STORE_OUTAGES,
     StoreConfig,
     check_postgres_store,
     check_sqlite_store,
     parse_store_url,
+    store_outages,
 )
 from projections.runner import catch_up, view_documents
 from projections.store import ViewStore, open_view_store
@@ -96,7 +96,7 @@ def user_errors() -> Iterator[None]:
         fail(error.reason)
     except OSError as error:
         fail(f"{error.strerror or error}: {error.filename}" if error.filename else str(error))
-    except STORE_OUTAGES as error:
+    except store_outages() as error:
         fail(f"cannot use the store {_store_shown()}: {type(error).__name__}: {error}")
     except Exception as error:  # the Kafka client's failures
         if type(error).__name__ == "KafkaException":  # raised by the client: its module is loaded

@@ -27,12 +27,13 @@ from confluent_kafka.cimpl import NewTopic
 from eventsourcing.persistence import Tracking
 
 from consumers.kafka_settings import KafkaSettings
-from consumers.pipeline import STORE_ERRORS, RawRecord, parse_record, process_batch
+from consumers.pipeline import RawRecord, parse_record, process_batch, store_errors
 from ledger.application import BatchCounts, DeadLetter, LedgerApp
 from ledger.errors import InvalidEvent, LedgerError
 from projections.projection import KnownDocuments
 from projections.runner import ViewsAlongside, catch_up
-from projections.store import PostgresViewStore, StaleViewPosition, ViewStore
+from projections.store import StaleViewPosition, ViewStore
+from projections.store_postgres import PostgresViewStore
 
 DEFAULT_PARTITIONS = 3  # of the events topic, when a publish or a consumer has to create it
 MAX_POLL_RECORDS = 5000  # explicit limit on one batch
@@ -446,7 +447,7 @@ class Placement:
         """`place_again`, or with the store away, no partition read until it can be."""
         try:
             self.place_again(consumer)
-        except TRANSIENT_ERRORS:
+        except transient_errors():
             with contextlib.suppress(KafkaException):
                 consumer.assign([])
             self.placed = False
@@ -455,10 +456,13 @@ class Placement:
         return [(self.topic, p) for p in self.assigned]
 
 
-# What passes: the store or the broker briefly away, or another consumer that wrote a
-# partition first in a rebalance race (a version or tracking conflict). The batch was not
-# stored, so it is read again from the stored position once the outage is over.
-TRANSIENT_ERRORS: tuple[type[Exception], ...] = (*STORE_ERRORS, KafkaException)
+def transient_errors() -> tuple[type[Exception], ...]:
+    """What passes: the store or the broker briefly away, or another consumer that wrote a
+    partition first in a rebalance race (a version or tracking conflict). The batch was not
+    stored, so it is read again from the stored position once the outage is over."""
+    return (*store_errors(), KafkaException)
+
+
 # Explicit limit: a store or broker gone for longer stops the consumer (exit non-zero) so a
 # supervisor can alert and restart it, rather than retrying silently for ever.
 MAX_OUTAGE_SECONDS = 300.0
@@ -674,7 +678,7 @@ def consume(
                 start_again(in_hand)
                 views_behind = True
                 continue
-            except TRANSIENT_ERRORS as error:
+            except transient_errors() as error:
                 start_again(in_hand)
                 report.retries += 1
                 report.last_error = f"{type(error).__name__}: {reason_of(error)}"

@@ -14,11 +14,13 @@ from ledger.application import Batch, BatchCounts, DeadLetter, LedgerApp, Writte
 from ledger.contract import IncomingEvent, oversized_record, parse_event
 from ledger.errors import LedgerError
 from ledger.frozen import fields_at_once
-from ledger.store import STORE_OUTAGES
+from ledger.store import store_outages
 
-# Failures of the store, not of a record: a server away or restarting, a lock timeout, or a
-# conflict with another writer. Never a reason to dead-letter; the source retries the batch.
-STORE_ERRORS: tuple[type[Exception], ...] = (*STORE_OUTAGES, persistence.IntegrityError)
+
+def store_errors() -> tuple[type[Exception], ...]:
+    """Failures of the store, not of a record: a server away or restarting, a lock timeout, or
+    a conflict with another writer. Never a reason to dead-letter; the source retries."""
+    return (*store_outages(), persistence.IntegrityError)
 
 
 @fields_at_once  # built for every record: its fields set at once
@@ -87,7 +89,7 @@ def _apply_records(
         parsed.append((record, reason))
     try:
         batch.look_up([event for _, event in parsed if not isinstance(event, str)])
-    except STORE_ERRORS:
+    except store_errors():
         app.forget_cached()
         raise  # the store is away: the source retries
     for record, event in parsed:
@@ -98,7 +100,7 @@ def _apply_records(
             batch.apply(record.position, event)
         except LedgerError as error:
             batch.dead_letter(record.position, record.value, error.reason)
-        except STORE_ERRORS:
+        except store_errors():
             app.forget_cached()
             raise  # the store is away: not the record's fault, the source retries
         except Exception as defect:

@@ -10,7 +10,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from itertools import chain
-from typing import Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 from uuid import UUID
 
 from eventsourcing.application import Application
@@ -22,7 +22,6 @@ from eventsourcing.persistence import (
     Tracking,
     Transcoder,
 )
-from eventsourcing.postgres import PostgresAggregateRecorder
 from eventsourcing.utils import get_topic
 
 from ledger.account import Account, AccountSnapshot
@@ -34,7 +33,7 @@ from ledger.errors import LedgerError, RejectedEvent
 from ledger.ids import CATALOG_STREAM_ID, account_stream_id, intake_stream_id
 from ledger.intake import Intake
 from ledger.outcome import Charge
-from ledger.recorder import WHOLE_LOG, Alongside, LedgerPostgresRecorder, LogPart, LogRow
+from ledger.recorder import WHOLE_LOG, Alongside, LogPart, LogRow
 from ledger.recorder_memory import LedgerMemoryRecorder
 from ledger.recorder_sqlite import LedgerSQLiteRecorder
 from ledger.records import LedgerEventStore
@@ -43,6 +42,9 @@ from ledger.rules import decide
 from ledger.rules.refunds import DisputeEvidence
 from ledger.store import StoreConfig, schema_lock
 from ledger.transcoder import LedgerMapper, LedgerTranscoder
+
+if TYPE_CHECKING:  # loaded only for a PostgreSQL store (`LedgerApp._postgres`)
+    from ledger.recorder_postgres import LedgerPostgresRecorder
 
 # Explicit limits on what grows in memory.
 MAX_CACHED_ACCOUNTS = 50_000
@@ -149,9 +151,16 @@ class LedgerApp(Application[UUID]):
             # which snapshots only what `Application.save` saves.
             self.snapshots = self.construct_snapshot_store()
             recorder = self.recorder
-            assert isinstance(
-                recorder, (LedgerPostgresRecorder, LedgerSQLiteRecorder, LedgerMemoryRecorder)
-            )
+            # PostgreSQL's recorder, which reads and writes some things in fewer queries; its
+            # module, and with it the driver, is loaded only for a PostgreSQL store.
+            self._postgres: LedgerPostgresRecorder | None = None
+            if store.kind == "postgresql":
+                from ledger import recorder_postgres
+
+                assert isinstance(recorder, recorder_postgres.LedgerPostgresRecorder)
+                self._postgres = recorder
+            else:
+                assert isinstance(recorder, (LedgerSQLiteRecorder, LedgerMemoryRecorder))
             self.applied_index: AppliedIdIndex = recorder
             # A store written before the index existed gets it filled from its log, once.
             started = time.monotonic()
@@ -267,10 +276,11 @@ class LedgerApp(Application[UUID]):
         on PostgreSQL, where each is a round trip to the server."""
         snapshots = self.snapshots
         assert snapshots is not None
-        recorder = self.recorder
-        if isinstance(recorder, LedgerPostgresRecorder):
+        if self._postgres is not None:
+            from eventsourcing.postgres import PostgresAggregateRecorder
+
             assert isinstance(snapshots.recorder, PostgresAggregateRecorder)
-            rows = recorder.select_latest(snapshots.recorder.events_table_name, stream_ids)
+            rows = self._postgres.select_latest(snapshots.recorder.events_table_name, stream_ids)
         else:
             rows = [
                 row
@@ -284,14 +294,13 @@ class LedgerApp(Application[UUID]):
     ) -> dict[UUID, list[StoredEvent]]:
         """The events of each stream after the first version of its range through the second,
         in version order, as stored: in one query on PostgreSQL."""
-        recorder = self.recorder
-        if isinstance(recorder, LedgerPostgresRecorder):
-            rows = recorder.select_ranges(ranges)
+        if self._postgres is not None:
+            rows = self._postgres.select_ranges(ranges)
         else:
             rows = [
                 row
                 for stream_id, (after, through) in ranges.items()
-                for row in recorder.select_events(stream_id, gt=after, lte=through)
+                for row in self.recorder.select_events(stream_id, gt=after, lte=through)
             ]
         by_stream: dict[UUID, list[StoredEvent]] = {}
         for row in rows:
@@ -445,11 +454,11 @@ class LedgerApp(Application[UUID]):
         """Every stored event up to that log position, in log order, with its notification id;
         of one part of the log's streams when it is read in parts (PostgreSQL only)."""
         after = 0
-        if isinstance(self.recorder, LedgerPostgresRecorder):
+        if self._postgres is not None:
             # Windows of ids that hold about a page of the part's events each.
             while after < through:
                 window = min(through, after + page_size * part.count)
-                yield from self._decoded(self.recorder.select_part(after, window, part))
+                yield from self._decoded(self._postgres.select_part(after, window, part))
                 after = window
             return
         if part.count != 1:
@@ -464,8 +473,8 @@ class LedgerApp(Application[UUID]):
 
     def _log_page(self, after: int, limit: int) -> Sequence[StoredRow]:
         """Up to `limit` rows of the log after that position, not decoded yet."""
-        if isinstance(self.recorder, LedgerPostgresRecorder):  # with no record built of each
-            rows: list[LogRow] = self.recorder.select_log_page(after, limit)
+        if self._postgres is not None:  # with no record built of each
+            rows: list[LogRow] = self._postgres.select_log_page(after, limit)
             return rows
         notifications = self.recorder.select_notifications(
             start=after, limit=limit, inclusive_of_start=False

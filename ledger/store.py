@@ -6,6 +6,7 @@
 
 import os
 import sqlite3
+import sys
 from collections.abc import Iterator
 from contextlib import closing, contextmanager
 from dataclasses import dataclass
@@ -13,25 +14,31 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import quote, unquote, urlsplit
 
-import psycopg
 from eventsourcing import persistence
 
 from ledger.errors import InvalidStoreURL, StoreUnusable
-from ledger.recorder import TOPIC as RECORDER_TOPIC
 from ledger.recorder_sqlite import EVENTS_TABLE as SQLITE_EVENTS_TABLE
 from ledger.recorder_sqlite import TOPIC as SQLITE_RECORDER_TOPIC
 
 DEFAULT_STORE_URL = "sqlite:///ledger.db"
+# The recorder the library builds for a PostgreSQL store, named so that it is loaded only then.
+POSTGRES_RECORDER_TOPIC = "ledger.recorder_postgres:LedgerPostgresRecorder"
 
-# The store's server away, restarting, full or timing out, or an SQLite file locked too long:
-# in the library's words and each driver's. Not a fault of what is being stored.
-STORE_OUTAGES: tuple[type[Exception], ...] = (
-    persistence.OperationalError,
-    persistence.InterfaceError,
-    psycopg.OperationalError,
-    psycopg.InterfaceError,
-    sqlite3.OperationalError,
-)
+
+def store_outages() -> tuple[type[Exception], ...]:
+    """The store's server away, restarting, full or timing out, or an SQLite file locked too
+    long: in the library's words and each driver's. Not a fault of what is being stored.
+    PostgreSQL's driver is loaded only for a PostgreSQL store (`ledger.recorder_postgres`),
+    and none of its errors can be raised before it is."""
+    outages: tuple[type[Exception], ...] = (
+        persistence.OperationalError,
+        persistence.InterfaceError,
+        sqlite3.OperationalError,
+    )
+    driver = sys.modules.get("psycopg")
+    if driver is not None:
+        outages += (driver.OperationalError, driver.InterfaceError)
+    return outages
 
 
 @dataclass(frozen=True)
@@ -92,7 +99,7 @@ class StoreConfig:
                 POSTGRES_MAX_OVERFLOW="2",
                 # Check a pooled connection before use, so a restarted server costs one retry.
                 POSTGRES_PRE_PING="y",
-                PROCESS_RECORDER_TOPIC=RECORDER_TOPIC,
+                PROCESS_RECORDER_TOPIC=POSTGRES_RECORDER_TOPIC,
             )
         return env
 
@@ -208,6 +215,8 @@ def check_postgres_store(params: PostgresParams, creates: bool) -> None:
     `audit` "adds up". StoreUnusable says which."""
     if creates:
         return
+    import psycopg
+
     with psycopg.connect(params.conninfo(), autocommit=True, connect_timeout=10) as db:
         row = db.execute("SELECT to_regclass(%s)", (POSTGRES_EVENTS_TABLE,)).fetchone()
     if row is None or row[0] is None:
@@ -232,6 +241,8 @@ def schema_lock(store: StoreConfig) -> Iterator[None]:
         yield
         return
     assert store.postgres is not None
+    import psycopg
+
     with psycopg.connect(store.postgres.conninfo(), autocommit=True, connect_timeout=10) as lock:
         lock.execute("SELECT pg_advisory_lock(%s)", (SCHEMA_LOCK_ID,))
         try:

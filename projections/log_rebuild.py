@@ -27,7 +27,8 @@ from ledger.runtime import tune_for_long_runs
 from ledger.store import StoreConfig
 from projections.projection import KnownDocuments, ViewChanges
 from projections.runner import Progress, catch_up, default_projections, project, rebuild
-from projections.store import PostgresViewStore, ViewStore
+from projections.store import ViewStore
+from projections.store_postgres import PostgresViewStore
 
 STAGED_PREFIX = "ledger_views_rebuild_"
 # An explicit limit on the events a staged fold holds before writing their documents. No one

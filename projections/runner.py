@@ -5,7 +5,7 @@ events is written with the new position in one transaction (exactly once).
 """
 
 from collections.abc import Callable, Iterable, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ledger.account import Account
 from ledger.application import LedgerApp
@@ -16,13 +16,10 @@ from projections.data import DataProjection
 from projections.invoices import InvoiceProjection
 from projections.minutes import MinutesProjection
 from projections.projection import KnownDocuments, Projections, ViewChanges
-from projections.store import (
-    Doc,
-    MemoryViewStore,
-    PostgresViewStore,
-    StaleViewPosition,
-    ViewStore,
-)
+from projections.store import Doc, MemoryViewStore, StaleViewPosition, ViewStore
+
+if TYPE_CHECKING:  # a consumer on PostgreSQL only: not loaded for an embedded store
+    from projections.store_postgres import PostgresViewStore
 
 PAGE_SIZE = 1000  # explicit limit on the events held in one catch-up step
 ACCOUNT_EVENTS = (Account.Opened, Account.FactApplied)
@@ -105,7 +102,7 @@ class ViewsAlongside:
     write fails with StaleViewPosition and the consumer catches up first.
     """
 
-    def __init__(self, app: LedgerApp, views: PostgresViewStore) -> None:
+    def __init__(self, app: LedgerApp, views: "PostgresViewStore") -> None:
         self.app = app
         self.views = views
         self.projections = default_projections()

@@ -26,7 +26,7 @@ from ledger.application import APPLYING_TOPICS, LedgerApp
 from ledger.applied_ids import TABLE_NAME, AppliedIdTally, summary_of
 from ledger.contract import parse_event
 from ledger.ids import account_stream_id
-from ledger.recorder import LedgerPostgresRecorder
+from ledger.recorder_postgres import LedgerPostgresRecorder
 from ledger.recorder_sqlite import LedgerSQLiteRecorder
 from ledger.store import memory_store, parse_store_url
 from tests.cli_helpers import run, run_json

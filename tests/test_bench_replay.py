@@ -11,7 +11,7 @@ from consumers.pipeline import RawRecord, process_batch
 from ledger.application import LedgerApp
 from ledger.store import parse_store_url
 from projections.runner import view_documents
-from projections.store import PostgresViewStore
+from projections.store_postgres import PostgresViewStore
 
 
 @pytest.mark.postgres

@@ -42,7 +42,8 @@ from ledger.account import Account
 from ledger.application import LedgerApp
 from ledger.chain import link
 from ledger.outcome import Outcome
-from ledger.recorder import Alongside, LedgerPostgresRecorder, LockUse, LogPart
+from ledger.recorder import Alongside, LockUse, LogPart
+from ledger.recorder_postgres import LedgerPostgresRecorder
 from ledger.records import LedgerEventStore
 from ledger.runtime import GC_THRESHOLDS
 from ledger.store import memory_store, parse_store_url
@@ -50,7 +51,10 @@ from ledger.transcoder import LedgerMapper, LedgerTranscoder, TimestampTexts
 from projections.invoices import HeldInvoices, empty_invoice, line_kind, published
 from projections.projection import KnownDocuments
 from projections.runner import ViewsAlongside, catch_up, fold, view_documents
-from projections.store import VIEW_TABLE, PostgresViewStore, StaleViewPosition, open_view_store
+from projections.store import VIEW_TABLE, StaleViewPosition, open_view_store
+from projections.store_postgres import PostgresViewStore
+from tests.cli_helpers import ingest_events
+from tests.factories import catalog_published, opened
 
 LINES = list(generate(40, 1500, seed=7))
 
@@ -123,7 +127,7 @@ def test_the_log_read_as_rows_gives_the_events_the_librarys_notifications_give(
     def no_notifications(*row: object) -> None:
         raise AssertionError("a Notification was built to read the log")
 
-    monkeypatch.setattr("ledger.recorder._notification", no_notifications)
+    monkeypatch.setattr("ledger.recorder_postgres._notification", no_notifications)
     paged = [(p, _state(e)) for p, e in app.stored_page(0, 100_000)]
     assert paged == expected
     through = expected[-1][0]
@@ -535,18 +539,60 @@ def test_the_ledger_command_runs_the_garbage_collector_less_often(tmp_path: Any)
         gc.set_threshold(*before)
 
 
-def test_a_command_that_does_not_use_kafka_does_not_load_its_client() -> None:
-    """The `ledger` command's module loads without the Kafka client (about 50 ms of every
-    query's start, session 41); `consume` and `publish` load it when they run."""
+# Loaded only by the commands that use them: the Kafka client, and PostgreSQL's driver with
+# the ledger's and the library's modules built on it.
+KAFKA_MODULES = {"confluent_kafka", "consumers.kafka"}
+POSTGRES_MODULES = {
+    "psycopg",
+    "eventsourcing.postgres",
+    "ledger.recorder_postgres",
+    "projections.store_postgres",
+}
+
+
+def _modules_loaded_by(code: str) -> set[str]:
     loaded = subprocess.run(
-        [sys.executable, "-c", "import sys, cli.main; print(sorted(sys.modules))"],
+        [sys.executable, "-c", f"{code}\nimport sys\nprint(sorted(sys.modules))"],
         capture_output=True,
         text=True,
         check=True,
-    ).stdout
-    modules = set(ast.literal_eval(loaded))
-    assert "cli.main" in modules
-    assert not {"confluent_kafka", "consumers.kafka"} & modules
+    ).stdout.splitlines()[-1]
+    return set(ast.literal_eval(loaded))
+
+
+def test_a_command_on_an_embedded_store_loads_neither_kafka_nor_postgresql(
+    sqlite_url: str, tmp_path: Any
+) -> None:
+    """A command's start is mostly loading modules: the Kafka client (30-80 ms) and
+    PostgreSQL's driver with what is built on it (about 180 ms, half of the start) were loaded
+    by every command, whatever its store (session 41). A query on an embedded store loads
+    neither; one on PostgreSQL loads the driver, and `consume` and `publish` the client."""
+    ingest_events(tmp_path, sqlite_url, catalog_published(), opened("ACC-1"))
+    imported = _modules_loaded_by("import cli.main")
+    assert "cli.main" in imported and not (KAFKA_MODULES | POSTGRES_MODULES) & imported
+    queried = _modules_loaded_by(
+        "from cli.main import main\n"
+        "try:\n"
+        f"    main(['--store', {sqlite_url!r}, 'balance', 'ACC-1'])\n"
+        "except SystemExit as done:\n"
+        "    assert done.code == 0, done.code"
+    )
+    assert "ledger.recorder_sqlite" in queried
+    assert not (KAFKA_MODULES | POSTGRES_MODULES) & queried
+
+
+def test_a_command_on_postgresql_loads_its_driver(postgres_url: str, tmp_path: Any) -> None:
+    ingest_events(tmp_path, postgres_url, catalog_published(), opened("ACC-1"))
+    queried = _modules_loaded_by(
+        "from cli.main import main\n"
+        "try:\n"
+        f"    main(['--store', {postgres_url!r}, 'balance', 'ACC-1'])\n"
+        "except SystemExit as done:\n"
+        "    assert done.code == 0, done.code"
+    )
+    # A query reads the views alone: the events' recorder is not needed, nor loaded.
+    assert {"psycopg", "projections.store_postgres"} <= queried
+    assert not KAFKA_MODULES & queried
 
 
 def _charge(charge_id: str, amount: str) -> dict[str, Any]:

@@ -25,7 +25,8 @@ from projections.log_rebuild import (
     staged_views,
 )
 from projections.runner import ViewsAlongside, catch_up, fold, view_documents
-from projections.store import Doc, PostgresViewStore, StaleViewPosition
+from projections.store import Doc, StaleViewPosition
+from projections.store_postgres import PostgresViewStore
 from tests.cli_helpers import assert_one_line_error, new_store, run, run_json
 
 PG = pytest.mark.postgres

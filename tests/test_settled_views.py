@@ -31,7 +31,8 @@ from projections.invoices import (
 from projections.minutes import is_past
 from projections.projection import KnownDocuments, ViewChanges
 from projections.runner import ViewsAlongside, catch_up, fold, view_documents
-from projections.store import VIEW_TABLE, PostgresViewStore, open_view_store
+from projections.store import VIEW_TABLE, open_view_store
+from projections.store_postgres import PostgresViewStore
 from tests.factories import catalog_published, event, opened
 
 MONTHS = 5

@@ -11,13 +11,12 @@ from bench.scratch import scratch_database
 from ledger.store import memory_store, parse_store_url
 from projections.store import (
     LAST_CODE_POINT,
-    VIEW_FILLFACTOR,
     VIEW_TABLE,
-    PostgresViewStore,
     ViewStore,
     open_view_store,
     prefix_upper_bound,
 )
+from projections.store_postgres import VIEW_FILLFACTOR, PostgresViewStore
 
 # Keys that sit right next to an account's range: its neighbours by one code point, a longer
 # account id with the same start, the characters on either side of the surrogates.

@@ -19,7 +19,8 @@ from ledger.store import parse_store_url
 from projections.data import DATA_VIEW, THROTTLE_VIEW
 from projections.projection import ViewChanges
 from projections.runner import ViewsAlongside, fold, view_documents
-from projections.store import Doc, DocKey, MemoryViewStore, PostgresViewStore
+from projections.store import Doc, DocKey, MemoryViewStore
+from projections.store_postgres import PostgresViewStore
 
 ACC = "ACC-1"
 
