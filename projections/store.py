@@ -2,7 +2,8 @@
 
 Documents and position are written in one transaction with a compare-and-set on the
 position, so each stored event changes the views exactly once even with several writers.
-Two backends, one interface: SQLite (the embedded default) and PostgreSQL.
+One interface, three backends: SQLite (the embedded default), memory (throwaway replays)
+and PostgreSQL (`projections.store_postgres`, loaded only for a PostgreSQL store).
 """
 
 import sqlite3
