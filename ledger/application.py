@@ -48,19 +48,19 @@ if TYPE_CHECKING:  # loaded only for a PostgreSQL store (`LedgerApp._postgres`)
 
 # Explicit limits on what grows in memory.
 MAX_CACHED_ACCOUNTS = 50_000
-# Looking for one charge, a stream is read back from its end in pages that double from the
-# first size up to the last: a recent charge takes one small read, an old one about as many
-# events read as the whole stream, in few queries.
-CHARGE_SEARCH_PAGES = (100, 10_000)
 MAX_BATCH_RECORDS = 100_000
 MAX_CACHED_INTAKES = 10_000
 MAX_RECENT_EVENTS = 20_000
 # An audit checks the snapshots of so many streams at a time: their events up to the snapshots
 # (up to about 100 each, or the whole stream before it had one) are held for the check.
 SNAPSHOTS_CHECKED_AT_ONCE = 200
+LAST_VERSION = 2**63 - 1  # a stream's versions are PostgreSQL bigints: through the end
+# Looking for one charge, a stream is read back from its end in pages that double from the
+# first size up to the last: a recent charge takes one small read, an old one about as many
+# events read as the whole stream, in few queries.
+CHARGE_SEARCH_PAGES = (100, 10_000)
 # A row of the log, PostgreSQL's (`LogRow`) or a library recorder's notification's fields.
 StoredRow = tuple[int, UUID | str, int, str, bytes]
-LAST_VERSION = 2**63 - 1  # a stream's versions are PostgreSQL bigints: through the end
 
 # Streams grow for as long as the ledger runs: an account by one event per applied fact, a
 # source's intake by one per batch. A process loads them from their latest snapshot, taken
