@@ -1,5 +1,7 @@
 """`ledger`: one entry point for ingestion (ingest, consume, publish), support and finance."""
 
+from __future__ import annotations
+
 import re
 import signal
 import sys
@@ -16,7 +18,6 @@ import click
 from click.core import ParameterSource
 
 from consumers.kafka_settings import DEFAULT_BOOTSTRAP, KafkaSettings
-from ledger.application import BatchCounts, LedgerApp
 from ledger.canonical import canonical_json
 from ledger.errors import LedgerError
 from ledger.money import money_text
@@ -30,10 +31,10 @@ from ledger.store import (
     parse_store_url,
     store_outages,
 )
-from projections.runner import catch_up, view_documents
 from projections.store import ViewStore, open_view_store
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # loaded by the commands that use them: a query reads the views alone
+    from ledger.application import BatchCounts, LedgerApp
     from ledger.catalog import CatalogVersion
 
 
@@ -61,6 +62,8 @@ class Context:
         return store
 
     def app(self, creates: bool = False) -> LedgerApp:
+        from ledger.application import LedgerApp
+
         return LedgerApp(
             self.usable_store(creates),
             notice=lambda line: click.echo(f"ledger: {line}", err=True),
@@ -306,6 +309,7 @@ def ingest(
     counted as a duplicate, so ingesting the same file twice changes nothing.
     """
     from consumers.files import DeadLetterFile, ingest_stream
+    from projections.runner import catch_up
 
     with user_errors(), ExitStack() as inputs:
         # Every input opened, and every dead-letter file found writable, before the first is
@@ -317,6 +321,8 @@ def ingest(
         ]
         for letters_path in letters_paths:
             _check_writable(letters_path)
+        from ledger.application import BatchCounts
+
         app = context.app(creates=True)
         totals = BatchCounts()
         report: dict[str, Any] = {"files": []}
@@ -1183,6 +1189,7 @@ def audit(context: Context, account: str | None, processes: int | None) -> None:
     """
     from ledger.ids import account_stream_id
     from projections.log_audit import audit_account, audit_log, parts_for
+    from projections.runner import catch_up, view_documents
 
     with user_errors():
         app = context.app()
@@ -1295,7 +1302,7 @@ def _view_differences(live: dict[str, Any], replayed: dict[str, Any]) -> list[st
     return findings
 
 
-def _why_nothing_changes(events: list[Any], extra: "CatalogVersion") -> str:
+def _why_nothing_changes(events: list[Any], extra: CatalogVersion) -> str:
     """Why a catalog given to `replay --catalog` can re-rate none of the account's facts, when
     it is plain: it prices another currency, or takes effect after the last of them."""
     from ledger.instants import instant_text, parse_instant
@@ -1387,6 +1394,7 @@ def dispute(
 
     from consumers.pipeline import RawRecord, process_batch
     from ledger.instants import instant_text
+    from projections.runner import catch_up
 
     with user_errors():
         _check_event_id(event_id)

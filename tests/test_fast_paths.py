@@ -548,6 +548,8 @@ POSTGRES_MODULES = {
     "ledger.recorder_postgres",
     "projections.store_postgres",
 }
+# What a command that works on the events needs; a query reads the views alone.
+APPLICATION_MODULES = {"ledger.application", "eventsourcing.application", "projections.runner"}
 
 
 def _modules_loaded_by(code: str) -> set[str]:
@@ -563,13 +565,15 @@ def _modules_loaded_by(code: str) -> set[str]:
 def test_a_command_on_an_embedded_store_loads_neither_kafka_nor_postgresql(
     sqlite_url: str, tmp_path: Any
 ) -> None:
-    """A command's start is mostly loading modules: the Kafka client (30-80 ms) and
-    PostgreSQL's driver with what is built on it (about 180 ms, half of the start) were loaded
-    by every command, whatever its store (session 41). A query on an embedded store loads
-    neither; one on PostgreSQL loads the driver, and `consume` and `publish` the client."""
+    """A command's start is mostly loading modules: the Kafka client (30-80 ms), PostgreSQL's
+    driver with what is built on it (about 180 ms) and the application (about 80 ms) were
+    loaded by every command, whatever its store and work (session 41). A query on an embedded
+    store loads none of them, an audit the application; one on PostgreSQL loads the driver,
+    and `consume` and `publish` the client."""
     ingest_events(tmp_path, sqlite_url, catalog_published(), opened("ACC-1"))
     imported = _modules_loaded_by("import cli.main")
-    assert "cli.main" in imported and not (KAFKA_MODULES | POSTGRES_MODULES) & imported
+    assert "cli.main" in imported
+    assert not (KAFKA_MODULES | POSTGRES_MODULES | APPLICATION_MODULES) & imported
     queried = _modules_loaded_by(
         "from cli.main import main\n"
         "try:\n"
@@ -577,8 +581,17 @@ def test_a_command_on_an_embedded_store_loads_neither_kafka_nor_postgresql(
         "except SystemExit as done:\n"
         "    assert done.code == 0, done.code"
     )
-    assert "ledger.recorder_sqlite" in queried
-    assert not (KAFKA_MODULES | POSTGRES_MODULES) & queried
+    assert "projections.store" in queried
+    assert not (KAFKA_MODULES | POSTGRES_MODULES | APPLICATION_MODULES) & queried
+    audited = _modules_loaded_by(
+        "from cli.main import main\n"
+        "try:\n"
+        f"    main(['--store', {sqlite_url!r}, 'audit'])\n"
+        "except SystemExit as done:\n"
+        "    assert done.code == 0, done.code"
+    )
+    assert APPLICATION_MODULES | {"ledger.recorder_sqlite"} <= audited
+    assert not (KAFKA_MODULES | POSTGRES_MODULES) & audited
 
 
 def test_a_command_on_postgresql_loads_its_driver(postgres_url: str, tmp_path: Any) -> None:
