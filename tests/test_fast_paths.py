@@ -562,6 +562,17 @@ def _modules_loaded_by(code: str) -> set[str]:
     return set(ast.literal_eval(loaded))
 
 
+def _modules_loaded_by_command(*args: str) -> set[str]:
+    """The modules a `ledger` command with these arguments loads, run to its end (exit 0)."""
+    return _modules_loaded_by(
+        "from cli.main import main\n"
+        "try:\n"
+        f"    main({list(args)!r})\n"
+        "except SystemExit as done:\n"
+        "    assert done.code == 0, done.code"
+    )
+
+
 def test_a_command_on_an_embedded_store_loads_neither_kafka_nor_postgresql(
     sqlite_url: str, tmp_path: Any
 ) -> None:
@@ -574,35 +585,17 @@ def test_a_command_on_an_embedded_store_loads_neither_kafka_nor_postgresql(
     imported = _modules_loaded_by("import cli.main")
     assert "cli.main" in imported
     assert not (KAFKA_MODULES | POSTGRES_MODULES | APPLICATION_MODULES) & imported
-    queried = _modules_loaded_by(
-        "from cli.main import main\n"
-        "try:\n"
-        f"    main(['--store', {sqlite_url!r}, 'balance', 'ACC-1'])\n"
-        "except SystemExit as done:\n"
-        "    assert done.code == 0, done.code"
-    )
+    queried = _modules_loaded_by_command("--store", sqlite_url, "balance", "ACC-1")
     assert "projections.store" in queried
     assert not (KAFKA_MODULES | POSTGRES_MODULES | APPLICATION_MODULES) & queried
-    audited = _modules_loaded_by(
-        "from cli.main import main\n"
-        "try:\n"
-        f"    main(['--store', {sqlite_url!r}, 'audit'])\n"
-        "except SystemExit as done:\n"
-        "    assert done.code == 0, done.code"
-    )
+    audited = _modules_loaded_by_command("--store", sqlite_url, "audit")
     assert APPLICATION_MODULES | {"ledger.recorder_sqlite"} <= audited
     assert not (KAFKA_MODULES | POSTGRES_MODULES) & audited
 
 
 def test_a_command_on_postgresql_loads_its_driver(postgres_url: str, tmp_path: Any) -> None:
     ingest_events(tmp_path, postgres_url, catalog_published(), opened("ACC-1"))
-    queried = _modules_loaded_by(
-        "from cli.main import main\n"
-        "try:\n"
-        f"    main(['--store', {postgres_url!r}, 'balance', 'ACC-1'])\n"
-        "except SystemExit as done:\n"
-        "    assert done.code == 0, done.code"
-    )
+    queried = _modules_loaded_by_command("--store", postgres_url, "balance", "ACC-1")
     # A query reads the views alone: the events' recorder is not needed, nor loaded.
     assert {"psycopg", "projections.store_postgres"} <= queried
     assert not KAFKA_MODULES & queried
