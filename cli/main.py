@@ -309,6 +309,7 @@ def ingest(
     counted as a duplicate, so ingesting the same file twice changes nothing.
     """
     from consumers.files import DeadLetterFile, ingest_stream
+    from ledger.application import BatchCounts
     from projections.runner import catch_up
 
     with user_errors(), ExitStack() as inputs:
@@ -321,8 +322,6 @@ def ingest(
         ]
         for letters_path in letters_paths:
             _check_writable(letters_path)
-        from ledger.application import BatchCounts
-
         app = context.app(creates=True)
         totals = BatchCounts()
         report: dict[str, Any] = {"files": []}

@@ -13,7 +13,6 @@ from ledger.recorder import Alongside
 from projections import invoices
 from projections.balance import BalanceProjection
 from projections.data import DataProjection
-from projections.invoices import InvoiceProjection
 from projections.minutes import MinutesProjection
 from projections.projection import KnownDocuments, Projections, ViewChanges
 from projections.store import Doc, MemoryViewStore, StaleViewPosition, ViewStore
@@ -30,7 +29,7 @@ Progress = Callable[[int, int], None]
 
 def default_projections() -> Projections:
     return Projections(
-        [BalanceProjection(), MinutesProjection(), DataProjection(), InvoiceProjection()]
+        [BalanceProjection(), MinutesProjection(), DataProjection(), invoices.InvoiceProjection()]
     )
 
 
