@@ -9,7 +9,10 @@ A line's charge and event ids are what a month of calls makes grow, so the docum
 hold them all: it lists its latest charges (`charges`: line number, event id, and the charge
 id's part after the event id), and every `CHARGES_PER_CHUNK` of them are filed as a chunk of
 their own (`CHARGES_VIEW`), never written again. A batch then rewrites a bounded document,
-however busy the account, and the layout is the same however the charges were batched.
+however busy the account, and the layout is the same however the charges were batched. A
+chunk holds its charges by line, their charge and event ids as the invoice shows them
+(`filed_chunk`): reading a busy month back then extends each line's lists by a chunk's,
+where building every id from its parts was most of the read.
 
 A batch rewrites the whole document of each invoice it charges, so the document holds what
 only it knows: a line's exact sum and what tells it from the others, as a list without field
@@ -70,12 +73,14 @@ USAGE_CHARGE_KINDS = frozenset({"payg_call", "payg_data", "roaming_data"})
 _PAYERS = {"balance": "from balance", "payment_method": "to payment method", "invoice": ""}
 _CREDITED_TO = {"balance": "balance", "payment_method": "payment method"}
 # The document's layout: 1 listed every charge id on its line, 2 held each line's text and key,
-# 3 held each line as an object with its fields' names and its shown amount.
-LAYOUT = 4
+# 3 held each line as an object with its fields' names and its shown amount, 4 filed each
+# charge with its line's number and its ids' parts.
+LAYOUT = 5
 _EARLIER_LAYOUTS = {
     None: "its lines list every charge id",
     2: "its lines spell out their texts",  # stored without a layout, told by its `charges`
     3: "its lines name their fields",
+    4: "its filed charges are listed one by one",
 }
 
 # A stored line (layout 4): [number, kind, msisdn, period, payer, exact amount], followed on a
@@ -373,7 +378,7 @@ class InvoiceProjection(Projection):
         """The invoice's latest charges become its next chunk, settled: never written again."""
         chunk: int = doc["charge_chunks"]
         assert chunk < MAX_CHUNKS, f"{key} has {MAX_CHUNKS} chunks of charges"
-        changes.put(CHARGES_VIEW, f"{key}|{chunk:06d}", {"charges": doc["charges"]}, settled=True)
+        changes.put(CHARGES_VIEW, f"{key}|{chunk:06d}", filed_chunk(doc["charges"]), settled=True)
         doc["charges"] = []
         doc["charge_chunks"] = chunk + 1
 
@@ -437,6 +442,22 @@ class InvoiceProjection(Projection):
 _INTERNAL_FIELDS = ("layout", "charges", "charge_chunks")
 
 
+def filed_chunk(charges: Sequence[list[Any]]) -> dict[str, Any]:
+    """A chunk of an invoice's latest charges as filed: `lines`, for each line they are on
+    (in the order of its first charge here), [line number, charge ids, event ids], the ids as
+    the line shows them (an event's id once for its charges in a row)."""
+    by_number: dict[int, list[Any]] = {}
+    for number, event_id, after_event_id in charges:
+        line = by_number.get(number)
+        if line is None:
+            line = by_number[number] = [number, [], []]
+        line[1].append(f"{event_id}:{after_event_id}")
+        event_ids = line[2]
+        if not event_ids or event_ids[-1] != event_id:
+            event_ids.append(event_id)
+    return {"lines": list(by_number.values())}
+
+
 def published(doc: dict[str, Any], filed: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """An invoice as people and accounting tools see it (I1): each line with its text and the
     ids of its charges and of the events behind them, in the order they came; `filed` are its
@@ -460,12 +481,16 @@ def published(doc: dict[str, Any], filed: Sequence[dict[str, Any]]) -> dict[str,
         }
         lines.append(shown_line)
         by_number[line["number"]] = shown_line
-    for number, event_id, after_event_id in chain(*(c["charges"] for c in filed), doc["charges"]):
+    for number, charge_ids, event_ids in chain(
+        *(chunk["lines"] for chunk in filed), filed_chunk(doc["charges"])["lines"]
+    ):
         line = by_number[number]
-        line["charge_ids"].append(f"{event_id}:{after_event_id}")
-        event_ids = line["event_ids"]
-        if not event_ids or event_ids[-1] != event_id:
-            event_ids.append(event_id)
+        line["charge_ids"] += charge_ids
+        shown_event_ids = line["event_ids"]
+        if shown_event_ids and shown_event_ids[-1] == event_ids[0]:  # one event across chunks
+            shown_event_ids += event_ids[1:]
+        else:
+            shown_event_ids += event_ids
     invoice = {k: v for k, v in doc.items() if k not in _INTERNAL_FIELDS}
     invoice["lines"] = lines
     return invoice

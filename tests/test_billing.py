@@ -22,6 +22,8 @@ from typing import Any
 
 import orjson
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from ledger.account import MAX_PORTED_IN_KEPT, MAX_PORTED_OUT_KEPT, Account
 from ledger.instants import instant_text, parse_instant
@@ -394,8 +396,19 @@ def test_I1_a_busy_months_invoice_keeps_every_charge_id_and_is_written_alike_how
     stored = at_once.views.get("invoices", f"{ACC}|2026-11")
     assert stored is not None
     assert (len(stored["charges"]), stored["charge_chunks"]) == (left, 2)
-    filed = [key for key, _ in at_once.views.scan("invoice_charges", f"{ACC}|")]
-    assert filed == [f"{ACC}|2026-11|000000", f"{ACC}|2026-11|000001"]
+    filed = dict(at_once.views.scan("invoice_charges", f"{ACC}|"))
+    assert list(filed) == [f"{ACC}|2026-11|000000", f"{ACC}|2026-11|000001"]
+    # A chunk lists its charges by line, their ids as the line shows them: reading a busy
+    # month back extends each line by them, not builds every id from its parts.
+    first_chunk = [c["event_id"] for c in month[:CHARGES_PER_CHUNK]]
+    on_num1 = [e["event_id"] for e in month[:CHARGES_PER_CHUNK] if e["msisdn"] == NUM1]
+    on_num2 = [e for e in first_chunk if e not in on_num1]
+    assert filed[f"{ACC}|2026-11|000000"] == {
+        "lines": [  # in the order of each line's first charge in the chunk: NUM2 called first
+            [0, [f"{e}:payg" for e in on_num2], on_num2],
+            [1, [f"{e}:payg" for e in on_num1], on_num1],
+        ]
+    }
     # Nothing in the document grows with the month: the filed calls' ids are elsewhere.
     assert len(orjson.dumps(stored)) < 2_000 + 60 * CHARGES_PER_CHUNK
 
@@ -431,6 +444,45 @@ def test_I1_latest_charges_held_under_a_larger_chunk_are_filed_at_the_next_charg
     assert (filed["charges"], filed["charge_chunks"]) == ([], 1)
     shown = invoice_of(ledger, "2026-11")["lines"]
     assert sum(len(line["charge_ids"]) for line in shown) == 2 * CHARGES_PER_CHUNK
+
+
+# Charges as an invoice lists them: [line number, event id, charge id after "<event id>:"].
+# Few event ids, so one event's charges fall side by side on a line, and across chunks.
+listed_charges = st.lists(
+    st.tuples(
+        st.integers(0, 2), st.sampled_from(["e1", "e2", "e:3"]), st.sampled_from(["a", "b:1"])
+    ),
+    max_size=60,
+)
+
+
+@given(charges=listed_charges, chunk_size=st.integers(1, 7))
+def test_I1_an_invoice_reads_the_same_ids_however_its_charges_were_filed(
+    charges: list[tuple[int, str, str]], chunk_size: int
+) -> None:
+    """Each line shows every charge id in order, and the ids of the events behind them, an
+    event's once for its charges in a row, whether its charges were filed in chunks (of any
+    size, split anywhere, an event's charges across two) or are still the latest."""
+    doc = invoices.empty_invoice(ACC, "2026-11", "postpaid", "USD")
+    doc["lines"] = [
+        [n, "payg_calls", f"+1415555010{n}", "2026-11", "invoice", "0"] for n in range(3)
+    ]
+    listed = [list(charge) for charge in charges]
+    latest = len(listed) % chunk_size
+    filed = [
+        invoices.filed_chunk(listed[first : first + chunk_size])
+        for first in range(0, len(listed) - latest, chunk_size)
+    ]
+    doc["charges"], doc["charge_chunks"] = listed[len(listed) - latest :], len(filed)
+
+    shown = invoices.published(doc, filed)["lines"]
+    for number, line in enumerate(shown):
+        on_line = [(event_id, after) for n, event_id, after in charges if n == number]
+        assert line["charge_ids"] == [f"{event_id}:{after}" for event_id, after in on_line]
+        event_ids = [event_id for event_id, _ in on_line]
+        assert line["event_ids"] == [
+            e for i, e in enumerate(event_ids) if event_ids[i - 1 : i] != [e]
+        ]
 
 
 def test_I1_a_stored_invoice_holds_lines_amounts_and_keys_and_their_texts_are_written_read() -> (

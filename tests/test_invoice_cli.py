@@ -504,6 +504,11 @@ def test_invoice_for_a_period_without_one_is_a_one_line_error(
         )
 
 
+def _fourth_layout(doc: dict[str, Any]) -> dict[str, Any]:
+    """An invoice as the views held it before its filed charges were listed by line."""
+    return {**doc, "layout": 4}
+
+
 def _third_layout(doc: dict[str, Any]) -> dict[str, Any]:
     """An invoice as the views held it before its lines were stored without their fields'
     names and shown amounts."""
@@ -535,22 +540,24 @@ def _first_layout(doc: dict[str, Any]) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize(
-    ("earlier_layout", "its_lines"),
+    ("earlier_layout", "held"),
     [
-        (_first_layout, "list every charge id"),
-        (_second_layout, "spell out their texts"),
-        (_third_layout, "name their fields"),
+        (_first_layout, "its lines list every charge id"),
+        (_second_layout, "its lines spell out their texts"),
+        (_third_layout, "its lines name their fields"),
+        (_fourth_layout, "its filed charges are listed one by one"),
     ],
 )
 def test_views_of_an_earlier_layout_are_a_one_line_error_until_rebuilt(
     tmp_path: Path,
     sqlite_url: str,
     earlier_layout: Callable[[dict[str, Any]], dict[str, Any]],
-    its_lines: str,
+    held: str,
 ) -> None:
     """Views written by an earlier version of the ledger, read, name the fix instead of
     failing on a missing field or showing wrong lines: 1 listed every charge id on its line,
-    2 held each line's text, 3 each line's fields by name."""
+    2 held each line's text, 3 each line's fields by name, 4 filed its charges one by one,
+    each with its line's number."""
     ingest_events(tmp_path, sqlite_url, *november())
     shown = run_json("--store", sqlite_url, "invoice", POSTPAID)
     with sqlite3.connect(tmp_path / "ledger.db") as db:
@@ -567,7 +574,7 @@ def test_views_of_an_earlier_layout_are_a_one_line_error_until_rebuilt(
             sqlite_url,
             *command,
             says=f"invoice {POSTPAID} 2026-11 is in an earlier layout of the views"
-            f" (its lines {its_lines}): run `ledger rebuild`",
+            f" ({held}): run `ledger rebuild`",
         )
     run("--store", sqlite_url, "rebuild")
     assert run_json("--store", sqlite_url, "invoice", POSTPAID) == shown
