@@ -1025,16 +1025,14 @@ def invoice(context: Context, account: str, period: str | None) -> None:
     the ids of its charges (see `ledger history` or `ledger export charges`). Amounts are
     rounded per line to 2 places; the total is the sum of the lines shown.
     """
-    from projections.invoices import read_invoices
+    from projections.invoices import latest_open_period, read_invoices
 
     with user_errors(), context.views() as views:
         _known_account(views, account)
         _check_period(period)
-        docs = read_invoices(views, account)
-        if period is None:
-            docs = [d for d in docs if d["status"] == "open"][-1:]
-        else:
-            docs = [d for d in docs if d["period"] == period]
+        # One invoice's filed charges read, not those of every month the account has had.
+        shown = period or latest_open_period(views, account)
+        docs = [] if shown is None else read_invoices(views, account, shown)
         if not docs:
             fail(f"no invoice or statement for {account}" + (f" in {period}" if period else ""))
         context.emit(docs[0], _invoice_text(docs[0]))

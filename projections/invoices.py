@@ -496,6 +496,16 @@ def published(doc: dict[str, Any], filed: Sequence[dict[str, Any]]) -> dict[str,
     return invoice
 
 
+def latest_open_period(views: ViewStore, account_id: str) -> str | None:
+    """The latest period of the account whose invoice or statement is open, from its index:
+    the one a support query shows unasked, found without reading any invoice."""
+    index = views.get(INDEX_VIEW, account_id)
+    if index is None:
+        return None
+    periods: dict[str, str] = index["periods"]
+    return max((period for period, status in periods.items() if status == "open"), default=None)
+
+
 def read_invoices(
     views: ViewStore, account_id: str | None = None, period: str | None = None
 ) -> list[dict[str, Any]]:

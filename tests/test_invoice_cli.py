@@ -41,7 +41,8 @@ from typing import Any
 
 import pytest
 
-from projections.invoices import line_fields
+from projections.invoices import CHARGES_PER_CHUNK, line_fields
+from projections.store import SqliteViewStore
 from tests.cli_helpers import assert_one_line_error, ingest_events, run, run_json
 from tests.factories import catalog_published, event, opened
 
@@ -435,6 +436,32 @@ def test_I1_default_period_is_the_latest_open_invoice_and_moves_with_the_bill_ru
     assert invoice_json(sqlite_url, PREPAID)["period"] == "2026-12"
     text = run("--store", sqlite_url, "invoice", POSTPAID).stdout
     assert text.splitlines()[0].startswith(f"Invoice {POSTPAID} 2026-12")
+
+
+def test_I1_the_default_invoice_is_read_without_the_filed_charges_of_earlier_months(
+    tmp_path: Path, sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A support query for the open invoice reads its own filed charges alone: a busy
+    account's closed months hold thousands each, and reading them all was most of the query."""
+    busy = [
+        call(POSTPAID, NUM_P, f"2026-11-06T10:{n:02d}:00Z", 30, GB_LANDLINE, f"p-busy-{n}")
+        for n in range(2 * CHARGES_PER_CHUNK)
+    ]
+    ingest_events(tmp_path, sqlite_url, *november(), *busy, *december())
+    asked: list[str] = []
+    scan = SqliteViewStore.scan
+
+    def recorded_scan(store: SqliteViewStore, view: str, key_prefix: str = "") -> Any:
+        asked.append(f"{view} {key_prefix}")
+        return scan(store, view, key_prefix)
+
+    monkeypatch.setattr(SqliteViewStore, "scan", recorded_scan)
+    doc = invoice_json(sqlite_url, POSTPAID)
+    assert asked == [f"invoices {POSTPAID}|", f"invoice_charges {POSTPAID}|2026-12|"]
+    assert doc == invoice_json(sqlite_url, POSTPAID, "2026-12")
+    assert doc["period"] == "2026-12"
+    november_calls = lines_by_kind(invoice_json(sqlite_url, POSTPAID, "2026-11"))
+    assert len(november_calls["payg_calls", NUM_P]["charge_ids"]) == 2 + 2 * CHARGES_PER_CHUNK
 
 
 def test_T1_B3_invoice_periods_are_months_in_the_account_time_zone(
