@@ -5,15 +5,18 @@
 One PostgreSQL database gets one account's month of `--usage` usage records
 (`bench.traffic`), stored by a consumer in batches of 500 with its views alongside, as a
 Kafka consumer stores them. The month is taken in `--slices` equal slices; after each it
-prints the consumer's time per record in that slice, the largest view document stored and
-the bytes of view documents a batch wrote on average (each batch writes every document it
-changed whole, and PostgreSQL stores and logs each).
+prints the consumer's time per record in that slice, the largest view document stored, the
+bytes of view documents a batch wrote on average (each batch writes every document it
+changed whole, and PostgreSQL stores and logs each), and how long support waits for the
+month's invoice with every charge id on it (`ledger invoice --period`, in the process: the
+median of `READS`).
 
 A figure that grows from slice to slice is a cost that grows with the month.
 """
 
 import argparse
 import json
+import statistics
 import time
 from typing import Any
 
@@ -23,10 +26,11 @@ import psycopg
 from bench.months import BATCH, store_alongside
 from bench.run import say
 from bench.scratch import ADMIN_URL, scratch_database
-from bench.traffic import generate
+from bench.traffic import FIRST_PERIOD, account_id, generate
 from ledger.application import LedgerApp
 from ledger.runtime import tune_for_long_runs
 from ledger.store import parse_store_url
+from projections.invoices import read_invoices
 from projections.runner import ViewsAlongside
 from projections.store import VIEW_TABLE
 from projections.store_postgres import PostgresViewStore
@@ -47,6 +51,19 @@ class CountedAlongside(ViewsAlongside):
         self.written += sum(len(orjson.dumps(doc)) for doc in self._changes.changed.values() if doc)
         self.counting_seconds += time.perf_counter() - started
         super().committed()
+
+
+READS = 11  # of the month's invoice after each slice
+
+
+def invoice_read_ms(views: PostgresViewStore) -> float:
+    """Milliseconds to read the busy account's invoice of the month: the median of READS."""
+    timings = []
+    for _ in range(READS):
+        started = time.perf_counter()
+        assert len(read_invoices(views, account_id(0), FIRST_PERIOD)) == 1
+        timings.append((time.perf_counter() - started) * 1000)
+    return round(statistics.median(timings), 2)
 
 
 def largest_document(db: psycopg.Connection[Any]) -> int:
@@ -79,6 +96,7 @@ def run(url: str, usage: int, slices: int) -> list[dict[str, Any]]:
                     "written_kib_per_batch": round(
                         (alongside.written - written_before) / 1024 / batches, 1
                     ),
+                    "invoice_read_ms": invoice_read_ms(views),
                 }
             )
             say(f"{first + len(taken):,} records stored")
@@ -102,11 +120,15 @@ def main(argv: list[str] | None = None) -> None:
     if args.json:
         print(json.dumps(rows, sort_keys=True))
         return
-    print(f"{'records':>9} {'us/record':>10} {'largest doc B':>14} {'written KiB/batch':>18}")
+    print(
+        f"{'records':>9} {'us/record':>10} {'largest doc B':>14} {'written KiB/batch':>18}"
+        f" {'invoice read ms':>16}"
+    )
     for row in rows:
         print(
             f"{row['records']:>9,} {row['us_per_record']:>10,.1f}"
             f" {row['largest_document_bytes']:>14,} {row['written_kib_per_batch']:>18,.1f}"
+            f" {row['invoice_read_ms']:>16,.2f}"
         )
 
 

@@ -26,7 +26,7 @@ import psycopg
 
 from bench.run import say
 from bench.scratch import ADMIN_URL, scratch_database
-from bench.traffic import generate
+from bench.traffic import account_id, generate
 from consumers.pipeline import RawRecord, process_batch
 from ledger.application import LedgerApp
 from ledger.runtime import tune_for_long_runs
@@ -67,8 +67,8 @@ def load_times(url: str, accounts: list[str]) -> tuple[float, float]:
     round 11, and a batch's worth at a time, as they do now (`LedgerApp.load_accounts`)."""
     one_by_one = LedgerApp(parse_store_url(url))
     started = time.perf_counter()
-    for account_id in accounts:
-        assert one_by_one.account(account_id) is not None
+    for account in accounts:
+        assert one_by_one.account(account) is not None
     one_by_one_s = time.perf_counter() - started
     together = LedgerApp(parse_store_url(url))
     started = time.perf_counter()
@@ -130,7 +130,7 @@ def run(args: argparse.Namespace) -> list[dict[str, Any]]:
     lines = list(generate(args.accounts, args.usage, months=checkpoints[-1] + 1))
     month_length = args.usage + args.accounts  # usage and one bill run per account
     setup = len(lines) - (checkpoints[-1] + 1) * month_length
-    accounts = [f"ACC-{a:06d}" for a in range(args.accounts)]
+    accounts = [account_id(a) for a in range(args.accounts)]
     rows = []
     with scratch_database(args.admin_url, prefix="bench_months") as url:
         with PostgresViewStore(url), psycopg.connect(url, autocommit=True) as db:

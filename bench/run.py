@@ -33,7 +33,7 @@ from bench.cpu import cpu_budget, machine_cpu_seconds
 from bench.replay import AUDIT_PROCESSES, rate
 from bench.replay import measure as replay_rates
 from bench.scratch import ADMIN_URL, scratch_database, scratch_topics
-from bench.traffic import generate
+from bench.traffic import FIRST_PERIOD, account_id, generate
 from consumers.kafka import (
     ConsumeReport,
     Publisher,
@@ -389,10 +389,10 @@ def query_latency(views: Any, accounts: int) -> dict[str, float]:
     """Support queries in the process: a balance and a whole invoice read."""
     timings: list[float] = []
     for i in range(1000):
-        account = f"ACC-{(i * 7919) % accounts:06d}"
+        account = account_id((i * 7919) % accounts)
         start = time.perf_counter()
         views.get("balance", account)
-        read_invoices(views, account, "2026-11")
+        read_invoices(views, account, FIRST_PERIOD)
         timings.append((time.perf_counter() - start) * 1000)
     timings.sort()
     return {"p50": round(statistics.median(timings), 2), "p99": round(timings[989], 2)}

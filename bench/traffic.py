@@ -19,6 +19,7 @@ from ledger.catalog import default_catalog_path, load_catalog_file
 from ledger.instants import instant_text
 
 START = datetime(2026, 11, 1, tzinfo=UTC)
+FIRST_PERIOD = "2026-11"  # START's month: the first month's invoices and statements
 ZONES = ("UTC", "America/New_York", "America/Los_Angeles", "Europe/London")
 DESTINATIONS = (
     "+12125550100",
@@ -72,13 +73,18 @@ def _with_uuid_ids(lines: Iterator[bytes], rng: random.Random) -> Iterator[bytes
         yield json.dumps(doc).encode()
 
 
+def account_id(number: int) -> str:
+    """The id of the traffic's `number`-th account."""
+    return f"ACC-{number:06d}"
+
+
 def _records(accounts: int, usage_events: int, seed: int, months: int) -> Iterator[bytes]:
     rng = random.Random(seed)
     yield json.dumps(catalog_event()).encode()
     setup: list[dict[str, Any]] = []
     numbers: list[tuple[str, str, str]] = []  # (account, msisdn, mode)
     for a in range(accounts):
-        account = f"ACC-{a:06d}"
+        account = account_id(a)
         mode = "prepaid" if a % 2 == 0 else "postpaid"
         at = START + timedelta(minutes=a % 600)
         setup.append(
@@ -147,7 +153,7 @@ def _month(
     for i in range(usage_events):
         if i == bill_run_at:
             for a in range(accounts):
-                account = f"ACC-{a:06d}"
+                account = account_id(a)
                 yield json.dumps(
                     _event(
                         f"{account}-cycle-{period}",

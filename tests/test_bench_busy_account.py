@@ -19,6 +19,7 @@ def test_bench_busy_account_measures_each_slice_of_the_month(
     assert [row["records"] for row in rows] == [per_slice, 2 * per_slice, month]
     for row in rows:
         assert row["us_per_record"] > 0 and row["written_kib_per_batch"] > 0
+        assert row["invoice_read_ms"] > 0  # support's wait for the month's invoice
         # The statement is the largest document: its lines and at most 99 charges' ids.
         # Holding every charge id of the month, it passed 20 KB two thirds of the way.
         assert 1_000 < row["largest_document_bytes"] < 15_000, row
@@ -30,5 +31,9 @@ def test_bench_busy_account_prints_a_table_for_people(
 ) -> None:
     main(["--usage", "100", "--slices", "1", "--admin-url", postgres_server])
     out = capsys.readouterr().out.splitlines()
-    assert out[0].split() == ["records", "us/record", "largest", "doc", "B", "written", "KiB/batch"]
+    assert out[0].split() == [
+        *("records", "us/record", "largest", "doc", "B", "written", "KiB/batch"),
+        *("invoice", "read", "ms"),
+    ]
     assert len(out) == 2 and out[1].split()[0].replace(",", "").isdigit()
+    assert len(out[1].split()) == 5
