@@ -6,7 +6,7 @@ so that a command on an embedded store does not load PostgreSQL's driver.
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 from uuid import UUID
 
 
@@ -37,6 +37,18 @@ class LogPart:
 
 
 WHOLE_LOG = LogPart(0, 1)
+
+
+# An explicit limit on the versions one search of a stream answers with (`StreamSearch`).
+MAX_VERSIONS_FOUND = 100
+
+
+class StreamSearch(Protocol):
+    """What each of the ledger's recorders finds in a stream without its events decoded."""
+
+    def versions_holding(self, stream_id: UUID, data: bytes, before: int) -> list[int]:
+        """The versions below `before` of the stream's stored events whose stored state holds
+        these bytes, the latest first, at most MAX_VERSIONS_FOUND. The store looks, in C."""
 
 
 @dataclass

@@ -2,6 +2,7 @@
 of the events each account applied (ledger.applied_ids) under the same lock as the events."""
 
 from collections.abc import Collection, Sequence
+from itertools import islice
 from typing import Any
 from uuid import UUID
 
@@ -9,6 +10,7 @@ from eventsourcing.persistence import IntegrityError, StoredEvent
 from eventsourcing.popo import POPOProcessRecorder
 
 from ledger.applied_ids import AppliedId, AppliedIdsIn, AppliedIdSummary, summary_of
+from ledger.recorder import MAX_VERSIONS_FOUND
 
 
 class LedgerMemoryRecorder(POPOProcessRecorder):
@@ -39,3 +41,11 @@ class LedgerMemoryRecorder(POPOProcessRecorder):
 
     def create_applied_index(self, topics: Sequence[str], applied_in: AppliedIdsIn) -> int:
         return 0  # a store in memory starts empty, with its index
+
+    def versions_holding(self, stream_id: UUID, data: bytes, before: int) -> list[int]:
+        holding = (
+            stored.originator_version
+            for stored in self.select_events(stream_id, lte=before - 1, desc=True)
+            if data in stored.state
+        )
+        return list(islice(holding, MAX_VERSIONS_FOUND))

@@ -48,7 +48,7 @@ from ledger.applied_ids import (
 )
 from ledger.frozen import built
 from ledger.pg_arrays import BigintColumn, ByteaColumn, TextColumn, UuidColumn
-from ledger.recorder import Alongside, LockUse, LogPart, LogRow
+from ledger.recorder import MAX_VERSIONS_FOUND, Alongside, LockUse, LogPart, LogRow
 
 
 class LedgerPostgresRecorder(PostgresProcessRecorder):
@@ -94,6 +94,11 @@ class LedgerPostgresRecorder(PostgresProcessRecorder):
             "WHERE originator_id = q.stream_id AND originator_version > q.after "
             "AND originator_version <= q.through) AS e "
             "ORDER BY e.originator_id, e.originator_version"
+        ).format(table=table)
+        self.versions_holding_statement = SQL(
+            "SELECT originator_version FROM {table} WHERE originator_id = %s "
+            "AND originator_version < %s AND position(%s::bytea in state) > 0 "
+            "ORDER BY originator_version DESC LIMIT %s"
         ).format(table=table)
         self.previous_id_statement = SQL(
             "SELECT coalesce(max(notification_id), 0) AS previous FROM {table} "
@@ -221,6 +226,17 @@ class LedgerPostgresRecorder(PostgresProcessRecorder):
             curs.execute(statement, params, prepare=True)
             rows: list[LogRow] = curs.fetchall()  # one call, not one per row
             return rows
+
+    @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)  # as the library
+    def versions_holding(self, stream_id: UUID, data: bytes, before: int) -> list[int]:
+        with (
+            self.datastore.get_connection() as connection,
+            connection.cursor(row_factory=tuple_row) as curs,
+        ):
+            curs.execute(
+                self.versions_holding_statement, (stream_id, before, data, MAX_VERSIONS_FOUND)
+            )
+            return [int(row[0]) for row in curs.fetchall()]
 
     @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)  # as the library
     def select_latest(self, table_name: str, stream_ids: Collection[UUID]) -> list[StoredEvent]:

@@ -16,6 +16,7 @@ from ledger.applied_ids import (
     AppliedIdSummary,
     summary_of,
 )
+from ledger.recorder import MAX_VERSIONS_FOUND
 
 TOPIC = "ledger.recorder_sqlite:LedgerSQLiteRecorder"  # how the library's factory is told to use it
 EVENTS_TABLE = "stored_events"  # the library's name for it
@@ -57,6 +58,16 @@ class LedgerSQLiteRecorder(SQLiteProcessRecorder):
                 )
                 found.update((UUID(row[0]), row[1]) for row in c.fetchall())
         return found
+
+    def versions_holding(self, stream_id: UUID, data: bytes, before: int) -> list[int]:
+        with self.datastore.transaction(commit=False) as c:
+            c.execute(
+                f"SELECT originator_version FROM {self.events_table_name} "
+                "WHERE originator_id = ? AND originator_version < ? AND instr(state, ?) > 0 "
+                "ORDER BY originator_version DESC LIMIT ?",
+                (stream_id.hex, before, data, MAX_VERSIONS_FOUND),
+            )
+            return [int(row[0]) for row in c.fetchall()]
 
     @staticmethod
     def select_applied_statement(count: int) -> str:

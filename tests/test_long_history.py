@@ -13,6 +13,7 @@ import sqlite3
 from collections.abc import Callable
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 from uuid import UUID
 
 import pytest
@@ -28,7 +29,7 @@ from ledger.application import (
 )
 from ledger.history import account_history
 from ledger.ids import account_stream_id, intake_stream_id
-from ledger.store import memory_store, parse_store_url
+from ledger.store import StoreConfig, memory_store, parse_store_url
 from tests.cli_helpers import assert_one_line_error, run, run_json
 from tests.factories import catalog_published, event, line, opened
 from tests.test_replay_audit import long_history
@@ -493,43 +494,37 @@ def test_the_latest_history_entries_of_a_long_account_are_its_whole_history_s_la
     assert account_history(app, "ACC-NOBODY", latest=5) is None
 
 
-def busy_account_with_colons(url: str) -> LedgerApp:
+def busy_account_with_colons(store: StoreConfig) -> LedgerApp:
     """One account's month of the bench's traffic, its usage events' ids holding colons as a
-    switch's may ("sw:u12:1"), so each charge id has colons on both sides of its event id's end."""
+    switch's may ("sw:u12:1"), so each charge id has colons on both sides of its event id's end;
+    every seventh also a quote, a backslash and a letter beyond ASCII, which JSON escapes or
+    encodes in more than one byte."""
     docs = [json.loads(raw) for raw in generate(1, 600)]
     for doc in docs:
         if doc["event_id"].startswith("u"):
-            doc["event_id"] = f"sw:{doc['event_id']}:1"
-    app = LedgerApp(parse_store_url(url))
+            number = doc["event_id"]
+            doc["event_id"] = f'sw:"{number}\\é:1' if number.endswith("7") else f"sw:{number}:1"
+    app = LedgerApp(store)
     stream = [RawRecord(n, json.dumps(doc).encode()) for n, doc in enumerate(docs, 1)]
     for start in range(0, len(stream), 100):
         assert process_batch(app, SOURCE, stream[start : start + 100], print).dead_letters == []
     return app
 
 
-def pages_down_to(version: int, last: int, size: int, largest: int) -> int:
-    """How many pages, doubling from `size` up to `largest`, read a stream back from version
-    `last` to `version`."""
-    pages, lowest = 0, last + 1
-    while lowest > version:
-        pages += 1
-        lowest -= size
-        size = min(size * 2, largest)
-    return pages
-
-
-@pytest.mark.parametrize("kind", ["sqlite", "postgres"])
-def test_R4_a_charge_is_found_from_the_end_of_a_long_stream_by_its_event_ids(
+@pytest.mark.parametrize("kind", ["memory", "sqlite", "postgres"])
+def test_R4_a_charge_is_found_among_the_latest_events_or_by_the_store_without_reading_back(
     kind: str, request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """R4: `explain` finds any charge of a long account, the oldest as well as the latest,
-    reading back from the end of the stream only the pages (doubling) down to its event; a charge id
-    the account never made is answered from the index of applied event ids (G1) without
-    reading the stream at all. It read the whole stream every time: most of a second for a
-    busy account's 20,000 events."""
-    monkeypatch.setattr("ledger.application.CHARGE_SEARCH_PAGES", (7, 50))
-    url = request.getfixturevalue(f"{kind}_url")
-    app = busy_account_with_colons(url)
+    """R4: `explain` finds any charge of a long account, the oldest as well as the latest: a
+    recent one among the account's latest events, in one small read; an older one by the
+    store, which finds the stored events holding its event id without decoding the stream,
+    and one read of that event. A charge id the account never made is answered from the
+    index of applied event ids (G1) without reading the stream at all. It read the stream back
+    from the end until it found the event: most of a second for a busy account's first
+    charges of the month (20,000 events)."""
+    monkeypatch.setattr("ledger.application.LATEST_EVENTS_SEARCHED", 7)
+    url = "" if kind == "memory" else request.getfixturevalue(f"{kind}_url")
+    app = busy_account_with_colons(memory_store() if kind == "memory" else parse_store_url(url))
     account_id = "ACC-000000"
     stream = list(app.account_events(account_id))
     assert len(stream) > 500
@@ -540,29 +535,54 @@ def test_R4_a_charge_is_found_from_the_end_of_a_long_stream_by_its_event_ids(
         for charge in event.outcome["charges"]
     ]
     assert len(made) > 100 and any(c["charge_id"].count(":") >= 3 for _, c in made)
-    pages: list[int] = []
+    escaped = [(e, c) for e, c in made if '"' in e.fact["event_id"]]
+    assert escaped and all("é" in e.fact["event_id"] for e, _ in escaped)
+    reads: list[object] = []
     read = app.events.get
+    search = app.stream_search.versions_holding
 
-    def counted(*args: object, **kwargs: object) -> object:
-        pages.append(1)
+    def counted_read(*args: object, **kwargs: object) -> object:
+        reads.append(kwargs)
         return read(*args, **kwargs)
 
-    monkeypatch.setattr(app.events, "get", counted)
-    for source, charge in (made[0], made[len(made) // 2], made[-1]):
-        pages.clear()
+    def counted_search(*args: Any) -> list[int]:
+        reads.append("search")
+        return search(*args)
+
+    monkeypatch.setattr(app.events, "get", counted_read)
+    monkeypatch.setattr(app.stream_search, "versions_holding", counted_search)
+    oldest, middle, latest, escaped_one = made[0], made[len(made) // 2], made[-1], escaped[0]
+    for source, charge in (oldest, middle, latest, escaped_one):
+        reads.clear()
         found = app.charge_of(account_id, charge["charge_id"])
         assert found is not None
         assert (found[0].originator_version, found[1]) == (source.originator_version, charge)
-        assert len(pages) == pages_down_to(source.originator_version, len(stream), 7, 50)
-    pages.clear()
-    last_event_id = made[-1][0].fact["event_id"]
+        if source.originator_version > len(stream) - 7:  # among the latest seven
+            assert reads == [{"desc": True, "limit": 7}]
+        else:
+            version = source.originator_version
+            assert reads == [
+                {"desc": True, "limit": 7},
+                "search",
+                {"gt": version - 1, "lte": version},
+            ]
+    reads.clear()
+    last_event_id = latest[0].fact["event_id"]
     for never in ("sw:u99999:1:payg", f"{last_event_id}:refund", "nope", ":", ""):
-        expected_reads = 1 if never.startswith(f"{last_event_id}:") else 0
+        # The latest event's id, applied: its events looked at, and the store not asked.
+        expected = [{"desc": True, "limit": 7}] if never.startswith(f"{last_event_id}:") else []
         assert app.charge_of(account_id, never) is None
-        assert len(pages) == expected_reads, never
-        pages.clear()
-    assert app.charge_of("ACC-NOBODY", made[-1][1]["charge_id"]) is None
-    assert pages == []
+        assert reads == expected, never
+        reads.clear()
+    # The month's first event's id, applied, without that charge: found by the store, and read.
+    first_event, first_version = oldest[0].fact["event_id"], oldest[0].originator_version
+    assert app.charge_of(account_id, f"{first_event}:refund") is None
+    assert reads[1:] == ["search", {"gt": first_version - 1, "lte": first_version}]
+    reads.clear()
+    assert app.charge_of("ACC-NOBODY", latest[1]["charge_id"]) is None
+    assert reads == []
+    if kind == "memory":
+        return  # a store in memory is the process's own: the command would open an empty one
     # The command says the same, and still tells an unknown account from an unknown charge.
     first_source, first_charge = made[0]
     shown = run_json("--store", url, "explain", account_id, first_charge["charge_id"])
