@@ -1,7 +1,8 @@
 """What the ledger's recorders share with their callers, whichever the store: rows written
-alongside the events, parts of the log read side by side, the events table lock's use, and a
-row of the log as it is read. PostgreSQL's recorder is in `ledger.recorder_postgres`, apart,
-so that a command on an embedded store does not load PostgreSQL's driver.
+alongside the events, parts of the log read side by side, a stream searched without its
+events decoded, the events table lock's use, and a row of the log as it is read.
+PostgreSQL's recorder is in `ledger.recorder_postgres`, apart, so that a command on an
+embedded store does not load PostgreSQL's driver.
 """
 
 from collections.abc import Callable, Sequence
@@ -48,7 +49,8 @@ class StreamSearch(Protocol):
 
     def versions_holding(self, stream_id: UUID, data: bytes, before: int) -> list[int]:
         """The versions below `before` of the stream's stored events whose stored state holds
-        these bytes, the latest first, at most MAX_VERSIONS_FOUND. The store looks, in C."""
+        these bytes, the latest first, at most MAX_VERSIONS_FOUND. The database looks (a
+        store in memory, in Python), where decoding each event took 15-20 times as long."""
 
 
 @dataclass
