@@ -998,7 +998,7 @@ def _invoice_text(doc: dict[str, Any]) -> str:
         f"status: {status}",
     ]
     rows = [
-        [line["description"], line["amount"], str(len(line["charge_ids"]))] for line in doc["lines"]
+        [line["description"], line["amount"], str(line["charge_count"])] for line in doc["lines"]
     ]
     if rows:
         out.append(_table(["line", "amount", "charges"], rows))
@@ -1021,18 +1021,24 @@ def _invoice_text(doc: dict[str, Any]) -> str:
 def invoice(context: Context, account: str, period: str | None) -> None:
     """Show a postpaid invoice or prepaid statement: lines with the charges behind them.
 
-    Each line names its kind (plan_fees, payg_calls, late_usage, credits, ...) and carries
-    the ids of its charges (see `ledger history` or `ledger export charges`). Amounts are
-    rounded per line to 2 places; the total is the sum of the lines shown.
+    Each line names its kind (plan_fees, payg_calls, late_usage, credits, ...) and counts
+    its charges; with --json it also lists their ids and their events' (see `ledger history`
+    or `ledger export charges`). Amounts are rounded per line to 2 places; the total is the
+    sum of the lines shown.
     """
     from projections.invoices import latest_open_period, read_invoices
 
     with user_errors(), context.views() as views:
         _known_account(views, account)
         _check_period(period)
-        # One invoice's filed charges read, not those of every month the account has had.
+        # One invoice read, not every month the account has had; its table counts each
+        # line's charges, and only --json lists their ids, read from its filed chunks.
         shown = period or latest_open_period(views, account)
-        docs = [] if shown is None else read_invoices(views, account, shown)
+        docs = (
+            []
+            if shown is None
+            else read_invoices(views, account, shown, charge_ids=context.as_json)
+        )
         if not docs:
             fail(f"no invoice or statement for {account}" + (f" in {period}" if period else ""))
         context.emit(docs[0], _invoice_text(docs[0]))

@@ -18,7 +18,8 @@ A batch rewrites the whole document of each invoice it charges, so the document 
 only it knows: a line's exact sum and what tells it from the others, as a list without field
 names (`StoredLine`), not its text or its shown amount, which are written from them when
 read. PostgreSQL's work to store a document grows with its bytes (docs/PERFORMANCE.md,
-round 23 and session 40). `read_invoices` puts each line's fields, text and ids back together.
+round 23 and session 40). `read_invoices` puts each line's fields, text and ids back together;
+a line also counts its charges, so the invoice's table needs none of its chunks (`summarised`).
 
 `cycle.started` for a period closes every earlier open invoice of the account (the bill run)
 and opens the period's own, which already holds the fees in advance.
@@ -74,20 +75,24 @@ _PAYERS = {"balance": "from balance", "payment_method": "to payment method", "in
 _CREDITED_TO = {"balance": "balance", "payment_method": "payment method"}
 # The document's layout: 1 listed every charge id on its line, 2 held each line's text and key,
 # 3 held each line as an object with its fields' names and its shown amount, 4 filed each
-# charge with its line's number and its ids' parts.
-LAYOUT = 5
+# charge with its line's number and its ids' parts, 5 did not count a line's charges.
+LAYOUT = 6
 _EARLIER_LAYOUTS = {
     None: "its lines list every charge id",
     2: "its lines spell out their texts",  # stored without a layout, told by its `charges`
     3: "its lines name their fields",
     4: "its filed charges are listed one by one",
+    5: "its lines do not count their charges",
 }
 
-# A stored line (layout 4): [number, kind, msisdn, period, payer, exact amount], followed on a
-# late-usage or labelled line by its charge kind (or None), and on a labelled one by its label
-# and its charge's id. `number` is its place among the lines as they were made.
+# A stored line (layout 6): [number, kind, msisdn, period, payer, exact amount, charges],
+# followed on a late-usage or labelled line by its charge kind (or None), and on a labelled one
+# by its label and its charge's id. `number` is its place among the lines as they were made;
+# `charges` counts the charges on it, so its table row is written without reading their ids.
 StoredLine = list[Any]
-_NUMBER, _KIND, _MSISDN, _PERIOD, _PAYER, _EXACT, _CHARGE_KIND, _LABEL, _CHARGE_ID = range(9)
+_NUMBER, _KIND, _MSISDN, _PERIOD, _PAYER, _EXACT, _CHARGES, _CHARGE_KIND, _LABEL, _CHARGE_ID = (
+    range(10)
+)
 
 
 def invoice_key(account_id: str, period: str) -> str:
@@ -156,8 +161,8 @@ def _stored_line_id(line: StoredLine) -> LineId:
 
 
 def line_fields(line: StoredLine) -> dict[str, Any]:
-    """A stored line by its fields' names, with its shown amount: `charge_kind` on a
-    late-usage line, `label` and `charge_id` on a labelled one."""
+    """A stored line by its fields' names, with its shown amount and how many charges are on
+    it: `charge_kind` on a late-usage line, `label` and `charge_id` on a labelled one."""
     exact = line[_EXACT]
     fields = {
         "number": line[_NUMBER],
@@ -167,6 +172,7 @@ def line_fields(line: StoredLine) -> dict[str, Any]:
         "payer": line[_PAYER],
         "exact_amount": exact,
         "amount": str(shown(Decimal(exact))),
+        "charge_count": line[_CHARGES],
     }
     if len(line) > _CHARGE_KIND and line[_CHARGE_KIND] is not None:
         fields["charge_kind"] = line[_CHARGE_KIND]
@@ -275,6 +281,7 @@ class HeldInvoice:
             f"charge {charge_id} is not named after its event {event_id}"
         )
         self.doc["charges"].append([line[_NUMBER], event_id, charge_id[after:]])
+        line[_CHARGES] += 1
         amount = Decimal(charge["amount"])
         exact = rated(held.exact + amount)
         held.exact = exact
@@ -295,7 +302,7 @@ class HeldInvoice:
 
     def _new_line(self, line_id: LineId, kind: str, charge: dict[str, Any]) -> HeldLine:
         number = len(self.doc["lines"])
-        line = [number, kind, charge["msisdn"], charge["period"], charge["payer"], ZERO_TEXT]
+        line = [number, kind, charge["msisdn"], charge["period"], charge["payer"], ZERO_TEXT, 0]
         # What else tells the line apart and goes into its text, only where there is any.
         charge_kind = charge["kind"] if kind == "late_usage" else None
         if charge["label"]:
@@ -458,29 +465,41 @@ def filed_chunk(charges: Sequence[list[Any]]) -> dict[str, Any]:
     return {"lines": list(by_number.values())}
 
 
-def published(doc: dict[str, Any], filed: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """An invoice as people and accounting tools see it (I1): each line with its text and the
-    ids of its charges and of the events behind them, in the order they came; `filed` are its
-    chunks of charges, in order."""
+def summarised(doc: dict[str, Any]) -> dict[str, Any]:
+    """An invoice as its table shows it (I1): each line with its text and how many charges are
+    on it, without their ids, so none of its filed chunks of charges is read."""
     _current_layout(doc)
-    assert len(filed) == doc["charge_chunks"], (doc["account_id"], doc["period"], len(filed))
     lines = []
-    by_number: dict[int, dict[str, Any]] = {}
     for stored in doc["lines"]:
         line = line_fields(stored)
-        shown_line = {
-            "amount": line["amount"],
-            "description": line_description(line, doc["period"], doc["billing_mode"]),
-            "exact_amount": line["exact_amount"],
-            "kind": line["kind"],
-            "msisdn": line["msisdn"],
-            "payer": line["payer"],
-            "period": line["period"],
-            "charge_ids": [],
-            "event_ids": [],
-        }
-        lines.append(shown_line)
-        by_number[line["number"]] = shown_line
+        lines.append(
+            {
+                "amount": line["amount"],
+                "charge_count": line["charge_count"],
+                "description": line_description(line, doc["period"], doc["billing_mode"]),
+                "exact_amount": line["exact_amount"],
+                "kind": line["kind"],
+                "msisdn": line["msisdn"],
+                "payer": line["payer"],
+                "period": line["period"],
+            }
+        )
+    invoice = {k: v for k, v in doc.items() if k not in _INTERNAL_FIELDS}
+    invoice["lines"] = lines
+    return invoice
+
+
+def published(doc: dict[str, Any], filed: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """An invoice as people and accounting tools see it (I1): `summarised`, each line also with
+    the ids of its charges and of the events behind them, in the order they came; `filed` are
+    its chunks of charges, in order."""
+    invoice = summarised(doc)
+    assert len(filed) == doc["charge_chunks"], (doc["account_id"], doc["period"], len(filed))
+    by_number: dict[int, dict[str, Any]] = {}
+    for stored, line in zip(doc["lines"], invoice["lines"], strict=True):
+        line["charge_ids"] = []
+        line["event_ids"] = []
+        by_number[stored[_NUMBER]] = line
     for number, charge_ids, event_ids in chain(
         *(chunk["lines"] for chunk in filed), filed_chunk(doc["charges"])["lines"]
     ):
@@ -491,8 +510,11 @@ def published(doc: dict[str, Any], filed: Sequence[dict[str, Any]]) -> dict[str,
             shown_event_ids += event_ids[1:]
         else:
             shown_event_ids += event_ids
-    invoice = {k: v for k, v in doc.items() if k not in _INTERNAL_FIELDS}
-    invoice["lines"] = lines
+    for line in invoice["lines"]:  # every charge filed is counted on its line, and no other
+        assert len(line["charge_ids"]) == line["charge_count"], (
+            f"invoice {doc['account_id']} {doc['period']}: {line['description']} counts "
+            f"{line['charge_count']} charges and lists {len(line['charge_ids'])}"
+        )
     return invoice
 
 
@@ -507,9 +529,14 @@ def latest_open_period(views: ViewStore, account_id: str) -> str | None:
 
 
 def read_invoices(
-    views: ViewStore, account_id: str | None = None, period: str | None = None
+    views: ViewStore,
+    account_id: str | None = None,
+    period: str | None = None,
+    *,
+    charge_ids: bool = True,
 ) -> list[dict[str, Any]]:
-    """Invoices and statements in (account, period) order, statements with their balances."""
+    """Invoices and statements in (account, period) order, statements with their balances:
+    `published`, or `summarised` without `charge_ids`."""
     prefix = f"{account_id}|" if account_id is not None else ""
     by_account: dict[str, list[dict[str, Any]]] = {}
     for _, doc in views.scan(VIEW, prefix):
@@ -519,7 +546,8 @@ def read_invoices(
     if account_id is not None and period is not None:
         chunks_prefix = f"{invoice_key(account_id, period)}|"
     filed: dict[str, list[dict[str, Any]]] = {}
-    for key, chunk in views.scan(CHARGES_VIEW, chunks_prefix):  # in key order: chunks in order
+    chunks = views.scan(CHARGES_VIEW, chunks_prefix) if charge_ids else ()
+    for key, chunk in chunks:  # in key order: chunks in order
         filed.setdefault(key.rsplit("|", 1)[0], []).append(chunk)
     result: list[dict[str, Any]] = []
     for account in sorted(by_account):
@@ -528,6 +556,8 @@ def read_invoices(
             docs = with_balances(docs)
         result.extend(
             published(d, filed.get(invoice_key(account, d["period"]), []))
+            if charge_ids
+            else summarised(d)
             for d in docs
             if period is None or d["period"] == period
         )

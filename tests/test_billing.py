@@ -15,6 +15,8 @@ Figures used throughout:
 - November 2026 has 30 days.
 """
 
+import re
+from collections import Counter
 from datetime import timedelta
 from decimal import Decimal
 from itertools import pairwise
@@ -464,8 +466,10 @@ def test_I1_an_invoice_reads_the_same_ids_however_its_charges_were_filed(
     event's once for its charges in a row, whether its charges were filed in chunks (of any
     size, split anywhere, an event's charges across two) or are still the latest."""
     doc = invoices.empty_invoice(ACC, "2026-11", "postpaid", "USD")
+    on_lines = Counter(number for number, _, _ in charges)
     doc["lines"] = [
-        [n, "payg_calls", f"+1415555010{n}", "2026-11", "invoice", "0"] for n in range(3)
+        [n, "payg_calls", f"+1415555010{n}", "2026-11", "invoice", "0", on_lines[n]]
+        for n in range(3)
     ]
     listed = [list(charge) for charge in charges]
     latest = len(listed) % chunk_size
@@ -479,10 +483,22 @@ def test_I1_an_invoice_reads_the_same_ids_however_its_charges_were_filed(
     for number, line in enumerate(shown):
         on_line = [(event_id, after) for n, event_id, after in charges if n == number]
         assert line["charge_ids"] == [f"{event_id}:{after}" for event_id, after in on_line]
+        assert line["charge_count"] == len(on_line)
         event_ids = [event_id for event_id, _ in on_line]
         assert line["event_ids"] == [
             e for i, e in enumerate(event_ids) if event_ids[i - 1 : i] != [e]
         ]
+
+
+def test_I1_a_line_counting_other_charges_than_it_lists_is_caught_when_read() -> None:
+    """A line's count of its charges is what its table shows: read with their ids, the two
+    must agree, or the views are not what the ledger wrote."""
+    doc = invoices.empty_invoice(ACC, "2026-11", "postpaid", "USD")
+    doc["lines"] = [[0, "payg_calls", NUM1, "2026-11", "invoice", "0.0300", 2]]
+    doc["charges"] = [[0, "e1", "payg"]]
+    shown = f"PAYG calls, {NUM1} counts 2 charges and lists 1"
+    with pytest.raises(AssertionError, match=re.escape(shown)):
+        invoices.published(doc, [])
 
 
 def test_I1_a_stored_invoice_holds_lines_amounts_and_keys_and_their_texts_are_written_read() -> (
@@ -499,12 +515,13 @@ def test_I1_a_stored_invoice_holds_lines_amounts_and_keys_and_their_texts_are_wr
     stored = ledger.views.get("invoices", f"{ACC}|2026-11")
     assert stored is not None
     first, second, third, fourth = (c["event_id"] for c in calls)
-    # [number, kind, msisdn, period, payer, exact amount (, charge kind, label, charge id)]
+    # [number, kind, msisdn, period, payer, exact amount, charges (, charge kind, label,
+    # charge id)]
     assert stored["lines"] == [  # in line order; numbered as they were made
-        [1, "payg_calls", NUM1, "2026-11", "invoice", "0.0300"],
-        [0, "payg_calls", NUM2, "2026-11", "invoice", "0.0300"],
+        [1, "payg_calls", NUM1, "2026-11", "invoice", "0.0300", 2],
+        [0, "payg_calls", NUM2, "2026-11", "invoice", "0.0300", 2],
         [
-            *(2, "surcharges", None, "2026-11", "invoice", "1.2500"),
+            *(2, "surcharges", None, "2026-11", "invoice", "1.2500", 1),
             *(None, "Carrier cost recovery", f"{fee['event_id']}:surcharge"),
         ],
     ]

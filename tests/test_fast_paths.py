@@ -623,7 +623,7 @@ def test_an_invoice_read_again_is_not_billed_through_the_lines_of_its_old_copy()
     held.of(read_again).add_charge(_charge("e2:payg", "0.0055"), "e2")
     charge_ids = [line["charge_ids"] for line in published(read_again, [])["lines"]]
     assert charge_ids == [["e1:payg", "e2:payg"]]
-    assert (read_again["lines"][0][-1], read_again["total"]) == ("1.2400", "1.24")
+    assert (read_again["lines"][0][5:], read_again["total"]) == (["1.2400", 2], "1.24")
     assert published(kept, [])["lines"][0]["charge_ids"] == ["e1:payg"]
     assert kept["total"] == "1.23"
 
@@ -631,7 +631,7 @@ def test_an_invoice_read_again_is_not_billed_through_the_lines_of_its_old_copy()
 def test_a_held_invoice_moves_on_from_the_amounts_its_texts_say() -> None:
     """The sums held beside an invoice start from its texts, whoever wrote them."""
     statement = empty_invoice("ACC-1", "2026-11", "prepaid", "USD")
-    statement["lines"] = [[0, "payg_calls", "+14150000001", "2026-11", "balance", "7.1049"]]
+    statement["lines"] = [[0, "payg_calls", "+14150000001", "2026-11", "balance", "7.1049", 1]]
     statement["charges"] = [[0, "e0", "payg"]]
     statement["total"] = "7.10"
     statement["balance_change"] = "-7.1049"
@@ -640,8 +640,9 @@ def test_a_held_invoice_moves_on_from_the_amounts_its_texts_say() -> None:
     held.move_balance(-held.add_charge({**charge, "charge_id": "e1:payg"}, "e1"))
     assert len(statement["lines"]) == 1
     line = statement["lines"][0]
-    assert (line[-1], statement["total"]) == ("7.1050", "7.11")
-    assert published(statement, [])["lines"][0]["amount"] == "7.11"
+    assert (line[5:], statement["total"]) == (["7.1050", 2], "7.11")
+    [shown] = published(statement, [])["lines"]
+    assert (shown["amount"], shown["charge_count"]) == ("7.11", 2)
     assert statement["balance_change"] == "-7.1050"
     assert statement["charges"] == [[0, "e0", "payg"], [0, "e1", "payg"]]
 

@@ -421,6 +421,19 @@ def test_B3_late_call_is_a_late_usage_line_of_the_open_invoice_naming_its_period
 # ledger invoice: the default period
 
 
+def recorded_scans(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Each view store scan from now on, as "view key-prefix", in the order asked."""
+    asked: list[str] = []
+    scan = SqliteViewStore.scan
+
+    def recorded_scan(store: SqliteViewStore, view: str, key_prefix: str = "") -> Any:
+        asked.append(f"{view} {key_prefix}")
+        return scan(store, view, key_prefix)
+
+    monkeypatch.setattr(SqliteViewStore, "scan", recorded_scan)
+    return asked
+
+
 def test_I1_default_period_is_the_latest_open_invoice_and_moves_with_the_bill_run(
     tmp_path: Path, sqlite_url: str
 ) -> None:
@@ -448,20 +461,37 @@ def test_I1_the_default_invoice_is_read_without_the_filed_charges_of_earlier_mon
         for n in range(2 * CHARGES_PER_CHUNK)
     ]
     ingest_events(tmp_path, sqlite_url, *november(), *busy, *december())
-    asked: list[str] = []
-    scan = SqliteViewStore.scan
-
-    def recorded_scan(store: SqliteViewStore, view: str, key_prefix: str = "") -> Any:
-        asked.append(f"{view} {key_prefix}")
-        return scan(store, view, key_prefix)
-
-    monkeypatch.setattr(SqliteViewStore, "scan", recorded_scan)
+    asked = recorded_scans(monkeypatch)
     doc = invoice_json(sqlite_url, POSTPAID)
     assert asked == [f"invoices {POSTPAID}|", f"invoice_charges {POSTPAID}|2026-12|"]
     assert doc == invoice_json(sqlite_url, POSTPAID, "2026-12")
     assert doc["period"] == "2026-12"
     november_calls = lines_by_kind(invoice_json(sqlite_url, POSTPAID, "2026-11"))
     assert len(november_calls["payg_calls", NUM_P]["charge_ids"]) == 2 + 2 * CHARGES_PER_CHUNK
+
+
+def test_I1_an_invoice_table_counts_each_lines_charges_without_reading_their_ids(
+    tmp_path: Path, sqlite_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Support's table of a busy month counts each line's charges from the invoice alone: its
+    filed chunks hold thousands of ids, and reading them back was most of the query. --json
+    still lists every id, and each line counts as many as it lists."""
+    busy = [
+        call(POSTPAID, NUM_P, f"2026-11-06T10:{n:02d}:00Z", 30, GB_LANDLINE, f"p-busy-{n}")
+        for n in range(2 * CHARGES_PER_CHUNK + 3)
+    ]
+    ingest_events(tmp_path, sqlite_url, *november(), *busy)
+    doc = invoice_json(sqlite_url, POSTPAID, "2026-11")
+    busy_line = lines_by_kind(doc)["payg_calls", NUM_P]
+    assert busy_line["charge_count"] == len(busy_line["charge_ids"]) == 2 + len(busy)
+    asked = recorded_scans(monkeypatch)
+    text = run("--store", sqlite_url, "invoice", POSTPAID, "--period", "2026-11").stdout
+    assert asked == [f"invoices {POSTPAID}|"]
+    rows = text.splitlines()
+    for line in doc["lines"]:
+        assert line["charge_count"] == len(line["charge_ids"])
+        [row] = [r for r in rows if r.startswith(line["description"] + " ")]
+        assert row.split()[-2:] == [line["amount"], str(line["charge_count"])], row
 
 
 def test_T1_B3_invoice_periods_are_months_in_the_account_time_zone(
@@ -531,9 +561,14 @@ def test_invoice_for_a_period_without_one_is_a_one_line_error(
         )
 
 
+def _fifth_layout(doc: dict[str, Any]) -> dict[str, Any]:
+    """An invoice as the views held it before its lines counted their charges."""
+    return {**doc, "layout": 5, "lines": [line[:6] + line[7:] for line in doc["lines"]]}
+
+
 def _fourth_layout(doc: dict[str, Any]) -> dict[str, Any]:
     """An invoice as the views held it before its filed charges were listed by line."""
-    return {**doc, "layout": 4}
+    return {**_fifth_layout(doc), "layout": 4}
 
 
 def _third_layout(doc: dict[str, Any]) -> dict[str, Any]:
@@ -573,6 +608,7 @@ def _first_layout(doc: dict[str, Any]) -> dict[str, Any]:
         (_second_layout, "its lines spell out their texts"),
         (_third_layout, "its lines name their fields"),
         (_fourth_layout, "its filed charges are listed one by one"),
+        (_fifth_layout, "its lines do not count their charges"),
     ],
 )
 def test_views_of_an_earlier_layout_are_a_one_line_error_until_rebuilt(
@@ -584,7 +620,7 @@ def test_views_of_an_earlier_layout_are_a_one_line_error_until_rebuilt(
     """Views written by an earlier version of the ledger, read, name the fix instead of
     failing on a missing field or showing wrong lines: 1 listed every charge id on its line,
     2 held each line's text, 3 each line's fields by name, 4 filed its charges one by one,
-    each with its line's number."""
+    each with its line's number, 5 did not count each line's charges."""
     ingest_events(tmp_path, sqlite_url, *november())
     shown = run_json("--store", sqlite_url, "invoice", POSTPAID)
     with sqlite3.connect(tmp_path / "ledger.db") as db:
