@@ -1405,8 +1405,9 @@ def dispute(
         app = context.app()
         if app.account(account) is None:
             fail(f"unknown account {account}")
+        request_id = event_id or f"dispute-{uuid.uuid4()}"
         fact = {
-            "event_id": event_id or f"dispute-{uuid.uuid4()}",
+            "event_id": request_id,
             "type": "refund.requested",
             "account_id": account,
             "occurred_at": instant_text(instant),
@@ -1424,21 +1425,17 @@ def dispute(
         )
         if refused:
             fail(refused[0])
+        # The decision, or what took its id: one event of the account, not its whole stream.
+        decision: Any = next(app.fact_events(account, {request_id}))
         if counts.duplicates:
-            facts = (getattr(e, "fact", {}) for e in app.account_events(account))
-            taken = next(f["type"] for f in facts if f.get("event_id") == fact["event_id"])
+            taken = decision.fact["type"]
             if taken == "refund.requested":
-                fail(f"refund request {fact['event_id']} was already decided")
-            fail(f"event id {fact['event_id']} is taken on account {account} by its {taken} event")
+                fail(f"refund request {request_id} was already decided")
+            fail(f"event id {request_id} is taken on account {account} by its {taken} event")
         with context.views() as views:
             catch_up(app, views)
-        decision: Any = next(
-            stored
-            for stored in app.account_events(account)
-            if getattr(stored, "fact", {}).get("event_id") == fact["event_id"]
-        )
         effects = decision.outcome["effects"]
-        doc = {"account_id": account, "event_id": fact["event_id"], **effects}
+        doc = {"account_id": account, "event_id": request_id, **effects}
         decided = f"{effects['decision']}: charge {charge_id} ({effects['charged']})"
         if effects["decision"] == "credited":
             human = _lines(f"{decided}, credited {effects['credited']}; {effects['evidence']}")
