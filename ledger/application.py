@@ -539,10 +539,10 @@ class LedgerApp(Application[UUID]):
         return None
 
     def fact_events(self, account_id: str, event_ids: Collection[str]) -> Iterator[object]:
-        """The account's stored events whose facts have these ids (its opening, applied facts),
-        latest first: looked for among its latest events, then by the store, which finds the
-        stored events holding an event id's field without decoding the stream
-        (`StreamSearch`), each read alone. Nothing is read when no id is asked for."""
+        """The account's stored events whose facts have these ids (its opening, applied facts):
+        those among its latest events first, latest first, in one small read; then those the
+        store finds, the stored events holding an event id's field found without decoding the
+        stream (`StreamSearch`), each read alone. Nothing is read when no id is asked for."""
         if not event_ids:
             return
         stream = account_stream_id(account_id)

@@ -467,7 +467,7 @@ def filed_chunk(charges: Sequence[list[Any]]) -> dict[str, Any]:
 
 def summarised(doc: dict[str, Any]) -> dict[str, Any]:
     """An invoice as its table shows it (I1): each line with its text and how many charges are
-    on it, without their ids, so none of its filed chunks of charges is read."""
+    on it, without their ids, so it needs none of its filed chunks of charges."""
     _current_layout(doc)
     lines = []
     for stored in doc["lines"]:
