@@ -549,9 +549,9 @@ class LedgerApp(Application[UUID]):
         latest = list(self.events.get(stream, desc=True, limit=LATEST_EVENTS_SEARCHED))
         seen = set()
         for event in latest:
-            fact = getattr(event, "fact", None)
-            if fact is not None and fact["event_id"] in event_ids:
-                seen.add(fact["event_id"])
+            event_id = _fact_event_id(event)
+            if event_id in event_ids:
+                seen.add(event_id)
                 yield event
         if len(latest) < LATEST_EVENTS_SEARCHED:
             return
@@ -562,7 +562,7 @@ class LedgerApp(Application[UUID]):
             field = self.mapper.transcoder.encode({"event_id": event_id})[1:-1]
             for version in self.stream_search.versions_holding(stream, field, before):
                 for event in self.events.get(stream, gt=version - 1, lte=version):
-                    if getattr(event, "fact", {}).get("event_id") == event_id:
+                    if _fact_event_id(event) == event_id:
                         yield event
 
     def dispute_evidence(
@@ -640,6 +640,12 @@ class LedgerApp(Application[UUID]):
 
     def begin(self, source: str) -> "Batch":
         return Batch(self, source)
+
+
+def _fact_event_id(event: object) -> str | None:
+    """The id of the fact an account's stored event holds (its opening, an applied fact)."""
+    event_id: str | None = getattr(event, "fact", {}).get("event_id")
+    return event_id
 
 
 def _replayed_after(latest: Snapshot | None) -> int:
