@@ -199,6 +199,13 @@ class Account(Aggregate):
         self._version, self._modified_on = version, timestamp
         self._pending_events.append(event)
 
+    def rated_again(self, fact: dict[str, Any], outcome: dict[str, Any]) -> None:
+        """Move the state by one fact as `record` moves it, making no event: an account rated
+        again (ledger.rerate) is never stored, so it needs neither the event nor its chain
+        link (a tenth of re-rating a fact). Its chain head stays where its opening left it."""
+        self.evolve(fact, outcome, self.chain_head)
+        self._version += 1
+
     def ported_out_after(self, msisdn: str, at: datetime) -> NumberState | None:
         """The number if it was ported out of the account after `at`: a usage record dated
         `at` that reached the ledger after the port-out is still rated on it (P2)."""

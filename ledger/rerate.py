@@ -92,7 +92,7 @@ def rerate(
 ) -> tuple[list[ChargeDifference], list[str]]:
     """Rate an account's stored facts again from its opening; return every charge that differs
     and the facts that could not be rated at all under these catalogs (with the reason)."""
-    _, differences, unrated, _ = _rate_again(stored, catalogs)
+    _, differences, unrated, _ = _rate_again(stored, catalogs, compare=True)
     return differences, unrated
 
 
@@ -157,7 +157,11 @@ def _rate_again(
     stored: Iterable[object],
     catalogs: CatalogHistory,
     logged_late: Iterable[Account.FactApplied] = (),
+    *,
+    compare: bool = False,
 ) -> tuple[Account | None, list[ChargeDifference], list[str], tuple[Account.FactApplied, ...]]:
+    """The account rated again, the charges that differ (with `compare`; a dispute needs only
+    the account), the facts the catalogs cannot rate, and the late facts counted."""
     account: Account | None = None
     differences: list[ChargeDifference] = []
     unrated: list[str] = []
@@ -174,12 +178,11 @@ def _rate_again(
         if not isinstance(event, Account.FactApplied):
             continue
         assert account is not None, "an account's stream starts with its opening"
-        original = Outcome.from_document(event.outcome)
         fact = event.fact
         if fact["type"] == "refund.requested":  # a decision on a charge, not a rating
-            account.record(fact, original)
-            account.collect_events()
+            account.rated_again(fact, event.outcome)
             continue
+        outcome: Outcome | None
         call = calls.key(fact)
         if call is not None and calls.first_record(fact) is not None:
             # F1: a second record of one call owes nothing, and takes no plan minutes a later
@@ -198,13 +201,17 @@ def _rate_again(
                     # the account.
                     continue
                 unrated.append(f"{fact['event_id']}: {error.reason}")
-                outcome = original  # keep the account's state moving as it did
+                outcome = None  # the account's state keeps moving as it did
         if late:
             counted.append(event)
         calls.add(event)
-        account.record(fact, outcome)
-        account.collect_events()  # nothing is stored: drop the pending event
-        differences.extend(_compare(fact["event_id"], original, outcome))
+        if outcome is None:
+            account.rated_again(fact, event.outcome)
+            continue
+        again = outcome.document()
+        account.rated_again(fact, again)
+        if compare:
+            differences.extend(_compare(fact["event_id"], event.outcome, again))
     differences = [
         replace(d, credited=credits.of(d.charge_id, d.charged or ZERO)) for d in differences
     ]
@@ -310,13 +317,19 @@ def decide_again(account: Account, fact: dict[str, Any], catalogs: CatalogHistor
     return decide(account, parse_document(fact), catalogs)
 
 
-def _compare(event_id: str, original: Outcome, again: Outcome) -> list[ChargeDifference]:
-    before = {c.charge_id: c for c in original.charges}
-    after = {c.charge_id: c for c in again.charges}
+def _compare(
+    event_id: str, original: dict[str, Any], again: dict[str, Any]
+) -> list[ChargeDifference]:
+    """The charges of a fact's stored outcome and of its outcome rated again, both documents,
+    that differ in amount or stand on one side only."""
+    before = {charge["charge_id"]: charge for charge in original["charges"]}
+    after = {charge["charge_id"]: charge for charge in again["charges"]}
     result = []
     for charge_id in sorted(before.keys() | after.keys()):
         old, new = before.get(charge_id), after.get(charge_id)
-        if old is not None and new is not None and old.amount == new.amount:
+        charged = None if old is None else Decimal(old["amount"])
+        rerated = None if new is None else Decimal(new["amount"])
+        if charged is not None and charged == rerated:
             continue
         either = new or old
         assert either is not None
@@ -324,12 +337,12 @@ def _compare(event_id: str, original: Outcome, again: Outcome) -> list[ChargeDif
             ChargeDifference(
                 charge_id=charge_id,
                 event_id=event_id,
-                kind=either.kind,
-                charged=old.amount if old else None,
-                rerated=new.amount if new else None,
-                charged_under=old.catalog_version if old else None,
-                rerated_under=new.catalog_version if new else None,
-                rerated_arithmetic=new.arithmetic if new else None,
+                kind=either["kind"],
+                charged=charged,
+                rerated=rerated,
+                charged_under=None if old is None else old["catalog_version"],
+                rerated_under=None if new is None else new["catalog_version"],
+                rerated_arithmetic=None if new is None else new["arithmetic"],
             )
         )
     return result

@@ -36,7 +36,9 @@ from ledger.account import Account
 from ledger.application import LedgerApp
 from ledger.catalog import default_catalog_path, load_catalog_file
 from ledger.policy import CLAUSES
-from ledger.rerate import corrected_history, rerate
+from ledger.chain import link
+from ledger.outcome import Outcome
+from ledger.rerate import corrected_history, rerate, rerated_account
 from projections.invoices import read_invoices
 from projections.runner import fold, view_documents
 from tests.cli_helpers import ingest_events, run, run_json
@@ -516,6 +518,45 @@ def test_c4_a_correction_of_another_rate_credits_nothing() -> None:
     assert_denied(outcome, "one_time_and_recurring", "0.0300")
     assert outcome["effects"]["rerated"] == "0.0300"
     assert ledger.balance(ACC) == "9.9700"  # 10.00 - 0.0300
+
+
+def test_c4_f1_re_rating_makes_no_event_and_reads_stored_outcomes_as_stored(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """C4, F1, R2: an account rated again is never stored, so re-rating its facts (a dispute's
+    replay to the charge, a what-if replay) makes no event and hashes no chain link for any of
+    them, and compares each stored outcome with its re-rating as the documents they are: these
+    were over a third of its cost. It still moves the account as the facts move it, credits
+    and all, and finds the same differences."""
+    ledger = setup()
+    feed_ok(ledger, call("call-a"), call("call-b", "2026-11-06T10:00:00Z", call_id="call-2"))
+    feed_ok(ledger, correcting_catalog(rates={"+1": "0.0100"}))
+    dispute(ledger, "call-a:payg", "refund-1")  # credits 0.0100 of call-a's 0.0300
+    stored = list(ledger.app.account_events(ACC))
+    catalogs = corrected_history(ledger.app.catalogs())
+    hashed: list[str] = []  # the type of each fact a chain link was hashed for
+
+    def counted_link(previous: str, fact: dict[str, Any], outcome: Any) -> str:
+        hashed.append(fact["type"])
+        return link(previous, fact, outcome)
+
+    def refused(*args: Any) -> Outcome:
+        raise AssertionError("a stored outcome was read into an Outcome to be re-rated")
+
+    monkeypatch.setattr("ledger.account.link", counted_link)
+    monkeypatch.setattr(Outcome, "from_document", classmethod(refused))
+    differences, unrated = rerate(stored, catalogs)
+    account, counted = rerated_account(stored, catalogs)
+    assert hashed == ["account.opened", "account.opened"]  # each re-rating's opening only
+    assert unrated == [] and counted == ()
+    assert [(d.charge_id, d.charged, d.rerated, d.credited) for d in differences] == [
+        ("call-a:payg", Decimal("0.0300"), Decimal("0.0200"), Decimal("0.0100")),
+        ("call-b:payg", Decimal("0.0300"), Decimal("0.0200"), Decimal("0.0000")),
+    ]
+    # 10.00 - 2 x 0.0200 re-rated, + 0.0100 the refund credited, as stored.
+    assert account.balance == Decimal("9.9700")
+    assert account.version == stored[-1].originator_version
+    assert ledger.balance(ACC) == "9.9500"  # as charged: 10.00 - 2 x 0.0300 + 0.0100
 
 
 def test_c4_a_second_correction_credits_only_the_further_difference() -> None:
