@@ -202,7 +202,7 @@ class Account(Aggregate):
     def rated_again(self, fact: dict[str, Any], outcome: dict[str, Any]) -> None:
         """Move the state by one fact as `record` moves it, making no event: an account rated
         again (ledger.rerate) is never stored, so it needs neither the event nor its chain
-        link (a tenth of re-rating a fact). Its chain head stays where its opening left it."""
+        link (docs/PERFORMANCE.md, session 44). Its chain head stays where its opening left it."""
         self.evolve(fact, outcome, self.chain_head)
         self._version += 1
 

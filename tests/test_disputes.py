@@ -35,9 +35,9 @@ import pytest
 from ledger.account import Account
 from ledger.application import LedgerApp
 from ledger.catalog import default_catalog_path, load_catalog_file
-from ledger.policy import CLAUSES
 from ledger.chain import link
 from ledger.outcome import Outcome
+from ledger.policy import CLAUSES
 from ledger.rerate import corrected_history, rerate, rerated_account
 from projections.invoices import read_invoices
 from projections.runner import fold, view_documents
@@ -557,6 +557,34 @@ def test_c4_f1_re_rating_makes_no_event_and_reads_stored_outcomes_as_stored(
     assert account.balance == Decimal("9.9700")
     assert account.version == stored[-1].originator_version
     assert ledger.balance(ACC) == "9.9500"  # as charged: 10.00 - 2 x 0.0300 + 0.0100
+
+
+def test_c4_a_fact_the_catalogs_cannot_rate_again_moves_the_account_as_stored() -> None:
+    """C4, R2: a fact the corrected catalogs cannot rate (here a call to a destination the
+    correction has no rate for) is named with the reason, lists no difference, and moves the
+    re-rated account as its stored outcome did, so the facts after it re-rate from there."""
+    ledger = setup()
+    feed_ok(
+        ledger,
+        call("call-a", to=GB_LANDLINE),  # 2 min x 0.0200 = 0.0400
+        call("call-b", "2026-11-06T10:00:00Z", call_id="call-2"),  # 2 min x 0.0150 = 0.0300
+    )
+    correction = correcting_catalog(rates={"+1": "0.0100"})
+    correction["catalog"]["rates"] = [
+        rate for rate in correction["catalog"]["rates"] if rate["prefix"] != "+44"
+    ]
+    feed_ok(ledger, correction)
+    stored = list(ledger.app.account_events(ACC))
+    catalogs = corrected_history(ledger.app.catalogs())
+    differences, unrated = rerate(stored, catalogs)
+    assert unrated == [
+        f"call-a: no rate for destination {GB_LANDLINE} in catalog version {CORRECTION}"
+    ]
+    assert [(d.charge_id, d.charged, d.rerated) for d in differences] == [
+        ("call-b:payg", Decimal("0.0300"), Decimal("0.0200"))
+    ]
+    account, _ = rerated_account(stored, catalogs)
+    assert account.balance == Decimal("9.9400")  # 10.00 - 0.0400 as stored - 0.0200 re-rated
 
 
 def test_c4_a_second_correction_credits_only_the_further_difference() -> None:
