@@ -1323,9 +1323,10 @@ def _why_nothing_changes(events: list[Any], extra: CatalogVersion) -> str:
     return ""
 
 
-def _stored_events(app: LedgerApp, account: str) -> list[Any]:
-    """The account's stored events, read once; fails with one line for an unknown account."""
-    events = list(app.account_events(account))
+def _stored_events(app: LedgerApp, account: str, through: int | None = None) -> list[Any]:
+    """The account's stored events up to stream position `through` (all when None), read
+    once; fails with one line for an unknown account."""
+    events = list(app.account_events(account, through))
     if not events:
         fail(f"unknown account {account}")
     return events
@@ -1492,9 +1493,8 @@ def replay(
         if position is not None and as_of is not None:
             fail("give --position or --as-of, not both")
         app = context.app()
-        events = _stored_events(app, account)
-        if position is not None:
-            events = events[:position]
+        # To a position: only that far is read, not a busy account's whole stream.
+        events = _stored_events(app, account, position)
         if as_of is not None:
             instant = _query_instant(as_of, "--as-of")
             # The events recorded by then are a prefix of the stream: the first recorded

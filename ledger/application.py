@@ -510,9 +510,10 @@ class LedgerApp(Application[UUID]):
         while len(self._recent) > MAX_RECENT_EVENTS:
             self._recent.popitem(last=False)
 
-    def account_events(self, account_id: str) -> Iterator[object]:
-        """The stored events of one account's stream, in order (nothing when unknown)."""
-        return iter(self.events.get(account_stream_id(account_id)))
+    def account_events(self, account_id: str, through: int | None = None) -> Iterator[object]:
+        """The stored events of one account's stream, in order, up to stream position
+        `through` (all of them when None); nothing when the account is unknown."""
+        return iter(self.events.get(account_stream_id(account_id), lte=through))
 
     def charge_of(
         self, account_id: str, charge_id: str

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from eventsourcing.persistence import EventStore
 
 from consumers.pipeline import RawRecord, process_batch
 from ledger.application import DeadLetter, LedgerApp
@@ -388,6 +389,27 @@ def test_R2_replay_without_a_position_is_the_whole_account_and_beyond_the_end_to
     assert (whole["position"], whole["views"]) == (count, final)
     beyond = replay_json(long_store.url, PREPAID, "--position", str(count + 50))
     assert (beyond["position"], beyond["views"]) == (count, final)
+
+
+def test_R2_replay_to_a_position_reads_the_account_s_stream_only_that_far(
+    long_store: LongStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """R2: `replay ACCOUNT --position N` reads the account's first N stored events and no
+    more: an early position of a busy account is not its whole stream read back."""
+    read: list[int] = []  # how many of the account's events each read of its stream gave
+    stream = account_stream_id(PREPAID)
+    get = EventStore.get
+
+    def counted(store: EventStore[Any], originator_id: Any, **bounds: Any) -> Iterator[Any]:
+        events = list(get(store, originator_id, **bounds))
+        if originator_id == stream:
+            read.append(len(events))
+        return iter(events)
+
+    monkeypatch.setattr(EventStore, "get", counted)
+    doc = replay_json(long_store.url, PREPAID, "--position", "3")
+    assert (doc["position"], doc["views"]) == (3, long_store.checkpoints[PREPAID][2])
+    assert read == [3]
 
 
 def test_R2_replay_shows_the_balance_and_invoices_readably(long_store: LongStore) -> None:
