@@ -389,11 +389,27 @@ class LedgerApp(Application[UUID]):
         self._intakes[source] = intake
         self._snapshot_versions[intake.id] = snapshot_version
 
+    def latest_snapshots(self, stream_ids: Sequence[UUID]) -> dict[UUID, Snapshot | Exception]:
+        """The latest snapshot of each of these streams that has one in a layout this code
+        reads, or the error reading it back raised (a tampered one): in one query on
+        PostgreSQL."""
+        latest: dict[UUID, Snapshot | Exception] = {}
+        for stream_id, stored in self._stored_latest_snapshots(stream_ids).items():
+            try:
+                snapshot = self._snapshot_of(stored)
+            except Exception as error:  # a tampered snapshot cannot be read back
+                latest[stream_id] = error
+                continue
+            if not _unreadable(snapshot):
+                latest[stream_id] = snapshot
+        return latest
+
     def snapshot_findings(self, streams: Mapping[UUID, str]) -> tuple[int, list[str]]:
         """R3 for the state a process starts from: the latest snapshot of each of these streams
         (id -> name) equals its stored events replayed up to the snapshot's version. Returns
         the number of snapshots checked and the findings. Streams are read so many at a time,
-        each time in two queries: the snapshots, then the events up to them."""
+        each time in two queries: the snapshots, then the events up to them. The audit checks
+        most snapshots as it reads the log (`ledger.snapshot_audit`), and these the rest."""
         checked = 0
         findings: list[str] = []
         stream_ids = list(streams)
@@ -401,15 +417,10 @@ class LedgerApp(Application[UUID]):
             some = stream_ids[start : start + SNAPSHOTS_CHECKED_AT_ONCE]
             found: dict[UUID, str] = {}
             latest: dict[UUID, Snapshot] = {}
-            for stream_id, stored in self._stored_latest_snapshots(some).items():
-                try:
-                    snapshot = self._snapshot_of(stored)
-                except Exception as error:  # a tampered snapshot cannot be read back
-                    found[stream_id] = (
-                        f"{streams[stream_id]}: its snapshot cannot be checked ({error!r})"
-                    )
-                    continue
-                if not _unreadable(snapshot):
+            for stream_id, snapshot in self.latest_snapshots(some).items():
+                if isinstance(snapshot, Exception):
+                    found[stream_id] = f"{streams[stream_id]}: {unreadable_finding(snapshot)}"
+                else:
                     latest[stream_id] = snapshot
             stored_events = self._stored_ranges(
                 {
@@ -419,24 +430,16 @@ class LedgerApp(Application[UUID]):
             )
             checked += len(latest)
             for stream_id, snapshot in latest.items():
-                name, version = streams[stream_id], snapshot.originator_version
                 try:
-                    restored = snapshot.mutate(None)
                     replayed = mutated(
                         map(self.mapper.to_domain_event, stored_events.get(stream_id, []))
                     )
                 except Exception as error:  # nor can a tampered stream
-                    found[stream_id] = f"{name}: its snapshot cannot be checked ({error!r})"
+                    found[stream_id] = f"{streams[stream_id]}: {unreadable_finding(error)}"
                     continue
-                if replayed is None or replayed.version != version:
-                    found[stream_id] = (
-                        f"{name}: the snapshot at version {version} is past its events"
-                    )
-                elif _comparable(restored) != _comparable(replayed):
-                    found[stream_id] = (
-                        f"{name}: the snapshot at version {version} differs from its events "
-                        "replayed to that version"
-                    )
+                finding = snapshot_finding(snapshot, replayed)
+                if finding is not None:
+                    found[stream_id] = f"{streams[stream_id]}: {finding}"
             findings.extend(found[stream_id] for stream_id in some if stream_id in found)
         return checked, findings
 
@@ -663,6 +666,27 @@ def _comparable(aggregate: object) -> object:
     """An aggregate's state to compare: an account's as its snapshot writes it, so a balance
     of 1.0 is told from 1.00."""
     return aggregate.snapshot_document() if isinstance(aggregate, Account) else vars(aggregate)
+
+
+def snapshot_finding(snapshot: Snapshot, replayed: Any) -> str | None:
+    """What is wrong with a stream's latest snapshot against its events replayed to the
+    snapshot's version (`replayed`: their aggregate, None when there are none), without the
+    stream's name; None when they are equal."""
+    version = snapshot.originator_version
+    try:
+        restored = snapshot.mutate(None)
+    except Exception as error:  # a tampered snapshot may read back and not restore
+        return unreadable_finding(error)
+    if replayed is None or replayed.version != version:
+        return f"the snapshot at version {version} is past its events"
+    if _comparable(restored) != _comparable(replayed):
+        return f"the snapshot at version {version} differs from its events replayed to that version"
+    return None
+
+
+def unreadable_finding(error: Exception) -> str:
+    """A snapshot, or its stream's events, that the audit could not read back or replay."""
+    return f"its snapshot cannot be checked ({error!r})"
 
 
 EventKey = tuple[str, str]  # an event as a batch knows it: its account's id and its own

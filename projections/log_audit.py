@@ -25,6 +25,7 @@ from ledger.applied_ids import AppliedIdSummary
 from ledger.audit import ChainAudit, IntakeTally, streams_named
 from ledger.recorder import MAX_LOG_PARTS, LogPart
 from ledger.runtime import tune_for_long_runs
+from ledger.snapshot_audit import SnapshotAudit
 from ledger.store import StoreConfig
 from projections.runner import Fold, Progress, view_documents
 from projections.store import Doc
@@ -106,6 +107,8 @@ def audit_events(
     other part of the log. `account`: they are that account's, and only its views count.
     `progress` is told every PROGRESS_EVENTS events."""
     chains, tally, replay = ChainAudit(), IntakeTally(), Fold()
+    # One account's stream: its snapshot looked up at its first event, not with others'.
+    snapshots = SnapshotAudit(app, look_up_at_once=1) if account is not None else SnapshotAudit(app)
     chain_findings: list[tuple[int, str]] = []
     replay_error: tuple[int, str] | None = None
     count = 0
@@ -123,7 +126,8 @@ def audit_events(
                 replay.see(event)
             except Exception as error:  # a tampered log can break the views' invariants
                 replay_error = (position, f"{type(error).__name__}: {error}")
-    snapshots, snapshot_findings = app.snapshot_findings(streams_named(chains, tally))
+        snapshots.see(event)
+    checked_snapshots, snapshot_findings = snapshots.result(streams_named(chains, tally))
     return PartAudit(
         events=count,
         streams=chains.streams,
@@ -131,7 +135,7 @@ def audit_events(
         applied_ids=chains.applied_ids.summary(),
         replayed={} if replay_error else view_documents(replay.views(), account),
         replay_error=replay_error,
-        snapshots=snapshots,
+        snapshots=checked_snapshots,
         snapshot_findings=snapshot_findings,
         intake=tally,
     )

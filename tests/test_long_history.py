@@ -29,7 +29,9 @@ from ledger.application import (
 )
 from ledger.history import account_history
 from ledger.ids import account_stream_id, intake_stream_id
+from ledger.snapshot_audit import SnapshotAudit
 from ledger.store import StoreConfig, memory_store, parse_store_url
+from projections.log_audit import audit_account, audit_log
 from tests.cli_helpers import assert_one_line_error, run, run_json
 from tests.factories import catalog_published, event, line, opened
 from tests.test_replay_audit import long_history
@@ -454,6 +456,54 @@ def test_R3_a_changed_intake_snapshot_is_named_by_the_audit(
         f"intake of {SOURCE}: the snapshot at version {version} differs from its events "
         "replayed to that version"
     ]
+
+
+def count_streams_read_again(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The audit's reads of streams' events after its read of the log: the streams each read
+    asks for."""
+    asked: list[int] = []
+    read_ranges = LedgerApp._stored_ranges
+
+    def counted(app: LedgerApp, ranges: Any) -> Any:
+        asked.append(len(ranges))
+        return read_ranges(app, ranges)
+
+    monkeypatch.setattr(LedgerApp, "_stored_ranges", counted)
+    return asked
+
+
+CHANGED_BALANCE = (
+    "account ACC-LONG: the snapshot at version {} differs from its events replayed to that version"
+)
+
+
+@pytest.mark.parametrize("way", ["as read", "looked up at the end", "over the limit"])
+def test_R3_the_audit_checks_snapshots_as_it_reads_the_log_and_the_rest_after_it(
+    tmp_path: Path, sqlite_url: str, monkeypatch: pytest.MonkeyPatch, way: str
+) -> None:
+    """Each stream's latest snapshot is compared with its events as the audit's one read of
+    the log passes them, not by reading them again: nearly the whole log, once every account
+    has a snapshot. A stream's events are kept until its snapshot is looked up, however late
+    that is. Streams beyond those replayed at once are checked after the read, their events
+    read again. Either way the same snapshots are checked, with the same findings, whole log
+    or one account."""
+    ingest_long_account(sqlite_url, INTAKE_SNAPSHOT_INTERVAL * 10 + 120, batch=10)
+    version = tamper_snapshot(
+        tmp_path, account_stream_id("ACC-LONG"), lambda state: state.update(balance="5000.00")
+    )
+    if way == "looked up at the end":
+        monkeypatch.setattr("ledger.snapshot_audit.LOOK_UP_AT_VERSION", 10**9)
+        monkeypatch.setattr(SnapshotAudit.__init__, "__defaults__", (10**6,))
+    elif way == "over the limit":
+        monkeypatch.setattr("ledger.snapshot_audit.MAX_STREAMS_REPLAYED", 0)
+    asked = count_streams_read_again(monkeypatch)
+    app = LedgerApp(parse_store_url(sqlite_url))
+    whole = audit_log(app, app.recorder.max_notification_id())
+    assert whole.snapshots == 2  # the account's and the intake's
+    assert whole.snapshot_findings == [CHANGED_BALANCE.format(version)]
+    own = audit_account(app, "ACC-LONG")
+    assert (own.snapshots, own.snapshot_findings) == (1, [CHANGED_BALANCE.format(version)])
+    assert asked == ([2, 1] if way == "over the limit" else [])
 
 
 def test_an_account_snapshot_of_another_layout_is_not_read(tmp_path: Path, sqlite_url: str) -> None:
