@@ -51,8 +51,9 @@ MAX_CACHED_ACCOUNTS = 50_000
 MAX_BATCH_RECORDS = 100_000
 MAX_CACHED_INTAKES = 10_000
 MAX_RECENT_EVENTS = 20_000
-# An audit checks the snapshots of so many streams at a time: their events up to the snapshots
-# (up to about 100 each, or the whole stream before it had one) are held for the check.
+# An audit looks up the latest snapshots of so many streams at a time as it reads the log,
+# holding their first events meanwhile (ledger.snapshot_audit); the streams it leaves to after
+# the read are checked so many at a time, their events up to their snapshots held for that.
 SNAPSHOTS_CHECKED_AT_ONCE = 200
 LAST_VERSION = 2**63 - 1  # a stream's versions are PostgreSQL bigints: through the end
 # Looking for one charge, the account's latest events are read first, in one small read:

@@ -59,17 +59,15 @@ class SnapshotAudit:
     """Each stream's latest snapshot against its events, from the events of a read of the log
     given in log order (`see`); `result` names what is wrong."""
 
-    def __init__(self, app: "LedgerApp", look_up_at_once: int = SNAPSHOTS_CHECKED_AT_ONCE) -> None:
-        assert look_up_at_once >= 1, look_up_at_once
+    def __init__(self, app: "LedgerApp") -> None:
         self._app = app
-        self._look_up_at_once = look_up_at_once
         # By the stream id's integer (hashed in C, where a UUID hashes in Python): None once
         # the stream is settled here (checked, without a snapshot, or left to after the read).
         self._streams: dict[int, _Replaying | None] = {}
         self._replaying = 0  # streams in `_streams` that are not settled
         # Streams whose snapshots are not looked up yet, each with its events kept: at most
-        # `look_up_at_once` streams of LOOK_UP_AT_VERSION events. A stream without a snapshot,
-        # nearly every one on a young ledger, is then never replayed.
+        # SNAPSHOTS_CHECKED_AT_ONCE streams of LOOK_UP_AT_VERSION events. A stream without a
+        # snapshot, nearly every one on a young ledger, is then never replayed.
         self._waiting: list[_Replaying] = []
         self._checked: dict[UUID, str | None] = {}  # checked here: the finding, or None
         self._left: set[UUID] = set()  # to check after the read
@@ -88,7 +86,7 @@ class SnapshotAudit:
             return
         replaying.kept.append(event)
         if (
-            len(self._waiting) >= self._look_up_at_once
+            len(self._waiting) >= SNAPSHOTS_CHECKED_AT_ONCE
             or event.originator_version >= LOOK_UP_AT_VERSION
         ):
             self._look_up()

@@ -107,8 +107,7 @@ def audit_events(
     other part of the log. `account`: they are that account's, and only its views count.
     `progress` is told every PROGRESS_EVENTS events."""
     chains, tally, replay = ChainAudit(), IntakeTally(), Fold()
-    # One account's stream: its snapshot looked up at its first event, not with others'.
-    snapshots = SnapshotAudit(app, look_up_at_once=1) if account is not None else SnapshotAudit(app)
+    snapshots = SnapshotAudit(app)
     chain_findings: list[tuple[int, str]] = []
     replay_error: tuple[int, str] | None = None
     count = 0

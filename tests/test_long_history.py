@@ -29,7 +29,6 @@ from ledger.application import (
 )
 from ledger.history import account_history
 from ledger.ids import account_stream_id, intake_stream_id
-from ledger.snapshot_audit import SnapshotAudit
 from ledger.store import StoreConfig, memory_store, parse_store_url
 from projections.log_audit import audit_account, audit_log
 from tests.cli_helpers import assert_one_line_error, run, run_json
@@ -493,7 +492,7 @@ def test_R3_the_audit_checks_snapshots_as_it_reads_the_log_and_the_rest_after_it
     )
     if way == "looked up at the end":
         monkeypatch.setattr("ledger.snapshot_audit.LOOK_UP_AT_VERSION", 10**9)
-        monkeypatch.setattr(SnapshotAudit.__init__, "__defaults__", (10**6,))
+        monkeypatch.setattr("ledger.snapshot_audit.SNAPSHOTS_CHECKED_AT_ONCE", 10**6)
     elif way == "over the limit":
         monkeypatch.setattr("ledger.snapshot_audit.MAX_STREAMS_REPLAYED", 0)
     asked = count_streams_read_again(monkeypatch)
