@@ -25,7 +25,7 @@ from eventsourcing.persistence import (
 from eventsourcing.utils import get_topic
 
 from ledger.account import Account, AccountSnapshot
-from ledger.applied_ids import AppliedId, AppliedIdIndex, AppliedIdSummary
+from ledger.applied_ids import AppliedAt, AppliedIdIndex, AppliedIdSummary
 from ledger.catalog import CatalogHistory
 from ledger.catalog_book import CatalogBook
 from ledger.contract import IncomingEvent
@@ -198,14 +198,14 @@ class LedgerApp(Application[UUID]):
             return LedgerMemoryRecorder()
         return self.factory.process_recorder()
 
-    def _applied_ids_in(self, stored: Sequence[StoredEvent]) -> list[AppliedId]:
+    def _applied_ids_in(self, stored: Sequence[StoredEvent]) -> list[AppliedAt]:
         """The ids a page of stored events applied, while a new index is filled from the
         log: about as long as a replay, so its progress is noticed every so many ids."""
         applied = []
         for stored_event in stored:
             event = self.mapper.to_domain_event(stored_event)
             assert isinstance(event, (Account.Opened, Account.FactApplied))
-            applied.append((event.originator_id, event.fact["event_id"]))
+            applied.append((event.originator_id, event.fact["event_id"], event.originator_version))
         before, self._indexed = self._indexed, self._indexed + len(applied)
         if before // INDEXING_NOTICE_EVERY != self._indexed // INDEXING_NOTICE_EVERY:
             self._notice(f"indexing the applied event ids of the log: {self._indexed:,} so far")
@@ -545,9 +545,11 @@ class LedgerApp(Application[UUID]):
 
     def fact_events(self, account_id: str, event_ids: Collection[str]) -> Iterator[object]:
         """The account's stored events whose facts have these ids (its opening, applied facts):
-        those among its latest events first, latest first, in one small read; then those the
-        store finds, the stored events holding an event id's field found without decoding the
-        stream (`StreamSearch`), each read alone. Nothing is read when no id is asked for."""
+        those among its latest events first, latest first, in one small read; then the older
+        ones, each read alone at the version the index of applied ids gives it (G1). An id
+        the index holds without a version (stored before it kept them) is looked for by the
+        store, which finds the stored events holding its field without decoding the stream
+        (`StreamSearch`). Nothing is read when no id is asked for."""
         if not event_ids:
             return
         stream = account_stream_id(account_id)
@@ -562,7 +564,15 @@ class LedgerApp(Application[UUID]):
             return
         before = latest[-1].originator_version
         # An event id is applied once per account: one seen among the latest is nowhere else.
-        for event_id in sorted(set(event_ids) - seen):
+        older = sorted(set(event_ids) - seen)
+        versions = self.applied_index.versions_applying(stream, older) if older else {}
+        for event_id in older:
+            version = versions.get(event_id)
+            if version is not None and version < before:
+                at = list(self.events.get(stream, gt=version - 1, lte=version))
+                if at and _fact_event_id(at[0]) == event_id:
+                    yield at[0]
+                    continue
             # The field as every event's fact stores it: `"event_id":"..."`, by this transcoder.
             field = self.mapper.transcoder.encode({"event_id": event_id})[1:-1]
             for version in self.stream_search.versions_holding(stream, field, before):
@@ -710,7 +720,7 @@ class Batch:
         self._looked_up: set[EventKey] = set()
         self._absent: set[UUID] = set()  # accounts `look_up` read and found not to exist
         self._applied_before: set[EventKey] = set()
-        self._applied_ids: list[AppliedId] = []
+        self._applied_ids: list[AppliedAt] = []
         self._first_position: int | None = None
         self._last_position = -1
 
@@ -800,7 +810,7 @@ class Batch:
             account = Account.open(account_stream_id(event.account_id), fact)
             self.app._remember(account, snapshot_version=0)
             self._collect(account)
-            self._applied(key, account.id)
+            self._applied(key, account)
             return "applied"
 
         if account is None:
@@ -816,7 +826,7 @@ class Batch:
         outcome = decide(account, event, self.app.catalogs(), evidence)
         account.record(fact, outcome)
         self._collect(account)
-        self._applied(key, account.id)
+        self._applied(key, account)
         return "applied"
 
     def _snapshot_if_due(self, aggregate: Account | Intake) -> None:
@@ -824,9 +834,10 @@ class Batch:
         if snapshot is not None:
             self._snapshots.append(snapshot)
 
-    def _applied(self, key: EventKey, stream_id: UUID) -> None:
+    def _applied(self, key: EventKey, account: Account) -> None:
+        """The event `key` applied to the account, by the account's latest event."""
         self._applied_before.add(key)
-        self._applied_ids.append((stream_id, key[1]))
+        self._applied_ids.append((account.id, key[1], account.version))
 
     def _collect(self, aggregate: Aggregate) -> None:
         # Collected straight away so the stored order is the source's order (T2).

@@ -9,6 +9,11 @@ an id applied twice. Every recorder the ledger uses (PostgreSQL, SQLite, memory)
 A store written before the table existed gets it filled from its log when a process first opens
 it, in the transaction that creates it. The audit checks that the table and the log agree: the
 same number of ids, and the same digest of them (`AppliedIdSummary`).
+
+Each id is stored with the version of its stream's event that applied it, so `ledger explain`
+reads the event of an old charge alone, however long the account's history. A version is a
+pointer, checked when followed: the event read must be the one that applied the id. Ids stored
+before the table had the column keep none, and their events are found by a search of the stream.
 """
 
 from collections.abc import Callable, Collection, Iterable, Sequence
@@ -21,6 +26,9 @@ from eventsourcing.persistence import StoredEvent
 
 # (account stream id, event id): one event an account applied.
 AppliedId = tuple[UUID, str]
+# An applied id as the index stores it: with the version of the stream's event that applied
+# it, so that event is read alone when asked for (`versions_applying`).
+AppliedAt = tuple[UUID, str, int]
 
 TABLE_NAME = "ledger_applied_ids"
 
@@ -31,7 +39,7 @@ IDS_PAGE = 10_000
 MAX_STREAMS_HASHED = 20_000  # streams whose hash an audit keeps started (under 10 MB)
 
 # From a page of stored events, the ids they applied (decoding is the application's job).
-AppliedIdsIn = Callable[[Sequence[StoredEvent]], Iterable[AppliedId]]
+AppliedIdsIn = Callable[[Sequence[StoredEvent]], Iterable[AppliedAt]]
 
 _DIGEST_MODULUS = 1 << 64
 
@@ -93,14 +101,20 @@ def summary_of(ids: Iterable[AppliedId]) -> AppliedIdSummary:
 
 class AppliedIdIndex(Protocol):
     """What each of the ledger's recorders keeps besides the library's tables. `insert_events`
-    takes `applied_ids=[...]` and stores them in the events' transaction."""
+    takes `applied_ids=[AppliedAt, ...]` and stores them in the events' transaction."""
 
     def applied_among(self, ids: Collection[AppliedId]) -> set[AppliedId]:
         """Those of these ids the store holds: events already applied."""
+
+    def versions_applying(self, stream_id: UUID, event_ids: Collection[str]) -> dict[str, int]:
+        """The versions of the stream's events that applied these ids, for those the index
+        holds with a version: an id applied before the index kept versions has none (its
+        event is found by a search of the stream, `StreamSearch`)."""
 
     def applied_id_summary(self, stream_id: UUID | None = None) -> AppliedIdSummary:
         """The count and digest of the ids stored for one account's stream, or for all."""
 
     def create_applied_index(self, topics: Sequence[str], applied_in: AppliedIdsIn) -> int:
         """Create the table if the store has none, filled from its stored events of these
-        topics, in one transaction. Returns how many ids it filled in (0: it existed)."""
+        topics, in one transaction; add the versions' column to a table made before it had
+        one. Returns how many ids it filled in (0: it existed)."""

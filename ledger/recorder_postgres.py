@@ -41,6 +41,7 @@ from ledger.applied_ids import (
     EVENTS_PAGE,
     IDS_PAGE,
     TABLE_NAME,
+    AppliedAt,
     AppliedId,
     AppliedIdsIn,
     AppliedIdSummary,
@@ -107,12 +108,19 @@ class LedgerPostgresRecorder(PostgresProcessRecorder):
         applied = Identifier(datastore.schema, TABLE_NAME)
         self.applied_table_name = f"{datastore.schema}.{TABLE_NAME}"
         self.create_applied_statement = SQL(
-            "CREATE TABLE {applied} (stream_id uuid, event_id text, "
+            "CREATE TABLE {applied} (stream_id uuid, event_id text, version bigint, "
             "PRIMARY KEY (stream_id, event_id))"
         ).format(applied=applied)
+        self.add_versions_statement = SQL("ALTER TABLE {applied} ADD COLUMN version bigint").format(
+            applied=applied
+        )
         self.insert_applied_statement = SQL(
-            "INSERT INTO {applied} (stream_id, event_id) "
-            "SELECT * FROM unnest(%b::uuid[], %b::text[])"
+            "INSERT INTO {applied} (stream_id, event_id, version) "
+            "SELECT * FROM unnest(%b::uuid[], %b::text[], %b::bigint[])"
+        ).format(applied=applied)
+        self.versions_applying_statement = SQL(
+            "SELECT event_id, version FROM {applied} "
+            "WHERE stream_id = %s AND event_id = ANY(%s) AND version IS NOT NULL"
         ).format(applied=applied)
         # One probe of the primary key per id, whatever the table's size. A join, or a lateral
         # subquery the planner can flatten into one, hashed the whole table instead: 46,000
@@ -142,6 +150,17 @@ class LedgerPostgresRecorder(PostgresProcessRecorder):
             return {(stream_id, event_id) for stream_id, event_id in curs.fetchall()}
 
     @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)  # as the library
+    def versions_applying(self, stream_id: UUID, event_ids: Collection[str]) -> dict[str, int]:
+        if not event_ids:
+            return {}
+        with (
+            self.datastore.get_connection() as connection,
+            connection.cursor(row_factory=tuple_row) as curs,
+        ):
+            curs.execute(self.versions_applying_statement, (stream_id, list(event_ids)))
+            return {event_id: int(version) for event_id, version in curs.fetchall()}
+
+    @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)  # as the library
     def applied_id_summary(self, stream_id: UUID | None = None) -> AppliedIdSummary:
         # A server-side cursor read in pages: any number of ids in bounded memory.
         with (
@@ -163,6 +182,7 @@ class LedgerPostgresRecorder(PostgresProcessRecorder):
             found = curs.fetchone()
             assert found is not None
             if found["found"]:
+                self._add_versions(curs)
                 return 0
             curs.execute(self.create_applied_statement)
             # The log is read on a connection of its own: it holds only committed events.
@@ -176,9 +196,27 @@ class LedgerPostgresRecorder(PostgresProcessRecorder):
                 filled += len(ids)
             return filled
 
-    def _insert_applied(self, curs: Any, ids: Sequence[AppliedId]) -> None:
+    def _add_versions(self, curs: Any) -> None:
+        """The versions' column, on a table made before it had one: its ids keep none. The
+        catalog is asked first, so a table that has it is not locked to add it."""
+        curs.execute(
+            "SELECT count(*) AS found FROM pg_attribute "
+            "WHERE attrelid = to_regclass(%s) AND attname = 'version' AND NOT attisdropped",
+            (self.applied_table_name,),
+        )
+        found = curs.fetchone()
+        assert found is not None
+        if not found["found"]:
+            curs.execute(self.add_versions_statement)
+
+    def _insert_applied(self, curs: Any, ids: Sequence[AppliedAt]) -> None:
         if ids:
-            curs.execute(self.insert_applied_statement, _id_columns(ids), prepare=True)
+            streams, event_ids, versions = zip(*ids, strict=True)
+            curs.execute(
+                self.insert_applied_statement,
+                (UuidColumn(streams), TextColumn(event_ids), BigintColumn(versions)),
+                prepare=True,
+            )
 
     @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)  # as the library
     def select_notifications(
@@ -289,7 +327,7 @@ class LedgerPostgresRecorder(PostgresProcessRecorder):
     ) -> Sequence[int] | None:
         tracking: Tracking | None = kwargs.get("tracking")
         alongside: Alongside | None = kwargs.get("alongside")
-        applied_ids: Sequence[AppliedId] = kwargs.get("applied_ids", ())
+        applied_ids: Sequence[AppliedAt] = kwargs.get("applied_ids", ())
         if not stored_events:
             columns = None
         else:  # built before the lock, as everything that need not wait for it

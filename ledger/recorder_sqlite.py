@@ -11,6 +11,7 @@ from eventsourcing.sqlite import SQLiteCursor, SQLiteDatastore, SQLiteProcessRec
 from ledger.applied_ids import (
     EVENTS_PAGE,
     TABLE_NAME,
+    AppliedAt,
     AppliedId,
     AppliedIdsIn,
     AppliedIdSummary,
@@ -30,20 +31,22 @@ class LedgerSQLiteRecorder(SQLiteProcessRecorder):
         self, datastore: SQLiteDatastore, *, events_table_name: str = EVENTS_TABLE
     ) -> None:
         super().__init__(datastore, events_table_name=events_table_name)
-        self.insert_applied_statement = f"INSERT INTO {TABLE_NAME} VALUES (?, ?)"
+        self.insert_applied_statement = (
+            f"INSERT INTO {TABLE_NAME} (stream_id, event_id, version) VALUES (?, ?, ?)"
+        )
 
     def _insert_events(
         self, c: SQLiteCursor, stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None:
         returning = super()._insert_events(c, stored_events, **kwargs)
-        applied_ids: Sequence[AppliedId] = kwargs.get("applied_ids", ())
+        applied_ids: Sequence[AppliedAt] = kwargs.get("applied_ids", ())
         self._insert_applied(c, applied_ids)
         return returning
 
-    def _insert_applied(self, c: SQLiteCursor, ids: Sequence[AppliedId]) -> None:
+    def _insert_applied(self, c: SQLiteCursor, ids: Sequence[AppliedAt]) -> None:
         c.executemany(
             self.insert_applied_statement,
-            [(stream_id.hex, event_id) for stream_id, event_id in ids],
+            [(stream_id.hex, event_id, version) for stream_id, event_id, version in ids],
         )
 
     def applied_among(self, ids: Collection[AppliedId]) -> set[AppliedId]:
@@ -57,6 +60,20 @@ class LedgerSQLiteRecorder(SQLiteProcessRecorder):
                     [value for stream_id, event_id in chunk for value in (stream_id.hex, event_id)],
                 )
                 found.update((UUID(row[0]), row[1]) for row in c.fetchall())
+        return found
+
+    def versions_applying(self, stream_id: UUID, event_ids: Collection[str]) -> dict[str, int]:
+        wanted = list(event_ids)
+        found: dict[str, int] = {}
+        with self.datastore.transaction(commit=False) as c:
+            for start in range(0, len(wanted), _LOOKUP_CHUNK):
+                chunk = wanted[start : start + _LOOKUP_CHUNK]
+                c.execute(
+                    f"SELECT event_id, version FROM {TABLE_NAME} WHERE stream_id = ? "
+                    f"AND event_id IN ({', '.join('?' * len(chunk))}) AND version IS NOT NULL",
+                    (stream_id.hex, *chunk),
+                )
+                found.update((event_id, int(version)) for event_id, version in c.fetchall())
         return found
 
     def versions_holding(self, stream_id: UUID, data: bytes, before: int) -> list[int]:
@@ -99,9 +116,16 @@ class LedgerSQLiteRecorder(SQLiteProcessRecorder):
         with self.datastore.transaction(commit=True) as c:
             c.execute("SELECT count(*) FROM sqlite_master WHERE name = ?", (TABLE_NAME,))
             if c.fetchone()[0]:
+                # The versions' column, on a table made before it had one: its ids keep none.
+                c.execute(
+                    f"SELECT count(*) FROM pragma_table_info('{TABLE_NAME}') WHERE name = ?",
+                    ("version",),
+                )
+                if not c.fetchone()[0]:
+                    c.execute(f"ALTER TABLE {TABLE_NAME} ADD COLUMN version INTEGER")
                 return 0
             c.execute(
-                f"CREATE TABLE {TABLE_NAME} (stream_id TEXT, event_id TEXT, "
+                f"CREATE TABLE {TABLE_NAME} (stream_id TEXT, event_id TEXT, version INTEGER, "
                 "PRIMARY KEY (stream_id, event_id)) WITHOUT ROWID"
             )
             marks = ", ".join("?" * len(topics))

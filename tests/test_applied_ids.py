@@ -243,7 +243,7 @@ def test_a_lookup_probes_the_index_and_never_reads_the_whole_table(
     if lasting_store_url.startswith("sqlite:///"):
         with sqlite3.connect(lasting_store_url[len("sqlite:///") :]) as db:
             db.executemany(
-                f"INSERT INTO {TABLE_NAME} VALUES (?, ?)",
+                f"INSERT INTO {TABLE_NAME} (stream_id, event_id) VALUES (?, ?)",
                 [(account_stream_id(f"ACC-{n % 997}").hex, f"old-{n}") for n in range(20_000)],
             )
             db.execute("ANALYZE")
