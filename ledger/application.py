@@ -567,18 +567,27 @@ class LedgerApp(Application[UUID]):
         older = sorted(set(event_ids) - seen)
         versions = self.applied_index.versions_applying(stream, older) if older else {}
         for event_id in older:
-            version = versions.get(event_id)
-            if version is not None and version < before:
-                at = list(self.events.get(stream, gt=version - 1, lte=version))
-                if at and _fact_event_id(at[0]) == event_id:
-                    yield at[0]
-                    continue
-            # The field as every event's fact stores it: `"event_id":"..."`, by this transcoder.
-            field = self.mapper.transcoder.encode({"event_id": event_id})[1:-1]
-            for version in self.stream_search.versions_holding(stream, field, before):
-                for event in self.events.get(stream, gt=version - 1, lte=version):
-                    if _fact_event_id(event) == event_id:
-                        yield event
+            for version in self._versions_of(stream, event_id, versions.get(event_id), before):
+                held = [
+                    event
+                    for event in self.events.get(stream, gt=version - 1, lte=version)
+                    if _fact_event_id(event) == event_id
+                ]
+                if held:
+                    yield held[0]
+                    break
+
+    def _versions_of(
+        self, stream: UUID, event_id: str, indexed: int | None, before: int
+    ) -> Iterator[int]:
+        """The versions below `before` where the stream's event of this fact id may be, each
+        read and checked by the caller: the one the index gives it (`indexed`), then those
+        the store finds holding the id's field, should that be none or not the event."""
+        if indexed is not None and indexed < before:
+            yield indexed
+        # The field as every event's fact stores it: `"event_id":"..."`, by this transcoder.
+        field = self.mapper.transcoder.encode({"event_id": event_id})[1:-1]
+        yield from self.stream_search.versions_holding(stream, field, before)
 
     def dispute_evidence(
         self, account: Account, charge_id: str, pending: Sequence[object] = ()

@@ -178,11 +178,19 @@ class LedgerPostgresRecorder(PostgresProcessRecorder):
     def create_applied_index(self, topics: Sequence[str], applied_in: AppliedIdsIn) -> int:
         filled = 0
         with self.datastore.transaction(commit=True) as curs:
-            curs.execute("SELECT to_regclass(%s) IS NOT NULL AS found", (self.applied_table_name,))
+            # Whether the table is there, and with the versions' column: one round trip at
+            # every start, the table locked to add the column only where it lacks it.
+            curs.execute(
+                "SELECT to_regclass(%(table)s) IS NOT NULL AS found, EXISTS (SELECT FROM "
+                "pg_attribute WHERE attrelid = to_regclass(%(table)s) AND attname = 'version' "
+                "AND NOT attisdropped) AS versioned",
+                {"table": self.applied_table_name},
+            )
             found = curs.fetchone()
             assert found is not None
             if found["found"]:
-                self._add_versions(curs)
+                if not found["versioned"]:  # made before it had one: its ids keep none
+                    curs.execute(self.add_versions_statement)
                 return 0
             curs.execute(self.create_applied_statement)
             # The log is read on a connection of its own: it holds only committed events.
@@ -195,19 +203,6 @@ class LedgerPostgresRecorder(PostgresProcessRecorder):
                 self._insert_applied(curs, ids)
                 filled += len(ids)
             return filled
-
-    def _add_versions(self, curs: Any) -> None:
-        """The versions' column, on a table made before it had one: its ids keep none. The
-        catalog is asked first, so a table that has it is not locked to add it."""
-        curs.execute(
-            "SELECT count(*) AS found FROM pg_attribute "
-            "WHERE attrelid = to_regclass(%s) AND attname = 'version' AND NOT attisdropped",
-            (self.applied_table_name,),
-        )
-        found = curs.fetchone()
-        assert found is not None
-        if not found["found"]:
-            curs.execute(self.add_versions_statement)
 
     def _insert_applied(self, curs: Any, ids: Sequence[AppliedAt]) -> None:
         if ids:

@@ -160,13 +160,18 @@ def test_an_account_holds_the_same_whatever_the_length_of_its_history() -> None:
     assert sizes[1] - sizes[0] <= 2  # the balance's digits: 10.00 -> 1000.00
 
 
-def drop_index(url: str) -> None:
+def edited(url: str, statement: str) -> None:
+    """A lasting store changed by hand, as someone with its rights can: one SQL statement."""
     if url.startswith("sqlite:///"):
         with sqlite3.connect(url[len("sqlite:///") :]) as db:
-            db.execute(f"DROP TABLE {TABLE_NAME}")
+            db.execute(statement)
     else:
         with psycopg.connect(url) as db:
-            db.execute(f"DROP TABLE {TABLE_NAME}")
+            db.execute(statement)
+
+
+def drop_index(url: str) -> None:
+    edited(url, f"DROP TABLE {TABLE_NAME}")
 
 
 def test_a_store_written_before_the_index_gets_it_from_its_log(

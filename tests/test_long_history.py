@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 from uuid import UUID
 
-import psycopg
 import pytest
 
 from bench.traffic import generate
@@ -35,6 +34,7 @@ from ledger.store import StoreConfig, memory_store, parse_store_url
 from projections.log_audit import audit_account, audit_log
 from tests.cli_helpers import assert_one_line_error, run, run_json
 from tests.factories import catalog_published, event, line, opened
+from tests.test_applied_ids import edited
 from tests.test_replay_audit import long_history
 
 SOURCE = "file:months.jsonl"
@@ -558,7 +558,7 @@ def test_R4_a_charge_applied_before_the_index_kept_versions_is_found_by_the_stor
     url = request.getfixturevalue(f"{kind}_url")
     busy_account_with_colons(parse_store_url(url))
     account_id = "ACC-000000"
-    applied_ids_edited(url, f"ALTER TABLE {TABLE_NAME} DROP COLUMN version")  # as it was
+    edited(url, f"ALTER TABLE {TABLE_NAME} DROP COLUMN version")  # as it was
     app = LedgerApp(parse_store_url(url))
     surcharges = [
         event(
@@ -594,9 +594,7 @@ def test_R4_a_charge_applied_before_the_index_kept_versions_is_found_by_the_stor
     )
     explained(new_version, new, [latest, "index", {"gt": new_version - 1, "lte": new_version}])
     new_event_id = new["charge_id"].removesuffix(":surcharge")
-    applied_ids_edited(
-        url, f"UPDATE {TABLE_NAME} SET version = 2 WHERE event_id = '{new_event_id}'"
-    )
+    edited(url, f"UPDATE {TABLE_NAME} SET version = 2 WHERE event_id = '{new_event_id}'")
     explained(
         new_version,
         new,
@@ -609,16 +607,6 @@ def test_R4_a_charge_applied_before_the_index_kept_versions_is_found_by_the_stor
         ],
     )
     assert run_json("--store", url, "audit")["adds_up"] is True
-
-
-def applied_ids_edited(url: str, statement: str) -> None:
-    """The index of applied event ids changed by hand, as someone with the store's rights can."""
-    if url.startswith("sqlite:///"):
-        with sqlite3.connect(url[len("sqlite:///") :]) as db:
-            db.execute(statement)
-    else:
-        with psycopg.connect(url) as db:
-            db.execute(statement)
 
 
 def count_reads(app: LedgerApp, monkeypatch: pytest.MonkeyPatch) -> list[object]:
