@@ -4,11 +4,13 @@
         [--uuid-ids]
 
 Needs the real services (bash scripts/postgres.sh start; bash scripts/kafka.sh start). Prints:
-raw kafka-python consume rate, raw PostgreSQL batched insert rate, the ledger's end-to-end rate
-(Kafka -> rated -> stored exactly once in PostgreSQL -> views current) with its ratio to each,
-the CPU one event costs the machine, how long the events table lock was held, event-to-view
-latency percentiles, replay and audit rates, query latency, and memory. Nothing is asserted:
-the machines are shared and noisy, so read ratios, not absolute figures.
+raw kafka-python consume rate, raw PostgreSQL batched insert rate, the exactly-once floor (the
+records stored as they came with their positions, nothing rated) and the CPU it costs, the
+ledger's end-to-end rate (Kafka -> rated -> stored exactly once in PostgreSQL -> views current)
+with its ratio to each raw rate, the CPU one event costs the machine, how long the events table
+lock was held, event-to-view latency percentiles, replay and audit rates, query latency, and
+memory. Nothing is asserted: the machines are shared and noisy, so read ratios, not absolute
+figures.
 """
 
 import argparse
@@ -26,7 +28,10 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+import orjson
 import psycopg
+from confluent_kafka import Consumer
+from confluent_kafka import TopicPartition as AssignedPartition
 from kafka import KafkaConsumer, TopicPartition
 
 from bench.cpu import cpu_budget, machine_cpu_seconds
@@ -117,6 +122,11 @@ def measure(
     with scratch_database(args.admin_url) as url:
         figures["raw_postgres_insert_per_s"] = raw_postgres_insert(url, lines)
     with scratch_database(args.admin_url) as url:
+        floor_rate, floor_budget = exactly_once_floor(url, settings, events_in_topic)
+    figures["exactly_once_floor_per_s"] = floor_rate
+    if floor_budget is not None:
+        figures["exactly_once_floor_cpu_per_event"] = floor_budget
+    with scratch_database(args.admin_url) as url:
         end_to_end(url, settings, events_in_topic, figures)
     figures["ratio_to_raw_kafka"] = round(
         figures["end_to_end_per_s"] / figures["raw_kafka_consume_per_s"], 3
@@ -186,6 +196,82 @@ def raw_postgres_insert(url: str, lines: list[bytes]) -> float:
                 )
             db.commit()
         return rate(len(rows), time.perf_counter() - start)
+
+
+class FloorStreams:
+    """The floor's streams, one an account: the row of each record, at its stream's next
+    version."""
+
+    def __init__(self) -> None:
+        self._ids: dict[str, uuid.UUID] = {}
+        self._versions: dict[uuid.UUID, int] = {}
+
+    def row(self, record: bytes) -> tuple[uuid.UUID, int, bytes]:
+        try:
+            account = str(orjson.loads(record)["account_id"])
+        except (orjson.JSONDecodeError, KeyError, TypeError):
+            account = ""  # a bad record: kept in a stream of its own
+        stream = self._ids.get(account)
+        if stream is None:
+            stream = self._ids[account] = uuid.uuid5(uuid.NAMESPACE_URL, f"floor:{account}")
+        version = self._versions[stream] = self._versions.get(stream, 0) + 1
+        return stream, version, record
+
+
+def exactly_once_floor(
+    url: str, settings: KafkaSettings, expected: int
+) -> tuple[float, dict[str, float] | None]:
+    """The least a Kafka consumer storing exactly once does: the ledger's Kafka client reading
+    the topic, each partition's records of a poll stored as they came, one row each in their
+    account's stream (its account id decoded), in one transaction with the partition's next
+    offset. No validation, rating, chain or views. Its rate, and the CPU per event it costs
+    this process, PostgreSQL and Kafka: what every event of the ledger costs the machine at
+    the least, the rest being the ledger's own work."""
+    with psycopg.connect(url) as db:
+        db.execute(
+            "CREATE TABLE floor_events (stream UUID NOT NULL, version BIGINT NOT NULL, "
+            "state BYTEA NOT NULL, id BIGSERIAL, PRIMARY KEY (stream, version))"
+        )
+        db.execute("CREATE TABLE floor_positions (partition INTEGER PRIMARY KEY, next BIGINT)")
+        db.commit()
+        consumer = Consumer(
+            {
+                "bootstrap.servers": settings.bootstrap,
+                "group.id": f"{settings.group}-floor",
+                "enable.auto.commit": False,
+                "isolation.level": "read_committed",
+            }
+        )
+        partitions = consumer.list_topics(settings.topic, timeout=10).topics[settings.topic]
+        consumer.assign([AssignedPartition(settings.topic, p, 0) for p in partitions.partitions])
+        streams = FloorStreams()
+        seen = 0
+        machine_before = machine_cpu_seconds({os.getpid()})
+        start = time.perf_counter()
+        while seen < expected:
+            by_partition: dict[int | None, list[Any]] = {}
+            for message in consumer.consume(5000, 1.0):
+                if message.error() is not None:
+                    raise RuntimeError(f"the floor's consumer: {message.error()}")
+                by_partition.setdefault(message.partition(), []).append(message)
+            for partition, messages in by_partition.items():
+                with db.transaction(), db.cursor() as cur:
+                    with cur.copy(
+                        "COPY floor_events (stream, version, state) FROM STDIN (FORMAT BINARY)"
+                    ) as copy:
+                        copy.set_types(["uuid", "int8", "bytea"])
+                        for message in messages:
+                            copy.write_row(streams.row(message.value()))
+                    cur.execute(
+                        "INSERT INTO floor_positions VALUES (%s, %s) ON CONFLICT (partition) "
+                        "DO UPDATE SET next = excluded.next",
+                        (partition, messages[-1].offset() + 1),
+                    )
+                seen += len(messages)
+        elapsed = time.perf_counter() - start
+        machine_after = machine_cpu_seconds({os.getpid()})
+        consumer.close()
+    return rate(seen, elapsed), cpu_budget(seen, machine_before, machine_after)
 
 
 def end_to_end(url: str, settings: KafkaSettings, expected: int, figures: dict[str, Any]) -> None:
@@ -413,6 +499,12 @@ def report(figures: dict[str, Any]) -> None:
         ("records", str, "records"),
         ("raw_kafka_consume_per_s", fmt_rate, "raw kafka-python consume"),
         ("raw_postgres_insert_per_s", fmt_rate, "raw PostgreSQL batched insert"),
+        ("exactly_once_floor_per_s", fmt_rate, "exactly-once floor (Kafka -> PostgreSQL, as is)"),
+        (
+            "exactly_once_floor_cpu_per_event",
+            fmt_budget,
+            "  CPU per event (consumer, PostgreSQL, Kafka)",
+        ),
         ("end_to_end_per_s", fmt_rate, "ledger end to end (Kafka -> PostgreSQL -> views)"),
         ("ratio_to_raw_kafka", str, "  ratio to raw Kafka consume"),
         ("ratio_to_raw_postgres", str, "  ratio to raw PostgreSQL insert"),
